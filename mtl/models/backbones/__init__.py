@@ -1,0 +1,6 @@
+"""Backbones: shared trunks mapping B x C x H x W images to B x num_features."""
+
+from mtl.models.backbones.base import Backbone
+from mtl.models.backbones.bknet import BKNet
+
+__all__ = ["Backbone", "BKNet"]

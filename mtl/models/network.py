@@ -1,0 +1,51 @@
+"""A shared backbone with one branch per task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mtl.models.backbones import Backbone
+from mtl.models.heads import BranchHead, HeadConfig
+from mtl.tasks import Task
+
+
+def init_normal_(module: nn.Module, std: float) -> None:
+    """Gaussian N(0, std) weights for every conv/linear layer, zero biases (Sang & Cuong)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class MultiTaskNet(nn.Module):
+    """Backbone features -> every task's branch; every head runs on every sample."""
+
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        backbone: Backbone,
+        head: HeadConfig | None = None,
+        init_std: float | None = 0.01,
+    ) -> None:
+        super().__init__()
+        if not tasks:
+            raise ValueError("MultiTaskNet needs at least one task")
+        head = head or HeadConfig()
+        self.task_names = [t.name for t in tasks]
+        self.backbone = backbone
+        self.heads = nn.ModuleDict(
+            {
+                t.name: BranchHead.from_config(backbone.num_features, t.num_classes, head)
+                for t in tasks
+            }
+        )
+        if init_std is not None:
+            init_normal_(self, init_std)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(x)  # B x F
+        return {name: head(features) for name, head in self.heads.items()}  # each B x C_t

@@ -1,0 +1,104 @@
+import math
+
+import pytest
+import torch
+
+from mtl.losses import FixedWeighting, masked_cross_entropy
+from mtl.models import BKNet, MultiTaskNet
+from mtl.tasks import IGNORE_INDEX, build_tasks
+
+
+def _ce(scores, target):
+    """-log softmax(scores)[target], by hand."""
+    return -(scores[target] - math.log(sum(math.exp(s) for s in scores)))
+
+
+def test_masked_cross_entropy_matches_hand_computed_eq1():
+    logits = torch.tensor([[2.0, 0.5], [0.1, 0.3], [-1.0, 1.5]])
+    targets = torch.tensor([0, IGNORE_INDEX, 1])
+    mask = torch.tensor([True, False, True])
+    expected = (_ce([2.0, 0.5], 0) + _ce([-1.0, 1.5], 1)) / 3  # Eq. 1 divides by N = 3
+    got = masked_cross_entropy(logits, targets, mask)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    per_labelled = masked_cross_entropy(logits, targets, mask, normalization="labelled")
+    assert per_labelled.item() == pytest.approx(expected * 3 / 2, rel=1e-6)
+
+
+def test_absent_task_gives_exact_zero_connected_to_the_graph_without_nan():
+    logits = torch.randn(4, 7, requires_grad=True)
+    targets = torch.full((4,), IGNORE_INDEX)
+    mask = torch.zeros(4, dtype=torch.bool)
+    for normalization in ("batch", "labelled"):
+        loss = masked_cross_entropy(logits, targets, mask, normalization)
+        assert loss.item() == 0.0 and loss.requires_grad
+        (grad,) = torch.autograd.grad(loss, logits)
+        assert torch.equal(grad, torch.zeros_like(grad))
+
+
+def test_ignored_rows_never_leak_nan_even_with_garbage_targets():
+    logits = torch.randn(3, 2, requires_grad=True)
+    targets = torch.tensor([1, 99, -7])  # only row 0 is labelled
+    mask = torch.tensor([True, False, False])
+    loss = masked_cross_entropy(logits, targets, mask)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    assert torch.equal(logits.grad[1:], torch.zeros(2, 2))
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match="logits B x C"):
+        masked_cross_entropy(
+            torch.zeros(3, 2), torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.bool)
+        )
+
+
+def _tiny_net(tasks):
+    return MultiTaskNet(tasks, BKNet(channels=[[4], [8]], input_size=16), init_std=None)
+
+
+def _losses(net, tasks, targets, mask):
+    logits = net(torch.randn(len(targets), 1, 16, 16))
+    return {
+        t.name: masked_cross_entropy(logits[t.name], targets[:, j], mask[:, j])
+        for j, t in enumerate(tasks)
+    }
+
+
+def test_absent_task_head_gets_zero_gradient_but_no_nan():
+    tasks = build_tasks(["smile", "emotion"])
+    net = _tiny_net(tasks)
+    targets = torch.tensor([[1, IGNORE_INDEX], [0, IGNORE_INDEX], [1, IGNORE_INDEX]])
+    losses = _losses(net, tasks, targets, targets != IGNORE_INDEX)
+    total = FixedWeighting([t.name for t in tasks])(losses)
+    total.backward()
+    assert losses["emotion"].item() == 0.0 and torch.isfinite(total)
+    for name, p in net.heads["emotion"].named_parameters():
+        assert p.grad is not None and torch.equal(p.grad, torch.zeros_like(p)), name
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_every_parameter_gets_a_gradient_when_all_tasks_are_present():
+    tasks = build_tasks(["smile", "emotion", "gender", "age"])
+    net = _tiny_net(tasks)
+    targets = torch.tensor([[1, 3, 0, 2], [0, 6, 1, 5], [1, 0, 1, 0], [0, 2, 0, 1]])
+    total = FixedWeighting([t.name for t in tasks])(_losses(net, tasks, targets, targets >= 0))
+    total.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} got no gradient"
+
+
+def test_fixed_weighting_sums_with_mu():
+    w = FixedWeighting(["smile", "emotion"], weights={"emotion": 0.5})
+    total = w({"smile": torch.tensor(2.0), "emotion": torch.tensor(4.0)})
+    assert total.item() == pytest.approx(2.0 + 0.5 * 4.0)
+    assert {k: v.item() for k, v in w.weights().items()} == {"smile": 1.0, "emotion": 0.5}
+    assert "mu" in w.state_dict()
+
+
+def test_fixed_weighting_rejects_unknown_or_negative_weights():
+    with pytest.raises(ValueError, match="unknown task"):
+        FixedWeighting(["smile"], weights={"gender": 1.0})
+    with pytest.raises(ValueError, match="non-negative"):
+        FixedWeighting(["smile"], weights={"smile": -1.0})
+    with pytest.raises(KeyError, match="emotion"):
+        FixedWeighting(["smile", "emotion"])({"smile": torch.tensor(1.0)})

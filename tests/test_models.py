@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from mtl.models import BKNet, BranchHead, MultiTaskNet
+from mtl.models.network import init_normal_
+from mtl.tasks import build_tasks
+
+
+def test_multitask_bknet_shapes_and_size():
+    tasks = build_tasks(["smile", "emotion", "gender"])
+    net = MultiTaskNet(tasks, BKNet())
+    assert net.backbone.num_features == 256 * 3 * 3
+    out = net(torch.zeros(2, 1, 48, 48))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "smile": (2, 2),
+        "emotion": (2, 7),
+        "gender": (2, 2),
+    }
+    params = sum(p.numel() for p in net.parameters())
+    assert 3.70e6 < params < 3.76e6  # "about 3.73 M" (Sang & Cuong) with C = 2 / 7 / 2
+
+
+def test_bknet_structure_follows_the_paper():
+    convs = [m for m in BKNet().modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 32, 64, 64, 128, 128, 256, 256, 256]
+    assert all(
+        c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1) for c in convs
+    )
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in BKNet().modules()) == 9
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in BKNet(batch_norm=False).modules())
+
+
+def test_branch_is_fc256_fc256_fc_c_with_bn_relu_dropout():
+    layers = [type(m).__name__ for m in BranchHead(2304, 7)]
+    assert layers == ["Linear", "BatchNorm1d", "ReLU", "Dropout"] * 2 + ["Linear"]
+
+
+def test_bknet_rejects_indivisible_input():
+    with pytest.raises(ValueError, match="divisible"):
+        BKNet(input_size=50)
+
+
+def test_normal_init_has_the_requested_std():
+    net = BKNet()
+    init_normal_(net, 0.01)
+    w = torch.cat([m.weight.flatten() for m in net.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert w.std().item() == pytest.approx(0.01, rel=0.05) and abs(w.mean().item()) < 1e-3
