@@ -1,0 +1,53 @@
+"""Shared test helpers: tiny, fast CLI runs on synthetic data, written under tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "offline")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+NARROW_BKNET = [
+    "--model.backbone=BKNet",
+    "--model.backbone.channels=[[8, 8], [16, 16], [32, 32], [64, 64, 64]]",
+    "--model.head.hidden=[64, 64]",
+]
+
+
+def tiny_sources(train: int = 64, val: int = 32, test: int = 32) -> str:
+    """Three synthetic sources shaped like the papers' mix, sized for a test."""
+    split = f"train: {train}, val: {val}, test: {test}"
+    return (
+        f"--data.sources=[{{name: s_smile, tasks: [smile], {split}}}, "
+        f"{{name: s_emotion, tasks: [emotion], {split}}}, "
+        f"{{name: s_gender_age, tasks: [gender, age], {split}}}]"
+    )
+
+
+def tiny_fit_args(**sizes: int) -> list[str]:
+    """``mtl fit`` arguments for a seconds-long run of a narrow BKNet on tiny synthetic data."""
+    return [
+        "fit",
+        "--data=SyntheticDataModule",
+        tiny_sources(**sizes),
+        "--data.batch_size=32",
+        *NARROW_BKNET,
+        "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.log_every_n_steps=1",
+    ]
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in tmp_path so that ``runs/`` (logs, checkpoints) lands there, not in the repo."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

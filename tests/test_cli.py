@@ -1,0 +1,96 @@
+"""The ``mtl`` command: shipped configs, argument validation, checkpoints and resume."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from mtl.cli import main, run_cli
+
+from .conftest import CONF_DIR, tiny_fit_args
+
+CONFIGS = sorted(CONF_DIR.rglob("*.yaml"))
+
+
+def test_configs_exist():
+    assert CONFIGS, "conf/ ships no config"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(CONF_DIR)))
+def test_every_shipped_config_parses_and_runs_fast_dev_run(config, in_tmp):
+    cli = run_cli(["fit", "--config", str(config), "--trainer.fast_dev_run=true"])
+    assert cli.trainer.state.finished
+    assert cli.model.tasks, "the model got no tasks from the data"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("--model.no_such_option=1", "no_such_option"),
+        ("--trainer.max_epochs=three", "max_epochs"),
+        ("--data.batch_size=big", "batch_size"),
+        ("--model.normalization=mean", "normalization"),
+    ],
+)
+def test_bad_keys_and_types_fail_before_training_naming_the_key(override, named, in_tmp, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*tiny_fit_args(), override])
+    assert exit_info.value.code != 0
+    assert named in capsys.readouterr().err
+    assert not (in_tmp / "runs").exists(), "nothing may be written before validation passes"
+
+
+def test_unknown_key_in_a_config_file_is_rejected(in_tmp, capsys):
+    bad = in_tmp / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"model": {"weighting_typo": 1}}))
+    with pytest.raises(SystemExit) as exit_info:
+        main([*tiny_fit_args(), "--config", str(bad)])
+    assert exit_info.value.code != 0 and "weighting_typo" in capsys.readouterr().err
+
+
+def test_fit_writes_config_metrics_and_checkpoints_with_the_config(in_tmp):
+    cli = run_cli(tiny_fit_args())
+    run_dir = in_tmp / "runs" / "mtl" / "version_0"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "metrics.csv").is_file()
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    for task in ("smile", "emotion", "gender", "age"):
+        assert f"val/{task}/acc" in header
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert "SyntheticDataModule" in ckpt["mtl_config"]
+    assert ckpt["hyper_parameters"]["tasks"] == ["smile", "emotion", "gender", "age"]
+    assert cli.trainer.global_step > 0
+
+
+def test_ckpt_path_last_resumes_the_latest_run(in_tmp):
+    first = run_cli(tiny_fit_args())
+    steps_per_epoch = first.trainer.global_step
+    second = run_cli([*tiny_fit_args(), "--trainer.max_epochs=2", "--ckpt_path=last"])
+    assert second.trainer.global_step == 2 * steps_per_epoch  # continued, not restarted
+    assert second.trainer.current_epoch == 2
+    assert sorted(p.name for p in (in_tmp / "runs" / "mtl").iterdir()) == ["version_0"]
+
+
+def test_ckpt_path_last_without_a_checkpoint_starts_fresh(in_tmp):
+    with pytest.warns(UserWarning, match="no last.ckpt"):
+        cli = run_cli([*tiny_fit_args(), "--ckpt_path=last"])
+    assert cli.trainer.current_epoch == 1
+
+
+def test_validate_test_and_predict_from_a_checkpoint(in_tmp):
+    run_cli(tiny_fit_args())
+    ckpt = str(in_tmp / "runs" / "mtl" / "version_0" / "checkpoints" / "last.ckpt")
+    common = tiny_fit_args()[1:]  # the same data and model arguments, without "fit"
+    common = [a for a in common if not a.startswith("--trainer.max_epochs")]
+    for sub in ("validate", "test", "predict"):
+        cli = run_cli([sub, *common, f"--ckpt_path={ckpt}"])
+        assert cli.trainer.state.finished, sub
+
+
+def test_python_dash_m_mtl_shows_help():
+    out = subprocess.run(
+        [sys.executable, "-m", "mtl", "--help"], capture_output=True, text=True, check=True
+    )
+    for sub in ("fit", "validate", "test", "predict"):
+        assert sub in out.stdout
