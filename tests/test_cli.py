@@ -94,3 +94,27 @@ def test_python_dash_m_mtl_shows_help():
     )
     for sub in ("fit", "validate", "test", "predict"):
         assert sub in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "optimizer", "scheduler"),
+    [
+        ([], "MomentumSGD", "ExponentialDecay"),
+        (["--model.optimizer=Adam", "--model.optimizer.lr=0.001"], "Adam", "ExponentialDecay"),
+        (["--model.lr_scheduler=null"], "MomentumSGD", None),
+        (
+            ["--model.lr_scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau"],
+            "MomentumSGD",
+            "ReduceLROnPlateau",
+        ),
+    ],
+)
+def test_optimizer_and_schedule_are_selectable_from_config(override, optimizer, scheduler, in_tmp):
+    cli = run_cli([*tiny_fit_args(train=16, val=8, test=8), *override])
+    assert type(cli.trainer.optimizers[0]).__name__ == optimizer
+    configs = cli.trainer.lr_scheduler_configs
+    assert [type(c.scheduler).__name__ for c in configs] == ([scheduler] if scheduler else [])
+    if scheduler == "ExponentialDecay":
+        assert configs[0].interval == "step"
+    if scheduler == "ReduceLROnPlateau":
+        assert configs[0].monitor == "val/loss"
