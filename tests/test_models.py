@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mtl.models import BKNet, BranchHead, MultiTaskNet
+from mtl.models import BKNet, BranchHead, HeadConfig, MBKNet, MultiTaskNet
 from mtl.models.network import init_normal_
 from mtl.tasks import build_tasks
 
@@ -45,3 +45,26 @@ def test_normal_init_has_the_requested_std():
     init_normal_(net, 0.01)
     w = torch.cat([m.weight.flatten() for m in net.modules() if isinstance(m, torch.nn.Conv2d)])
     assert w.std().item() == pytest.approx(0.01, rel=0.05) and abs(w.mean().item()) < 1e-3
+
+
+def _rohani_params(task_names, backbone_cls):
+    """Rohani et al. Table 3 setting: no batch norm anywhere; smile 2, gender 2, age 6."""
+    tasks = build_tasks(task_names)
+    head = HeadConfig(batch_norm=False)
+    net = MultiTaskNet(tasks, backbone_cls(batch_norm=False), head)
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_rohani_table3_parameter_counts_exactly():
+    assert _rohani_params(["smile"], BKNet) == 2_418_146  # Config A: single-task BKNet
+    assert _rohani_params(["smile", "gender", "age"], BKNet) == 3_731_946  # Config B
+    assert _rohani_params(["smile", "gender", "age"], MBKNet) == 3_953_130  # Config C: MBKNet
+
+
+def test_mbknet_concatenates_pooled_first_block_with_last_block():
+    net = MBKNet()
+    assert net.num_features == 2304 + 32 * 3 * 3
+    x = torch.randn(2, 1, 48, 48)
+    features = net(x)
+    assert features.shape == (2, 2592)
+    assert torch.equal(features[:, 288:], BKNet.forward(net, x))  # the plain BKNet part

@@ -2,5 +2,6 @@
 
 from mtl.models.backbones.base import Backbone
 from mtl.models.backbones.bknet import BKNet
+from mtl.models.backbones.mbknet import MBKNet
 
-__all__ = ["Backbone", "BKNet"]
+__all__ = ["BKNet", "Backbone", "MBKNet"]
