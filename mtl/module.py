@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import lightning as L
 import torch
@@ -39,7 +40,7 @@ class MultiTaskModule(L.LightningModule):
         age_edges: Sequence[int] = DEFAULT_AGE_EDGES,
         backbone: Backbone | None = None,
         head: HeadConfig | None = None,
-        init_std: float | None = 0.01,
+        init_std: float | Literal["auto"] | None = "auto",
         weighting: WeightingCallable = FixedWeighting,
         normalization: Normalization = "batch",
         optimizer: OptimizerCallable = MomentumSGD,
@@ -53,7 +54,8 @@ class MultiTaskModule(L.LightningModule):
             age_edges: age-group edges in years (linked from the data module too).
             backbone: shared trunk (default: Multi-task BKNet's, with batch norm).
             head: shape of every task branch (default FC 256 -> FC 256, BN, dropout 0.5).
-            init_std: N(0, init_std) initialisation of all weights; None keeps PyTorch's.
+            init_std: N(0, init_std) initialisation of all weights; "auto" takes the backbone's
+                paper default (0.01 for BKNet/MBKNet), None keeps PyTorch's/timm's own.
             weighting: how per-task losses combine (default: fixed mu_t = 1).
             normalization: divide each task's summed loss by the batch size ("batch", the
                 paper's Eq. 1) or by its labelled count ("labelled").

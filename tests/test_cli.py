@@ -118,3 +118,10 @@ def test_optimizer_and_schedule_are_selectable_from_config(override, optimizer, 
         assert configs[0].interval == "step"
     if scheduler == "ReduceLROnPlateau":
         assert configs[0].monitor == "val/loss"
+
+
+def test_a_timm_backbone_is_selectable_from_the_command_line(in_tmp):
+    args = [a for a in tiny_fit_args(train=16, val=8, test=8) if not a.startswith("--model.")]
+    cli = run_cli([*args, "--model.backbone=TimmBackbone", "--model.backbone.model_name=resnet18"])
+    assert type(cli.model.net.backbone).__name__ == "TimmBackbone"
+    assert cli.trainer.state.finished

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -29,8 +30,11 @@ class MultiTaskNet(nn.Module):
         tasks: Sequence[Task],
         backbone: Backbone,
         head: HeadConfig | None = None,
-        init_std: float | None = 0.01,
+        init_std: float | Literal["auto"] | None = "auto",
     ) -> None:
+        """``init_std``: N(0, std) for every conv/linear weight; ``"auto"`` uses the backbone's
+        paper default (0.01 for the BKNet family, the layers' own init otherwise); None keeps
+        the layers' own (PyTorch/timm) initialisation."""
         super().__init__()
         if not tasks:
             raise ValueError("MultiTaskNet needs at least one task")
@@ -43,6 +47,8 @@ class MultiTaskNet(nn.Module):
                 for t in tasks
             }
         )
+        if init_std == "auto":
+            init_std = backbone.default_init_std
         if init_std is not None:
             init_normal_(self, init_std)
 

@@ -3,5 +3,6 @@
 from mtl.models.backbones.base import Backbone
 from mtl.models.backbones.bknet import BKNet
 from mtl.models.backbones.mbknet import MBKNet
+from mtl.models.backbones.timm_backbone import TimmBackbone
 
-__all__ = ["BKNet", "Backbone", "MBKNet"]
+__all__ = ["BKNet", "Backbone", "MBKNet", "TimmBackbone"]

@@ -11,8 +11,11 @@ class Backbone(nn.Module):
 
     Subclasses set ``num_features`` (length of the flat feature vector ``forward`` returns),
     ``in_chans`` and ``input_size`` (the square input side they are built for).
+    ``default_init_std`` is the N(0, std) initialisation the backbone's paper prescribes for
+    the whole network, or None to keep the layers' own initialisation.
     """
 
+    default_init_std: float | None = None
     num_features: int
     in_chans: int
     input_size: int

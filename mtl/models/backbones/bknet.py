@@ -38,6 +38,8 @@ class ConvBlock(nn.Sequential):
 class BKNet(Backbone):
     """BKNet convolutional trunk; ``forward`` returns the flattened last block."""
 
+    default_init_std = 0.01  # Sang & Cuong: all weights N(0, 0.01)
+
     def __init__(
         self,
         in_chans: int = 1,
