@@ -44,6 +44,7 @@ class FaceArrayDataset(Dataset):
         self.targets = torch.as_tensor(targets, dtype=torch.long)  # N x T
         self.mask = self.targets != IGNORE_INDEX  # N x T
         self.source = source
+        self._source = torch.tensor(source, dtype=torch.long)  # same for every item: build once
         self.transform = transform
 
     def __len__(self) -> int:
@@ -59,5 +60,5 @@ class FaceArrayDataset(Dataset):
             "image": image,
             "targets": self.targets[index],
             "mask": self.mask[index],
-            "source": torch.tensor(self.source, dtype=torch.long),
+            "source": self._source,
         }
