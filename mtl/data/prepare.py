@@ -1,0 +1,309 @@
+"""``mtl prepare``: raw dataset → face cache, resumable, with progress and a summary.
+
+Items are processed in fixed chunks of the scan order. Each finished chunk is saved under
+``.partial/`` (write then rename), so an interrupted run resumes where it stopped and never
+leaves a corrupt cache; the final files are assembled from the chunks and ``manifest.json`` is
+written last. Decoding runs in DataLoader workers while the main process detects faces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from mtl.data import cache as C
+from mtl.data.faces import (
+    BadImage,
+    Detector,
+    FaceSettings,
+    choose_face,
+    crop_face,
+    load_rgb,
+    make_detector,
+)
+from mtl.data.records import LABEL_COLUMNS, RawItem, Scan, count_reasons
+from mtl.data.sources.base import RawSource
+
+KEPT, SKIPPED = "kept", "skipped"
+
+
+@dataclass
+class ItemResult:
+    """What happened to one scanned item."""
+
+    status: str  # kept | skipped
+    reason: str = ""  # category (also set for kept items with a remark, e.g. several faces)
+    detail: str = ""
+
+
+class _Decode(Dataset):
+    """Decodes items in DataLoader workers: (index, RGB array or None, error or None)."""
+
+    def __init__(self, items: list[RawItem]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, BadImage | None]:
+        item = self.items[i]
+        try:
+            return i, load_rgb(item.path, item.pixels), None
+        except BadImage as err:
+            return i, None, err
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def resolve_settings(source: RawSource, face: FaceSettings) -> FaceSettings:
+    """Replace ``detector="auto"`` by the source's default, so the key names the real detector."""
+    if face.detector == "auto":
+        return dataclasses.replace(face, detector=source.default_detector)
+    return face
+
+
+def locate(source: RawSource, out: Path, face: FaceSettings) -> tuple[Path, Scan, FaceSettings]:
+    """Scan the source and find the cache folder its current content and settings map to."""
+    face = resolve_settings(source, face)
+    scan = source.scan()
+    key = C.cache_key(source, face, C.fingerprint(scan))
+    return C.cache_path(out, source, key), scan, face
+
+
+def prepare(
+    source: RawSource,
+    out: Path = C.DEFAULT_CACHE_DIR,
+    face: FaceSettings = FaceSettings(),
+    *,
+    device: str = "auto",
+    batch_size: int = 32,
+    chunk_batches: int = 32,
+    workers: int = 2,
+    progress: bool = True,
+    console: Console | None = None,
+) -> C.FaceCache:
+    """Prepare ``source`` into a face cache under ``out`` (or reuse the one that is complete).
+
+    Args:
+        device: where MTCNN runs (``auto``: the GPU when one is present).
+        batch_size: images per detector batch.
+        chunk_batches: batches per resumable chunk.
+        workers: DataLoader processes decoding images.
+    """
+    console = console or Console(stderr=True)
+    path, scan, face = locate(source, out, face)
+    if (path / "manifest.json").is_file():
+        console.print(f"[green]{source.name}: cache up to date[/] at {path}")
+        return C.FaceCache.open(path)
+    started = time.perf_counter()
+    parts = path / ".partial"
+    parts.mkdir(parents=True, exist_ok=True)
+    chunk = batch_size * chunk_batches
+    pending = [c for c in range(-(-len(scan.items) // chunk)) if not _part(parts, c).is_file()]
+    detector = make_detector(face.detector, device)
+    runner = _ChunkRunner(scan.items, face, detector, parts, chunk)
+    done = len(scan.items) - sum(len(runner.chunk_range(c)) for c in pending)
+    batches = [
+        list(r[i : i + batch_size])
+        for c in pending
+        for r in [runner.chunk_range(c)]
+        for i in range(0, len(r), batch_size)
+    ]
+    loader = DataLoader(
+        _Decode(scan.items), batch_sampler=batches, collate_fn=_as_list, num_workers=workers
+    )
+    bar = tqdm(
+        total=len(scan.items),
+        initial=done,
+        unit="img",
+        desc=f"prepare {source.name}",
+        disable=not progress,
+        smoothing=0.1,
+    )
+    for batch in loader:
+        runner.process(batch)
+        bar.update(len(batch))
+    bar.close()
+    seconds = time.perf_counter() - started
+    result = _assemble(source, scan, face, path, runner, seconds, processed=len(scan.items) - done)
+    shutil.rmtree(parts, ignore_errors=True)
+    print_summary(result.manifest, console)
+    return result
+
+
+def _part(parts: Path, c: int) -> Path:
+    return parts / f"chunk{c:05d}.npz"
+
+
+class _ChunkRunner:
+    """Detects and crops decoded batches; saves each chunk as soon as it is complete."""
+
+    def __init__(
+        self, items: list[RawItem], face: FaceSettings, detector: Detector, parts: Path, chunk: int
+    ) -> None:
+        self.items, self.face, self.detector = items, face, detector
+        self.parts, self.chunk = parts, chunk
+        self.buffer: dict[int, tuple[np.ndarray | None, ItemResult]] = {}
+
+    def chunk_range(self, c: int) -> range:
+        return range(c * self.chunk, min((c + 1) * self.chunk, len(self.items)))
+
+    def process(self, batch: list[tuple[int, np.ndarray | None, BadImage | None]]) -> None:
+        decoded = [(i, rgb) for i, rgb, _ in batch if rgb is not None]
+        for i, _, err in batch:
+            if err is not None:
+                self.buffer[i] = (None, ItemResult(SKIPPED, err.reason, err.detail))
+        if self.face.detector == "given":
+            boxes = [[self.items[i].box] if self.items[i].box else [] for i, _ in decoded]
+        else:
+            boxes = self.detector.detect([rgb for _, rgb in decoded])
+        for (i, rgb), found in zip(decoded, boxes, strict=True):
+            self.buffer[i] = self._crop(rgb, found)
+        c = batch[-1][0] // self.chunk
+        if all(i in self.buffer for i in self.chunk_range(c)):
+            self._save(c)
+
+    def _crop(self, rgb: np.ndarray, boxes: list) -> tuple[np.ndarray | None, ItemResult]:
+        try:
+            box = choose_face(boxes, self.face, rgb.shape)
+        except BadImage as err:
+            return None, ItemResult(SKIPPED, err.reason, err.detail)
+        with_margin = self.face.detector != "none"
+        face = crop_face(rgb, box, self.face, margin=with_margin)
+        if not boxes:
+            return face, ItemResult(KEPT, "no face found: centre crop")
+        if len(boxes) > 1:
+            return face, ItemResult(KEPT, "several faces: largest kept", f"{len(boxes)} faces")
+        return face, ItemResult(KEPT)
+
+    def _save(self, c: int) -> None:
+        rng = self.chunk_range(c)
+        shape = (self.face.size, self.face.size) + (() if self.face.grayscale else (3,))
+        images = np.zeros((len(rng), *shape), dtype=np.uint8)
+        status = []
+        for k, i in enumerate(rng):
+            face, result = self.buffer.pop(i)
+            if face is not None:
+                images[k] = face
+            status.append((result.status, result.reason, result.detail))
+        arr = np.array(status, dtype=str).reshape(len(rng), 3)
+        C.write_atomic(
+            _part(self.parts, c), lambda f: np.savez(f, images=images, status=arr), binary=True
+        )
+
+    def load(self, c: int) -> tuple[np.ndarray, list[ItemResult]]:
+        with np.load(_part(self.parts, c)) as z:
+            return z["images"], [ItemResult(*row) for row in z["status"].tolist()]
+
+
+def _assemble(
+    source: RawSource,
+    scan: Scan,
+    face: FaceSettings,
+    path: Path,
+    runner: _ChunkRunner,
+    seconds: float,
+    processed: int,
+) -> C.FaceCache:
+    """Join the chunks into the final cache files; the manifest goes last."""
+    kept_images, label_rows, item_rows = [], [], []
+    for c in range(-(-len(scan.items) // runner.chunk)):
+        images, results = runner.load(c)
+        for k, (i, result) in enumerate(zip(runner.chunk_range(c), results, strict=True)):
+            item = scan.items[i]
+            row = ""
+            if result.status == KEPT:
+                row = len(kept_images)
+                kept_images.append(images[k])
+                label_rows.append(_label_row(row, item))
+            item_rows.append((item.id, result.status, result.reason, result.detail, row))
+    item_rows += [(i.item, SKIPPED, i.reason, i.detail, "") for i in scan.rejected]
+    shape = (face.size, face.size) + (() if face.grayscale else (3,))
+    stacked = np.stack(kept_images) if kept_images else np.zeros((0, *shape), np.uint8)
+    C.write_npy(path / "images.npy", stacked)
+    C.write_csv(path / "labels.csv", C.LABEL_FIELDS, label_rows)
+    C.write_csv(path / "items.csv", ("id", "status", "reason", "detail", "row"), item_rows)
+    C.write_csv(
+        path / "label_issues.csv",
+        ("id", "reason", "detail"),
+        ((i.item, i.reason, i.detail) for i in scan.dropped),
+    )
+    manifest = _manifest(source, scan, face, item_rows, seconds, processed)
+    C.write_json(path / "manifest.json", manifest)
+    return C.FaceCache.open(path)
+
+
+def _label_row(row: int, item: RawItem) -> list[Any]:
+    labels = [item.labels.get(name, "") for name in LABEL_COLUMNS]
+    return [row, item.id, item.split or "", "" if item.fold is None else item.fold, *labels]
+
+
+def _manifest(
+    source: RawSource,
+    scan: Scan,
+    face: FaceSettings,
+    item_rows: list[tuple],
+    seconds: float,
+    processed: int,
+) -> dict[str, Any]:
+    kept = Counter(r[2] for r in item_rows if r[1] == KEPT and r[2])
+    skipped = Counter(r[2] for r in item_rows if r[1] == SKIPPED)
+    return {
+        "format": C.CACHE_FORMAT,
+        "source": {
+            "name": source.name,
+            "version": source.version,
+            "root": str(source.root),
+            "options": source.options(),
+        },
+        "face": dataclasses.asdict(face),
+        "counts": {
+            "scanned": len(item_rows),
+            "kept": sum(1 for r in item_rows if r[1] == KEPT),
+            "skipped": dict(skipped.most_common()),
+            "kept_with_remark": dict(kept.most_common()),
+            "labels_dropped": count_reasons(scan.dropped),
+        },
+        "notes": scan.notes,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(processed / seconds, 1) if seconds > 0 else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def print_summary(manifest: dict[str, Any], console: Console | None = None) -> None:
+    """A table of kept / skipped-by-reason counts and the throughput of a prepare run."""
+    console = console or Console(stderr=True)
+    counts = manifest["counts"]
+    table = Table(
+        title=f"prepare {manifest['source']['name']} "
+        f"({manifest['face']['detector']}, {manifest['face']['size']}px)"
+    )
+    table.add_column("outcome")
+    table.add_column("items", justify="right")
+    table.add_row("[bold]scanned", str(counts["scanned"]))
+    table.add_row("[green]kept", str(counts["kept"]))
+    for title, group in (
+        ("kept", "kept_with_remark"),
+        ("skipped", "skipped"),
+        ("label dropped", "labels_dropped"),
+    ):
+        for reason, n in counts[group].items():
+            table.add_row(f"  {title}: {reason}", str(n))
+    console.print(table)
+    for note in manifest["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"{manifest['seconds']} s, {manifest['images_per_second']} images/s")

@@ -1,0 +1,122 @@
+"""IMDB and WIKI from IMDB-WIKI (Rothe et al.): celebrity photos with gender and date of birth.
+
+``imdb.mat`` / ``wiki.mat`` hold one struct with per-image arrays: ``dob`` (MATLAB datenum),
+``photo_taken`` (year), ``full_path``, ``gender`` (**1 male, 0 female, NaN unknown**),
+``face_location`` (x1, y1, x2, y2), ``face_score`` (−inf when no face was found) and
+``second_face_score`` (NaN when there is no second face). Age is the dataset authors' rule:
+whole years from the date of birth to 1 July of ``photo_taken``. The usual cleaning filters are
+options; each filtered item is reported with the filter that removed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mtl.data.records import BadLabel, RawItem, Scan, check_age
+from mtl.data.sources.base import RawSource
+
+MATLAB_EPOCH_OFFSET = 366  # datenum 1 is 1 Jan of year 0; Python's ordinal 1 is 1 Jan of year 1
+
+
+def datenum_to_date(datenum: float) -> date:
+    """Convert a MATLAB datenum to a date (raises ValueError when out of range)."""
+    return date.fromordinal(int(datenum) - MATLAB_EPOCH_OFFSET) + timedelta(days=datenum % 1)
+
+
+def age_at_photo(dob: float, photo_taken: int) -> float:
+    """Whole years from birth to 1 July of the year the photo was taken."""
+    born = datenum_to_date(dob)
+    mid_year = date(int(photo_taken), 7, 1)
+    return float(
+        mid_year.year - born.year - ((mid_year.month, mid_year.day) < (born.month, born.day))
+    )
+
+
+@dataclass
+class ImdbWiki(RawSource):
+    """Base of the IMDB and WIKI sources → gender, age (years)."""
+
+    min_face_score: float = 1.0
+    require_single_face: bool = True
+    min_age: float = 0.0
+    max_age: float = 100.0
+    require_gender: bool = True
+
+    key: ClassVar[str] = ""
+    tasks = ("gender", "age")
+    default_detector = "mtcnn"
+
+    def scan(self) -> Scan:
+        from scipy.io import loadmat
+
+        path = self.require(self.root / f"{self.key}.mat", f"{self.key}.mat")
+        meta = loadmat(path, simplify_cells=True)[self.key]
+        scan = Scan()
+        paths = np.atleast_1d(meta["full_path"])
+        for i, rel in enumerate(paths):
+            row = {k: np.atleast_1d(meta[k])[i] for k in _FIELDS}
+            item = self._item(scan, str(rel), row)
+            if item is not None:
+                scan.keep(item)
+        return scan
+
+    def _item(self, scan: Scan, rel: str, row: dict[str, Any]) -> RawItem | None:
+        reason = self._filtered(row)
+        if reason:
+            scan.reject(rel, *reason)
+            return None
+        labels: dict[str, float] = {}
+        try:
+            age = check_age(age_at_photo(float(row["dob"]), int(row["photo_taken"])))
+            if not self.min_age <= age <= self.max_age:
+                scan.reject(rel, "filtered: age outside range", f"{age:g} years")
+                return None
+            labels["age"] = age
+        except (BadLabel, ValueError, OverflowError) as err:
+            scan.drop(rel, getattr(err, "reason", "impossible age"), str(err))
+        gender = float(row["gender"])
+        if gender in (0.0, 1.0):
+            labels["gender"] = int(gender)  # already 1 male / 0 female
+        elif self.require_gender:
+            scan.reject(rel, "unknown gender (NaN)" if np.isnan(gender) else "label out of range")
+            return None
+        else:
+            scan.drop(rel, "unknown gender (NaN)", f"gender={gender!r}")
+        box = tuple(float(v) for v in np.asarray(row["face_location"]).ravel()[:4])
+        return RawItem(rel, labels, path=self.root / rel, box=box if len(box) == 4 else None)
+
+    def _filtered(self, row: dict[str, Any]) -> tuple[str, str] | None:
+        score = float(row["face_score"])
+        if not np.isfinite(score):
+            return "no face (face_score -inf)", ""
+        if score < self.min_face_score:
+            return "filtered: face score below min", f"{score:.2f} < {self.min_face_score}"
+        if self.require_single_face and not np.isnan(float(row["second_face_score"])):
+            return (
+                "filtered: second face",
+                f"second_face_score={float(row['second_face_score']):.2f}",
+            )
+        return None
+
+
+_FIELDS = ("dob", "photo_taken", "gender", "face_location", "face_score", "second_face_score")
+
+
+@dataclass
+class Imdb(ImdbWiki):
+    """IMDB part of IMDB-WIKI (``imdb.mat``)."""
+
+    name = "imdb"
+    key = "imdb"
+
+
+@dataclass
+class Wiki(ImdbWiki):
+    """WIKI part of IMDB-WIKI (``wiki.mat``)."""
+
+    name = "wiki"
+    key = "wiki"
