@@ -7,6 +7,7 @@ rejected before anything is built, naming the key, with exit status 2.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from jsonargparse import Namespace
@@ -15,6 +16,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.utilities import rank_zero_warn
 
 from mtl.callbacks import ResultsTable, SaveConfigToCheckpoint
+from mtl.commands import COMMANDS
 from mtl.data.datamodule import FaceDataModule
 from mtl.module import MultiTaskModule
 
@@ -97,5 +99,15 @@ def run_cli(args: ArgsType = None) -> MTLCLI:
 
 
 def main(args: ArgsType = None) -> None:
-    """Entry point of ``mtl`` and ``python -m mtl``; ``args`` lets tests call it in-process."""
+    """Entry point of ``mtl`` and ``python -m mtl``; ``args`` lets tests call it in-process.
+
+    ``prepare`` and ``bench`` are dispatched to :mod:`mtl.commands` (they build no model or
+    trainer); everything else goes to LightningCLI. Non-zero statuses exit the process.
+    """
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in COMMANDS:
+        status = COMMANDS[argv[0]](argv[1:])
+        if status:
+            raise SystemExit(status)
+        return
     run_cli(args)

@@ -103,3 +103,18 @@ class CelebADataModule(SourceDataModule):
     """CelebA smile (``Smiling``) and gender (``Male``); official partition."""
 
     source_class = CelebA
+
+
+DATAMODULES: dict[str, type[SourceDataModule]] = {
+    cls.source_class.name: cls
+    for cls in (
+        Genki4kDataModule,
+        Fer2013DataModule,
+        UTKFaceDataModule,
+        ImdbDataModule,
+        WikiDataModule,
+        AdienceDataModule,
+        CelebADataModule,
+    )
+}
+"""The DataModule of each raw source, by source name."""

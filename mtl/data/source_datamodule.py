@@ -125,8 +125,15 @@ class SourceDataModule(FaceDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.cache is not None:
             return
-        path, _, _ = locate(self.make_source(), self.cache_dir, self.face)
-        self.cache = C.FaceCache.open(path)
+        source = self.make_source()
+        path, _, _ = locate(source, self.cache_dir, self.face)
+        try:
+            self.cache = C.FaceCache.open(path)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"{err}; build it with prepare_data() or "
+                f"`mtl prepare {source.name} --root {self.root} --out {self.cache_dir}`"
+            ) from None
         plan = self.load_or_plan_splits(path)
         masks = self.select(plan)
         targets = targets_for(self.cache.table, self.tasks)

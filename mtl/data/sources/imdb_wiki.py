@@ -76,8 +76,10 @@ class ImdbWiki(RawSource):
                 scan.reject(rel, "filtered: age outside range", f"{age:g} years")
                 return None
             labels["age"] = age
-        except (BadLabel, ValueError, OverflowError) as err:
-            scan.drop(rel, getattr(err, "reason", "impossible age"), str(err))
+        except BadLabel as err:
+            scan.drop(rel, err.reason, err.detail)
+        except (ValueError, OverflowError) as err:  # a datenum no calendar date matches
+            scan.drop(rel, "impossible age", f"dob {row['dob']!r}: {err}")
         gender = float(row["gender"])
         if gender in (0.0, 1.0):
             labels["gender"] = int(gender)  # already 1 male / 0 female

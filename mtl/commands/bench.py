@@ -1,0 +1,197 @@
+"""``mtl bench data``: can the data pipeline feed training? Measures, per real source:
+
+1. prepare throughput (images/s of ``mtl prepare`` into a fresh cache);
+2. loading throughput from the cache (samples/s through the training DataLoader, with
+   augmentation, as training sees it);
+
+and the training throughput of the multi-task BKNet (samples/s of forward + backward + SGD step,
+all four tasks) on the same machine. Loading must be at least 10x training so data never starves
+it; the table says whether it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from mtl.data.datamodules import DATAMODULES
+from mtl.data.prepare import prepare
+from mtl.data.transforms import Augmentation
+from mtl.tasks import TASK_NAMES
+
+DEFAULT_FOLDERS = {"genki4k": "genki4k", "fer2013": "fer2013", "utkface": "utkface"}
+REQUIRED_RATIO = 10.0
+
+
+def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
+    """Samples/s of multi-task BKNet training steps on random 1x48x48 batches."""
+    from mtl.module import MultiTaskModule
+
+    module = MultiTaskModule(list(TASK_NAMES))
+    module.train()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9, weight_decay=0.01)
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "image": torch.rand(batch_size, 1, 48, 48, generator=g),
+        "targets": torch.stack(
+            [torch.randint(0, t.num_classes, (batch_size,), generator=g) for t in module.tasks],
+            dim=1,
+        ),  # B x T
+    }
+    batch["mask"] = torch.ones_like(batch["targets"], dtype=torch.bool)
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        optimizer.zero_grad()
+        loss = module.weighting(module.task_losses(module(batch["image"]), batch))
+        loss.backward()
+        optimizer.step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def loading_throughput(
+    name: str, root: Path, cache: Path, batch_size: int, workers: int, max_batches: int
+) -> tuple[float, int]:
+    """Steady-state samples/s of the source's augmented training loader (first batch excluded)."""
+    dm = DATAMODULES[name](
+        root=root,
+        cache_dir=cache,
+        batch_size=batch_size,
+        num_workers=workers,
+        augmentation=Augmentation(),
+    )
+    dm.setup("fit")
+    samples, start = 0, None
+    for i, batch in enumerate(dm.train_dataloader()):
+        if i == 0:
+            start = time.perf_counter()  # workers are up and the first batch is out
+            continue
+        samples += len(batch["image"])
+        if i >= max_batches:
+            break
+    seconds = time.perf_counter() - start if start else float("nan")
+    return samples / seconds if samples else float("nan"), samples
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtl bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    subs = parser.add_subparsers(dest="what", required=True)
+    data = subs.add_parser("data", help="prepare, loading and training throughput")
+    data.add_argument(
+        "--data-root",
+        type=Path,
+        default=Path("../shared/data"),
+        help="folder holding genki4k/, fer2013/, utkface/ (those present are used)",
+    )
+    data.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME=ROOT",
+        help="bench this source too (repeatable), e.g. adience=/data/adience",
+    )
+    data.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="cache folder to use and keep (default: a fresh temporary one)",
+    )
+    data.add_argument("--batch-size", type=int, default=128)
+    data.add_argument("--workers", type=int, default=2, help="DataLoader workers for loading")
+    data.add_argument("--max-batches", type=int, default=200, help="loader batches to time")
+    data.add_argument("--train-steps", type=int, default=20)
+    data.add_argument("--json", type=Path, default=None, help="also write the results here")
+    return parser
+
+
+def _sources(args: argparse.Namespace) -> dict[str, Path]:
+    found = {
+        n: args.data_root / f for n, f in DEFAULT_FOLDERS.items() if (args.data_root / f).is_dir()
+    }
+    for spec in args.source:
+        name, _, root = spec.partition("=")
+        if name not in DATAMODULES or not root:
+            raise SystemExit(
+                f"--source {spec!r}: expected NAME=ROOT with NAME in {list(DATAMODULES)}"
+            )
+        found[name] = Path(root)
+    return found
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    sources = _sources(args)
+    if not sources:
+        console.print(f"[red]no datasets found under {args.data_root}; pass --source NAME=ROOT")
+        return 2
+    out = args.out or Path(tempfile.mkdtemp(prefix="mtl-bench-"))
+    rows = []
+    try:
+        for name, root in sources.items():
+            cache = prepare(DATAMODULES[name].source_class(root=root), out, console=console)
+            load, n = loading_throughput(
+                name, root, out, args.batch_size, args.workers, args.max_batches
+            )
+            counts = cache.manifest["counts"]
+            rows.append(
+                {
+                    "source": name,
+                    "prepare_images_per_s": cache.manifest["images_per_second"],
+                    "detector": cache.manifest["face"]["detector"],
+                    "kept": counts["kept"],
+                    "scanned": counts["scanned"],
+                    "load_samples_per_s": round(load, 1),
+                    "load_samples_timed": n,
+                }
+            )
+    finally:
+        if args.out is None:
+            shutil.rmtree(out, ignore_errors=True)
+    train = training_throughput(args.batch_size, args.train_steps)
+    _report(rows, train, console, args.json)
+    return 0
+
+
+def _report(rows: list[dict], train: float, console: Console, json_path: Path | None) -> None:
+    table = Table(
+        title=f"data throughput vs multi-task BKNet training ({train:.0f} samples/s, "
+        f"{torch.get_num_threads()} threads)"
+    )
+    for col in (
+        "source",
+        "detector",
+        "kept / scanned",
+        "prepare img/s",
+        "load samples/s",
+        "load / train",
+        f">= {REQUIRED_RATIO:g}x",
+    ):
+        table.add_column(col, justify="left" if col in ("source", "detector") else "right")
+    for r in rows:
+        r["ratio"] = round(r["load_samples_per_s"] / train, 1)
+        ok = r["ratio"] >= REQUIRED_RATIO
+        table.add_row(
+            r["source"],
+            r["detector"],
+            f"{r['kept']} / {r['scanned']}",
+            f"{r['prepare_images_per_s']}",
+            f"{r['load_samples_per_s']:.0f}",
+            f"{r['ratio']:.1f}x",
+            "[green]yes" if ok else "[red]NO",
+        )
+    console.print(table)
+    if json_path:
+        json_path.write_text(
+            json.dumps({"train_samples_per_s": round(train, 1), "sources": rows}, indent=2)
+        )

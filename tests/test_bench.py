@@ -1,0 +1,39 @@
+"""``mtl bench data`` runs end to end on a fixture (the figures themselves are not asserted)."""
+
+from __future__ import annotations
+
+import json
+
+from mtl.cli import main
+from tests import raw_fixtures as F
+
+
+def test_bench_data_reports_every_throughput(tmp_path, capsys):
+    F.write_utkface(tmp_path / "utk")
+    out = tmp_path / "bench.json"
+    main(
+        [
+            "bench",
+            "data",
+            "--data-root",
+            str(tmp_path / "none"),
+            "--source",
+            f"utkface={tmp_path / 'utk'}",
+            "--batch-size",
+            "2",
+            "--workers",
+            "0",
+            "--max-batches",
+            "2",
+            "--train-steps",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
+    result = json.loads(out.read_text())
+    row = result["sources"][0]
+    assert row["source"] == "utkface" and row["kept"] == 5
+    assert row["prepare_images_per_s"] > 0 and row["load_samples_per_s"] > 0
+    assert result["train_samples_per_s"] > 0
+    assert "data throughput" in capsys.readouterr().err

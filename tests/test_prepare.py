@@ -1,0 +1,155 @@
+"""Face preparation: detector policies, resumability, content-addressed caches, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtl.cli import main
+from mtl.data import prepare as P
+from mtl.data.faces import FaceSettings, HaarDetector, MTCNNDetector, crop_face
+from mtl.data.sources import Genki4k
+from tests import raw_fixtures as F
+
+VALUES = [30, 100, 200, 110, 120, 130, 140]  # <50: no face; >150: two faces; else one
+
+
+class FakeDetector(P.Detector):
+    """Finds faces by brightness, so each policy can be exercised without real faces."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def detect(self, images):
+        self.seen += len(images)
+        found = []
+        for im in images:
+            value = im.mean()
+            one = [(4.0, 4.0, 20.0, 20.0)]
+            found.append([] if value < 50 else one + [(0.0, 0.0, 8.0, 8.0)] if value > 150 else one)
+        return found
+
+
+def write_genki_values(root: Path, values=VALUES) -> None:
+    for n, v in enumerate(values, start=1):
+        F.grey_jpeg(root / "files" / f"file{n:04d}.jpg", v)
+    (root / "labels.txt").write_text("\n".join(f"{n % 2} 0 0 0" for n in range(len(values))))
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeDetector:
+    detector = FakeDetector()
+    monkeypatch.setattr(P, "make_detector", lambda name, device: detector)
+    return detector
+
+
+def run(root: Path, out: Path, **face) -> P.C.FaceCache:
+    settings = FaceSettings(detector="mtcnn", **face)
+    return P.prepare(
+        Genki4k(root), out, settings, workers=0, batch_size=2, chunk_batches=1, progress=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("face", "kept", "skipped"),
+    [
+        ({}, 6, {"no face found": 1}),
+        ({"no_face": "center"}, 7, {}),
+        ({"multi_face": "skip"}, 5, {"no face found": 1, "several faces": 1}),
+    ],
+)
+def test_face_policies(tmp_path, fake, face, kept, skipped):
+    write_genki_values(tmp_path / "raw")
+    cache = run(tmp_path / "raw", tmp_path / "out", **face)
+    assert cache.manifest["counts"]["kept"] == kept
+    assert cache.manifest["counts"]["skipped"] == skipped
+    remarks = cache.manifest["counts"]["kept_with_remark"]
+    if face.get("multi_face") != "skip":
+        assert remarks["several faces: largest kept"] == 1
+    assert cache.images.shape[1:] == (48, 48)
+
+
+def test_interrupted_prepare_resumes_and_matches_a_clean_run(tmp_path, fake, monkeypatch):
+    write_genki_values(tmp_path / "raw")
+    clean = run(tmp_path / "raw", tmp_path / "clean")
+    fake.seen = 0
+    saves = []
+    original = P._ChunkRunner._save
+
+    def crash_on_second_chunk(self, c):
+        if saves:
+            raise KeyboardInterrupt
+        saves.append(c)
+        original(self, c)
+
+    monkeypatch.setattr(P._ChunkRunner, "_save", crash_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "raw", tmp_path / "out")
+    folder = next((tmp_path / "out" / "genki4k").iterdir())
+    assert not (folder / "manifest.json").exists()  # incomplete: never mistaken for a cache
+    assert len(list((folder / ".partial").glob("chunk*.npz"))) == 1
+    monkeypatch.setattr(P._ChunkRunner, "_save", original)
+    fake.seen = 0
+    resumed = run(tmp_path / "raw", tmp_path / "out")
+    assert fake.seen == 5  # the first chunk (2 images) was not redone
+    np.testing.assert_array_equal(resumed.images, clean.images)
+    assert list(resumed.table["id"]) == list(clean.table["id"])
+    assert not (folder / ".partial").exists()
+
+
+def test_changed_setting_never_reuses_a_stale_cache(tmp_path, fake):
+    write_genki_values(tmp_path / "raw")
+    first = run(tmp_path / "raw", tmp_path / "out")
+    fake.seen = 0
+    again = run(tmp_path / "raw", tmp_path / "out")
+    assert again.path == first.path and fake.seen == 0  # complete cache reused as is
+    assert run(tmp_path / "raw", tmp_path / "out", margin=0.3).path != first.path
+    assert run(tmp_path / "raw", tmp_path / "out", size=64).images.shape[1:] == (64, 64)
+    (tmp_path / "raw" / "labels.txt").write_text("\n".join("1 0 0 0" for _ in VALUES))
+    assert run(tmp_path / "raw", tmp_path / "out").path != first.path  # labels changed
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    assert manifest["face"]["margin"] == 0.1 and manifest["source"]["name"] == "genki4k"
+
+
+def test_crop_is_square_with_margin_and_black_outside():
+    rgb = np.full((40, 40, 3), 255, np.uint8)
+    face = crop_face(rgb, (0.0, 0.0, 40.0, 40.0), FaceSettings(size=20, margin=0.25))
+    assert face.shape == (20, 20)
+    assert face[0, 0] == 0 and face[10, 10] == 255  # margin beyond the image is black
+
+
+def test_real_detectors_load_offline_and_find_no_face_in_a_blank_image():
+    blank = np.full((120, 100, 3), 127, np.uint8)
+    assert HaarDetector().detect([blank]) == [[]]
+    assert MTCNNDetector("cpu").detect([blank, blank]) == [[], []]
+
+
+def test_prepare_command(tmp_path, capsys):
+    F.write_genki(tmp_path / "raw")
+    main(
+        [
+            "prepare",
+            "genki4k",
+            "--root",
+            str(tmp_path / "raw"),
+            "--out",
+            str(tmp_path / "out"),
+            "--detector",
+            "none",
+            "--workers",
+            "0",
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert "unreadable image" in err and "no label line" in err and "cache:" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "genki4k", "--root", str(tmp_path / "nowhere"), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "labels.txt not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "genki4k", "--root", str(tmp_path), "--detector", "dlib"])
+    assert exit_info.value.code == 2

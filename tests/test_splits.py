@@ -1,0 +1,120 @@
+"""Splits: stratified, seeded, official where they exist; balanced k-folds saved with the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mtl.data import splits as S
+from mtl.data.datamodules import AdienceDataModule, Genki4kDataModule
+from mtl.data.faces import FaceSettings
+from mtl.data.source_datamodule import SplitPlan, plan_splits, targets_for
+from mtl.tasks import IGNORE_INDEX, build_tasks
+from tests import raw_fixtures as F
+
+
+def table(n: int, **columns) -> dict[str, np.ndarray]:
+    base = {
+        "id": np.array([f"i{k}" for k in range(n)], dtype=object),
+        "split": np.array([""] * n, dtype=object),
+        "fold": np.full(n, -1),
+        "smile": np.full(n, -1),
+        "emotion": np.full(n, -1),
+        "gender": np.full(n, -1),
+        "age": np.full(n, np.nan),
+    }
+    base.update(columns)
+    return base
+
+
+def genki_like() -> dict[str, np.ndarray]:
+    """4,000 items sorted by class like GENKI-4K's labels.txt: 2,162 smiles first."""
+    return table(4000, smile=np.array([1] * 2162 + [0] * 1838))
+
+
+def test_genki_split_is_3000_1000_and_stratified():
+    t = genki_like()
+    split = S.stratified_split(t, (0.75, 0.0, 0.25), seed=0)
+    assert (split == "test").sum() == 1000 and (split == "train").sum() == 3000
+    smile_share = t["smile"][split == "test"].mean()
+    assert abs(smile_share - 2162 / 4000) < 1e-3  # not the sorted file's first/last thousand
+
+
+def test_split_is_seeded():
+    t = genki_like()
+    a, b = (S.stratified_split(t, (0.8, 0.1, 0.1), seed=0) for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+    assert (S.stratified_split(t, (0.8, 0.1, 0.1), seed=1) != a).any()
+
+
+def test_folds_are_balanced_and_stratified():
+    t = genki_like()
+    pool = np.arange(3000)
+    folds = S.assign_folds(t, pool, k=4, seed=0)
+    assert (folds[3000:] == -1).all()
+    sizes = np.bincount(folds[pool])
+    assert sizes.max() - sizes.min() <= 1
+    smiles = [t["smile"][folds == k].sum() for k in range(4)]
+    assert max(smiles) - min(smiles) <= 1
+
+
+def test_allocate_is_exact():
+    assert S.allocate([5, 5, 1], 4) == [2, 2, 0]
+    assert sum(S.allocate([2162, 1838], 1000)) == 1000
+
+
+@pytest.mark.parametrize("bad", [(0.5, 0.5), (0.9, 0.2, 0.1), (1.1, -0.1, 0.0)])
+def test_bad_fractions_are_rejected(bad):
+    with pytest.raises(ValueError, match="fractions"):
+        S.stratified_split(genki_like(), bad, seed=0)
+
+
+def test_official_splits_and_folds_are_kept():
+    fer = table(
+        3, emotion=np.array([0, 1, 2]), split=np.array(["train", "val", "test"], dtype=object)
+    )
+    plan = plan_splits(fer, (0.8, 0.1, 0.1), k_folds=2, seed=0)
+    assert list(plan.split) == ["train", "val", "test"]
+    adience = table(4, gender=np.array([0, 1, 0, 1]), fold=np.array([0, 1, 2, 4]))
+    plan = plan_splits(adience, (0.8, 0.1, 0.1), k_folds=4, seed=0)
+    assert list(plan.fold) == [0, 1, 2, 4] and set(plan.split) == {"train"}
+
+
+def test_fold_options_select_val_and_test(tmp_path):
+    dm = AdienceDataModule(root=tmp_path, test_fold=2, val_fold=1)
+    plan = SplitPlan(np.full(5, "train", dtype=object), np.array([0, 1, 2, 3, 4]))
+    masks = dm.select(plan)
+    assert list(np.flatnonzero(masks["test"])) == [2]
+    assert list(np.flatnonzero(masks["val"])) == [1]
+    assert list(np.flatnonzero(masks["train"])) == [0, 3, 4]
+
+
+def test_age_years_map_to_configured_groups():
+    t = table(4, age=np.array([15.0, 16.0, 60.9, np.nan]), gender=np.array([1, 0, -1, 1]))
+    targets = targets_for(t, build_tasks(["gender", "age"], age_edges=[16, 61]))
+    assert targets.tolist() == [[1, 0], [0, 1], [IGNORE_INDEX, 1], [1, IGNORE_INDEX]]
+
+
+def test_datamodule_saves_its_split_with_the_cache_and_reuses_it(tmp_path):
+    F.write_genki(tmp_path / "raw")
+    kwargs = dict(
+        root=tmp_path / "raw", cache_dir=tmp_path / "cache", face=FaceSettings(detector="none")
+    )
+    dm = Genki4kDataModule(**kwargs, prepare_workers=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    saved = list((tmp_path / "cache").rglob("splits/seed0-k4.csv"))
+    assert len(saved) == 1
+    assert dm.train_set.transform is not None and dm.val_set.transform is None
+    total = len(dm.train_set) + len(dm.test_set)
+    assert total == 4  # the fixture's four good faces
+    again = Genki4kDataModule(**kwargs)
+    again.setup("fit")
+    assert len(again.train_set) == len(dm.train_set)
+
+
+def test_setup_without_a_cache_says_how_to_make_one(tmp_path):
+    F.write_genki(tmp_path / "raw")
+    dm = Genki4kDataModule(root=tmp_path / "raw", cache_dir=tmp_path / "cache")
+    with pytest.raises(FileNotFoundError, match="mtl prepare genki4k"):
+        dm.setup("fit")
