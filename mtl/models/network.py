@@ -38,9 +38,11 @@ class MultiTaskNet(nn.Module):
         super().__init__()
         if not tasks:
             raise ValueError("MultiTaskNet needs at least one task")
-        head = head or HeadConfig()
+        head = head or backbone.default_head or HeadConfig()
         self.task_names = [t.name for t in tasks]
         self.backbone = backbone
+        private = {t.name: backbone.task_trunk() for t in tasks}
+        self.task_trunks = nn.ModuleDict({k: m for k, m in private.items() if m is not None})
         self.heads = nn.ModuleDict(
             {
                 t.name: BranchHead.from_config(backbone.num_features, t.num_classes, head)
@@ -53,5 +55,9 @@ class MultiTaskNet(nn.Module):
             init_normal_(self, init_std)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(x)  # B x F
-        return {name: head(features) for name, head in self.heads.items()}  # each B x C_t
+        shared = self.backbone(x)  # B x F (or a feature map that per-task trunks finish)
+        out = {}
+        for name, head in self.heads.items():
+            trunk = self.task_trunks[name] if name in self.task_trunks else None  # noqa: SIM401
+            out[name] = head(trunk(shared) if trunk is not None else shared)  # B x C_t
+        return out

@@ -1,0 +1,34 @@
+"""Every selectable backbone by a short name, as used in ``mtl models`` and sweep tables.
+
+In configs a backbone is selected by class name (``--model.backbone=ResNetV2
+--model.backbone.version=2``); these names are the same choices, spelt for tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mtl.models.backbones import (
+    AlexNet,
+    Backbone,
+    BKNet,
+    KangCNN,
+    LeNet,
+    LightweightCNN,
+    MBKNet,
+    ResNetV2,
+    TimmBackbone,
+)
+
+ZOO: dict[str, tuple[str, Callable[[], Backbone]]] = {
+    "bknet": ("BKNet (Sang & Cuong), batch norm", lambda: BKNet()),
+    "bknet-nobn": ("BKNet without batch norm (Rohani A/B)", lambda: BKNet(batch_norm=False)),
+    "mbknet": ("MBKNet (Rohani C)", lambda: MBKNet()),
+    "resnetv2-ver1": ("ResNetV2 version=1", lambda: ResNetV2(1)),
+    "resnetv2-ver2": ("ResNetV2 version=2", lambda: ResNetV2(2)),
+    "lenet": ("LeNet (Kang et al.)", lambda: LeNet()),
+    "alexnet": ("AlexNet (Kang et al.)", lambda: AlexNet()),
+    "kang": ("KangCNN (Kang et al.)", lambda: KangCNN()),
+    "lightweight": ("LightweightCNN (after Rajababu et al.)", lambda: LightweightCNN()),
+    "timm:resnet18": ("TimmBackbone model_name=resnet18", lambda: TimmBackbone("resnet18")),
+}
