@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 import torch
 
 from mtl.models import HeadConfig, MultiTaskNet
-from mtl.models.backbones import (
-    AlexNet,
-    Backbone,
-    BKNet,
-    KangCNN,
-    LeNet,
-    LightweightCNN,
-    MBKNet,
-    ResNetV2,
-    TimmBackbone,
-)
+from mtl.models.backbones import BKNet, LightweightCNN, ResNetV2
+from mtl.models.zoo import ZOO
 from mtl.tasks import build_tasks
 
-ZOO: dict[str, Callable[[int], Backbone]] = {
-    "bknet": lambda s: BKNet(input_size=s),
-    "bknet-nobn": lambda s: BKNet(input_size=s, batch_norm=False),
-    "mbknet": lambda s: MBKNet(input_size=s),
-    "resnetv2-ver1": lambda s: ResNetV2(1, input_size=s),
-    "resnetv2-ver2": lambda s: ResNetV2(2, input_size=s),
-    "lenet": lambda s: LeNet(input_size=s),
-    "alexnet": lambda s: AlexNet(input_size=s),
-    "kang": lambda s: KangCNN(input_size=s),
-    "lightweight": lambda s: LightweightCNN(input_size=s),
-    "timm-resnet18": lambda s: TimmBackbone("resnet18", input_size=s),
-}
-NATIVE = {"lenet": 128, "alexnet": 224, "kang": 128}
+NATIVE = {"lenet": 128, "alexnet": 224, "kang": 128, "timm:resnet18": 224}
 SMALL_HEAD = HeadConfig(hidden=[16], batch_norm=True, dropout=0.0)  # keeps AlexNet's FCs small
 
 
@@ -49,7 +26,7 @@ def test_backbone_forward_backward(name, task_names):
     tasks = build_tasks(task_names)
     for size in sizes(name):
         torch.manual_seed(0)
-        net = MultiTaskNet(tasks, ZOO[name](size), SMALL_HEAD, init_std=None)
+        net = MultiTaskNet(tasks, ZOO[name][1](input_size=size), SMALL_HEAD, init_std=None)
         out = net(torch.randn(3, 1, size, size))
         assert {k: tuple(v.shape) for k, v in out.items()} == {
             t.name: (3, t.num_classes) for t in tasks

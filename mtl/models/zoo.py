@@ -20,15 +20,22 @@ from mtl.models.backbones import (
     TimmBackbone,
 )
 
-ZOO: dict[str, tuple[str, Callable[[], Backbone]]] = {
-    "bknet": ("BKNet (Sang & Cuong), batch norm", lambda: BKNet()),
-    "bknet-nobn": ("BKNet without batch norm (Rohani A/B)", lambda: BKNet(batch_norm=False)),
-    "mbknet": ("MBKNet (Rohani C)", lambda: MBKNet()),
-    "resnetv2-ver1": ("ResNetV2 version=1", lambda: ResNetV2(1)),
-    "resnetv2-ver2": ("ResNetV2 version=2", lambda: ResNetV2(2)),
-    "lenet": ("LeNet (Kang et al.)", lambda: LeNet()),
-    "alexnet": ("AlexNet (Kang et al.)", lambda: AlexNet()),
-    "kang": ("KangCNN (Kang et al.)", lambda: KangCNN()),
-    "lightweight": ("LightweightCNN (after Rajababu et al.)", lambda: LightweightCNN()),
-    "timm:resnet18": ("TimmBackbone model_name=resnet18", lambda: TimmBackbone("resnet18")),
+ZOO: dict[str, tuple[str, Callable[..., Backbone]]] = {
+    # each factory takes the backbone's keyword options, e.g. input_size=48
+    "bknet": ("BKNet (Sang & Cuong), batch norm", lambda **kw: BKNet(**kw)),
+    "bknet-nobn": (
+        "BKNet without batch norm (Rohani A/B)",
+        lambda **kw: BKNet(batch_norm=False, **kw),
+    ),
+    "mbknet": ("MBKNet (Rohani C)", lambda **kw: MBKNet(**kw)),
+    "resnetv2-ver1": ("ResNetV2 version=1", lambda **kw: ResNetV2(1, **kw)),
+    "resnetv2-ver2": ("ResNetV2 version=2", lambda **kw: ResNetV2(2, **kw)),
+    "lenet": ("LeNet (Kang et al.)", lambda **kw: LeNet(**kw)),
+    "alexnet": ("AlexNet (Kang et al.)", lambda **kw: AlexNet(**kw)),
+    "kang": ("KangCNN (Kang et al.)", lambda **kw: KangCNN(**kw)),
+    "lightweight": ("LightweightCNN (after Rajababu et al.)", lambda **kw: LightweightCNN(**kw)),
+    "timm:resnet18": (
+        "TimmBackbone model_name=resnet18",
+        lambda **kw: TimmBackbone("resnet18", **kw),
+    ),
 }
