@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mtl.losses import FixedWeighting, WeightingCallable, masked_cross_entropy
@@ -19,6 +19,7 @@ from mtl.optim import ExponentialDecay, MomentumSGD, param_groups
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
 
 STAGES = ("train", "val", "test")
+EVAL_STAGES = ("val", "test")
 
 
 def task_metrics(task: Task) -> MetricCollection:
@@ -81,6 +82,26 @@ class MultiTaskModule(L.LightningModule):
                 for stage in STAGES
             }
         )
+        # Evaluation losses are averaged by metrics (not self.log) so that several per-source
+        # loaders feed one "val/loss"; Lightning would key each loader's log separately.
+        names = ["total", *(t.name for t in self.tasks)]
+        self.loss_means = nn.ModuleDict(
+            {f"{s}_losses": nn.ModuleDict({n: MeanMetric() for n in names}) for s in EVAL_STAGES}
+        )
+        self.source_names: list[str] = []
+        self.source_metrics = nn.ModuleDict()  # "<stage>_<source>" -> task -> metrics
+
+    def setup(self, stage: str) -> None:
+        """Per-source metrics when the data has several sources (one eval loader each)."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        names = list(getattr(datamodule, "source_names", []) or [])
+        if len(names) < 2 or self.source_metrics:
+            return
+        self.source_names = names
+        for s in EVAL_STAGES:
+            for src in names:
+                tasks = nn.ModuleDict({t.name: task_metrics(t) for t in self.tasks})
+                self.source_metrics[f"{s}_{src}"] = tasks
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(image)  # {task: B x C_t}
@@ -95,49 +116,76 @@ class MultiTaskModule(L.LightningModule):
             for j, t in enumerate(self.tasks)
         }
 
-    def shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+    def shared_step(self, batch: dict, stage: str, dataloader_idx: int = 0) -> torch.Tensor:
         logits = self(batch["image"])
         losses = self.task_losses(logits, batch)
         total = self.weighting(losses)
-        on_step = stage == "train"
-        log = dict(on_step=on_step, on_epoch=True, batch_size=batch["image"].shape[0])
-        self.log(f"{stage}/loss", total, prog_bar=True, **log)
-        for j, t in enumerate(self.tasks):
-            self.log(f"{stage}/{t.name}/loss", losses[t.name], **log)
-            labelled = batch["mask"][:, j]  # B
-            if labelled.any():
-                self.metrics[f"{stage}_metrics"][t.name].update(
-                    logits[t.name][labelled].detach(), batch["targets"][labelled, j]
-                )
+        n = batch["image"].shape[0]
         if stage == "train":
+            log = dict(on_step=True, on_epoch=True, batch_size=n)
+            self.log("train/loss", total, prog_bar=True, **log)
+            for t in self.tasks:
+                self.log(f"train/{t.name}/loss", losses[t.name], **log)
             for name, w in self.weighting.weights().items():
                 self.log(f"train/{name}/weight", w, on_step=True, on_epoch=False)
+        else:
+            means = self.loss_means[f"{stage}_losses"]
+            means["total"].update(total.detach(), n)
+            for t in self.tasks:
+                means[t.name].update(losses[t.name].detach(), n)
+        self._update_metrics(logits, batch, stage, dataloader_idx)
         return total
+
+    def _update_metrics(self, logits: dict, batch: dict, stage: str, dataloader_idx: int) -> None:
+        """Feed each task's metrics only the rows labelled for it (also per source)."""
+        by_source = None
+        if stage != "train" and self.source_names:
+            by_source = self.source_metrics[f"{stage}_{self.source_names[dataloader_idx]}"]
+        for j, t in enumerate(self.tasks):
+            labelled = batch["mask"][:, j]  # B
+            if not labelled.any():
+                continue
+            scores, targets = logits[t.name][labelled].detach(), batch["targets"][labelled, j]
+            self.metrics[f"{stage}_metrics"][t.name].update(scores, targets)
+            if by_source is not None:
+                by_source[t.name].update(scores, targets)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.shared_step(batch, "train")
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.shared_step(batch, "val")
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.shared_step(batch, "val", dataloader_idx)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.shared_step(batch, "test")
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.shared_step(batch, "test", dataloader_idx)
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+    def predict_step(
+        self, batch: dict, batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, torch.Tensor]:
         """Class probabilities per task ({task: B x C_t})."""
         return {name: logit.softmax(-1) for name, logit in self(batch["image"]).items()}
 
-    def _log_epoch_metrics(self, stage: str) -> None:
+    def _log_collections(self, prefix: str, collections: nn.ModuleDict, prog_bar: bool) -> None:
         """Compute, log and reset the metrics of tasks that saw at least one label."""
-        for task_name, collection in self.metrics[f"{stage}_metrics"].items():
+        for task_name, collection in collections.items():
             first: Metric = next(iter(collection.values()))
             if first.update_count == 0:
                 continue
             for name, value in collection.compute().items():
-                self.log(
-                    f"{stage}/{task_name}/{name}", value, prog_bar=name == "acc" and stage == "val"
-                )
+                self.log(f"{prefix}/{task_name}/{name}", value, prog_bar=prog_bar and name == "acc")
             collection.reset()
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        self._log_collections(stage, self.metrics[f"{stage}_metrics"], prog_bar=stage == "val")
+        if stage == "train":
+            return
+        for name, mean in self.loss_means[f"{stage}_losses"].items():
+            if mean.update_count:
+                key = f"{stage}/loss" if name == "total" else f"{stage}/{name}/loss"
+                self.log(key, mean.compute(), prog_bar=name == "total")
+                mean.reset()
+        for src in self.source_names:
+            self._log_collections(f"{stage}/{src}", self.source_metrics[f"{stage}_{src}"], False)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")

@@ -127,8 +127,12 @@ def write_utkface(root: Path) -> dict:
         "40_5_0_20170109150557335.jpg.chip.jpg": ({"age": 40.0}, 160),  # gender out of range
         "200_0_1_20170109150557335.jpg.chip.jpg": ({"gender": 1}, 200),  # impossible age
     }
+    for k in range(15):  # enough faces for every split of a seeded 80/10/10 split
+        age, utk_gender = 5 + 6 * k, k % 2
+        name = f"{age}_{utk_gender}_0_2017011{k:02d}.jpg.chip.jpg"
+        good[name] = ({"age": float(age), "gender": 1 - utk_gender}, 0)
     for name, (_, value) in good.items():
-        grey_jpeg(folder / name, value, (50, 50))
+        grey_jpeg(folder / name, value or 90, (50, 50))
     for name in ("abc_1_0_x.jpg.chip.jpg", "25_1.jpg.chip.jpg", "300_7_0_2017.jpg.chip.jpg"):
         grey_jpeg(folder / name, 10)
     return {

@@ -20,31 +20,52 @@ def test_configs_exist():
     assert CONFIGS, "conf/ ships no config"
 
 
-# Configs of real datasets run on a tiny fixture in the dataset's own format (CI has no data).
-REAL_DATA_FIXTURES = {
-    "genki4k.yaml": (F.write_genki, ["--data.face.detector=none"]),
-    "fer2013.yaml": (F.write_fer_folders, []),
-    "utkface.yaml": (F.write_utkface, []),
+# Configs of real datasets run on tiny fixtures in each dataset's own format (CI has no data):
+# every real source's root is pointed at a fixture and its cache into tmp.
+FIXTURES = {
+    "Genki4kDataModule": (F.write_genki, {"face": {"detector": "none"}}),
+    "Fer2013DataModule": (F.write_fer_folders, {}),
+    "UTKFaceDataModule": (F.write_utkface, {}),
 }
 
 
-def real_data_args(config: Path, tmp: Path) -> list[str]:
-    if config.name not in REAL_DATA_FIXTURES:
-        return []
-    write, extra = REAL_DATA_FIXTURES[config.name]
-    write(tmp / "raw")
-    return [f"--data.root={tmp / 'raw'}", f"--data.cache_dir={tmp / 'cache'}", *extra]
+def _localize(node: object, tmp: Path) -> bool:
+    """Point every real source in a config tree at a fixture; True if there was one."""
+    found = False
+    if isinstance(node, dict):
+        kind = str(node.get("class_path", "")).rsplit(".", 1)[-1]
+        if kind in FIXTURES and "root" in node.get("init_args", {}):
+            write, extra = FIXTURES[kind]
+            root = tmp / kind
+            if not root.exists():
+                write(root)
+            node["init_args"].update(root=str(root), cache_dir=str(tmp / "cache"), **extra)
+            found = True
+        found = any([_localize(v, tmp) for v in node.values()]) or found
+    elif isinstance(node, list):
+        found = any([_localize(v, tmp) for v in node])
+    return found
 
 
-def test_every_real_data_config_has_a_fixture():
-    real = {c.name for c in CONFIGS if "root:" in c.read_text()}
-    assert real == set(REAL_DATA_FIXTURES)
+def localized(config: Path, tmp: Path) -> Path:
+    tree = yaml.safe_load(config.read_text())
+    if not _localize(tree, tmp):
+        return config
+    out = tmp / config.name
+    out.write_text(yaml.safe_dump(tree))
+    return out
+
+
+def test_every_real_data_config_is_localized(tmp_path):
+    for config in CONFIGS:
+        if "root:" in config.read_text():
+            assert localized(config, tmp_path) != config, config.name
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(CONF_DIR)))
 def test_every_shipped_config_parses_and_runs_fast_dev_run(config, in_tmp):
-    extra = real_data_args(config, in_tmp)
-    cli = run_cli(["fit", "--config", str(config), "--trainer.fast_dev_run=true", *extra])
+    config = localized(config, in_tmp)
+    cli = run_cli(["fit", "--config", str(config), "--trainer.fast_dev_run=true"])
     assert cli.trainer.state.finished
     assert cli.model.tasks, "the model got no tasks from the data"
 

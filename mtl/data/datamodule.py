@@ -61,6 +61,12 @@ class FaceDataModule(L.LightningDataModule):
         """The run's task names in canonical order (the CLI links these to the model)."""
         return [t.name for t in self.tasks]
 
+    @property
+    def source_name(self) -> str:
+        """Short name of this data in per-source metric keys (``val/<source>/<task>/acc``)."""
+        name = type(self).__name__.removesuffix("DataModule")
+        return name.lower() or "data"
+
     def labelled_tasks(self) -> list[str]:
         """Names of the tasks this data provides labels for."""
         raise NotImplementedError

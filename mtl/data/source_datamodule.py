@@ -109,6 +109,10 @@ class SourceDataModule(FaceDataModule):
     def labelled_tasks(self) -> list[str]:
         return list(self.source_class.tasks)
 
+    @property
+    def source_name(self) -> str:
+        return self.source_class.name
+
     def make_source(self) -> RawSource:
         """The raw source; subclasses with options pass them here."""
         return self.source_class(root=self.root)
@@ -137,6 +141,13 @@ class SourceDataModule(FaceDataModule):
         plan = self.load_or_plan_splits(path)
         masks = self.select(plan)
         targets = targets_for(self.cache.table, self.tasks)
+        labelled = (targets != IGNORE_INDEX).any(axis=1)  # items with a label for this run
+        if not labelled.all():
+            rank_zero_info(
+                f"{self.source_class.name}: {int((~labelled).sum())} faces have no label for "
+                f"tasks {self.task_names} and are left out"
+            )
+            masks = {k: m & labelled for k, m in masks.items()}
         size = self.cache.images.shape[1]
         train_tf = Augment(self.augmentation, size, self.seed) if self.augmentation else None
         for name, tf in (("train", train_tf), ("val", None), ("test", None)):
