@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from mtl.losses import FixedWeighting, WeightingCallable, masked_cross_entropy
+from mtl.losses import CLASSIFICATION_LOSSES, FixedWeighting, WeightingCallable
 from mtl.losses.task_losses import Normalization
 from mtl.models import Backbone, BKNet, HeadConfig, MultiTaskNet
 from mtl.optim import ExponentialDecay, MomentumSGD, param_groups
@@ -44,6 +44,7 @@ class MultiTaskModule(L.LightningModule):
         init_std: float | Literal["auto"] | None = "auto",
         weighting: WeightingCallable = FixedWeighting,
         normalization: Normalization = "batch",
+        task_loss: Literal["cross_entropy", "squared_hinge"] = "cross_entropy",
         optimizer: OptimizerCallable = MomentumSGD,
         lr_scheduler: LRSchedulerCallable | None = ExponentialDecay,
         decay_norm_and_bias: bool = False,
@@ -60,6 +61,8 @@ class MultiTaskModule(L.LightningModule):
             weighting: how per-task losses combine (default: fixed mu_t = 1).
             normalization: divide each task's summed loss by the batch size ("batch", the
                 paper's Eq. 1) or by its labelled count ("labelled").
+            task_loss: per-task classification loss: softmax cross-entropy (Eq. 1) or the
+                multi-class squared hinge "SVM" loss (Eq. 2).
             optimizer: optimiser class and arguments (default: SGD, momentum 0.9, lr 0.01).
             lr_scheduler: schedule (default: the paper's exponential decay), or None.
             decay_norm_and_bias: also apply weight decay to biases and norm parameters.
@@ -73,6 +76,7 @@ class MultiTaskModule(L.LightningModule):
         self.example_input_array = torch.zeros(1, bb.in_chans, bb.input_size, bb.input_size)
         self.weighting = weighting([t.name for t in self.tasks])
         self.normalization = normalization
+        self.task_loss = CLASSIFICATION_LOSSES[task_loss]
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
         # Keyed "<stage>_metrics": a ModuleDict key "train" would clash with Module.train.
@@ -110,16 +114,18 @@ class MultiTaskModule(L.LightningModule):
         """Masked loss of every task (exact zero for a task with no label in the batch)."""
         targets, mask = batch["targets"], batch["mask"]  # B x T each
         return {
-            t.name: masked_cross_entropy(
-                logits[t.name], targets[:, j], mask[:, j], self.normalization
-            )
+            t.name: self.task_loss(logits[t.name], targets[:, j], mask[:, j], self.normalization)
             for j, t in enumerate(self.tasks)
         }
 
     def shared_step(self, batch: dict, stage: str, dataloader_idx: int = 0) -> torch.Tensor:
         logits = self(batch["image"])
         losses = self.task_losses(logits, batch)
-        total = self.weighting(losses)
+        present = batch["mask"].any(dim=0)  # T: tasks labelled in this batch
+        shared = None
+        if stage == "train" and self.weighting.needs_shared_params:
+            shared = [p for p in self.net.backbone.parameters() if p.requires_grad]
+        total = self.weighting(losses, present=present, shared=shared)
         n = batch["image"].shape[0]
         if stage == "train":
             log = dict(on_step=True, on_epoch=True, batch_size=n)
@@ -189,6 +195,7 @@ class MultiTaskModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
+        self.weighting.epoch_end()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")

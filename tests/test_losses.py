@@ -102,3 +102,58 @@ def test_fixed_weighting_rejects_unknown_or_negative_weights():
         FixedWeighting(["smile"], weights={"smile": -1.0})
     with pytest.raises(KeyError, match="emotion"):
         FixedWeighting(["smile", "emotion"])({"smile": torch.tensor(1.0)})
+
+
+def test_squared_hinge_matches_hand_computed_eq2():
+    from mtl.losses import masked_squared_hinge
+
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 3.0], [9.0, 9.0, 9.0]])
+    targets = torch.tensor([0, 0, IGNORE_INDEX])
+    mask = torch.tensor([True, True, False])
+    # row 0: margins max(0, 1-2+1)^2 + max(0, 0-2+1)^2 = 0; row 1: (1+1)^2 + (3+1)^2 = 20
+    assert masked_squared_hinge(logits, targets, mask).item() == pytest.approx(20 / 3)
+    labelled = masked_squared_hinge(logits, targets, mask, normalization="labelled")
+    assert labelled.item() == pytest.approx(10.0)
+    none = masked_squared_hinge(logits, targets, torch.zeros(3, dtype=torch.bool))
+    assert none.item() == 0.0 and not torch.isnan(none)
+
+
+def _ddp_grad(rank: int, world: int, port: int, out: dict) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    x, targets, mask, layer = _ddp_problem()
+    part = slice(0, 3) if rank == 0 else slice(3, 6)  # rank 0: 1 labelled row, rank 1: 3
+    loss = masked_cross_entropy(layer(x[part]), targets[part], mask[part], "labelled")
+    loss.backward()
+    grad = layer.weight.grad.clone()
+    dist.all_reduce(grad)
+    grad /= world  # what DDP does to gradients
+    if rank == 0:
+        out["grad"] = grad
+    dist.destroy_process_group()
+
+
+def _ddp_problem():
+    torch.manual_seed(0)
+    x = torch.randn(6, 4)
+    targets = torch.tensor([0, IGNORE_INDEX, IGNORE_INDEX, 2, 1, 1])
+    mask = targets != IGNORE_INDEX
+    return x, targets, mask, torch.nn.Linear(4, 3)
+
+
+def test_labelled_normalization_under_ddp_matches_one_device():
+    import os
+
+    import torch.multiprocessing as mp
+
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_ddp_grad, args=(2, 29700 + os.getpid() % 1000, out), nprocs=2, join=True)
+        ddp = out["grad"]
+    x, targets, mask, layer = _ddp_problem()
+    masked_cross_entropy(layer(x), targets, mask, "labelled").backward()
+    torch.testing.assert_close(ddp, layer.weight.grad)

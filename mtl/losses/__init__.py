@@ -1,6 +1,31 @@
 """Masked task losses (pure functions) and loss weightings (modules)."""
 
-from mtl.losses.task_losses import masked_cross_entropy
-from mtl.losses.weighting import FixedWeighting, Weighting, WeightingCallable
+from mtl.losses.task_losses import (
+    CLASSIFICATION_LOSSES,
+    masked_cross_entropy,
+    masked_squared_hinge,
+)
+from mtl.losses.weighting import (
+    DynamicWeightAverage,
+    FixedWeighting,
+    GradNorm,
+    KangWeighting,
+    PCGrad,
+    UncertaintyWeighting,
+    Weighting,
+    WeightingCallable,
+)
 
-__all__ = ["FixedWeighting", "Weighting", "WeightingCallable", "masked_cross_entropy"]
+__all__ = [
+    "CLASSIFICATION_LOSSES",
+    "DynamicWeightAverage",
+    "FixedWeighting",
+    "GradNorm",
+    "KangWeighting",
+    "PCGrad",
+    "UncertaintyWeighting",
+    "Weighting",
+    "WeightingCallable",
+    "masked_cross_entropy",
+    "masked_squared_hinge",
+]

@@ -1,4 +1,4 @@
-"""Masked per-task losses as pure functions (Sang & Cuong 2018, Eq. 1).
+"""Masked per-task losses as pure functions (Sang & Cuong 2018, Eq. 1 and Eq. 2).
 
 Every head runs on every sample; a sample's loss counts for a task only where ``mask`` is
 True. Unlabelled rows are removed with ``torch.where`` (not a multiply), so a task with no
@@ -8,22 +8,50 @@ never a NaN, whatever the ignored targets hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 Normalization = Literal["batch", "labelled"]
 
 
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def labelled_count(mask: torch.Tensor) -> torch.Tensor:
+    """Labelled samples of the task in the *global* batch (all-reduced under DDP), at least 1."""
+    count = mask.sum().to(torch.float32)
+    if _world() > 1:
+        count = count.clone()
+        dist.all_reduce(count)  # every rank sees the same denominator
+    return count.clamp(min=1)
+
+
 def _normalize(per_sample: torch.Tensor, mask: torch.Tensor, normalization: Normalization):
-    """Sum the masked per-sample losses and divide by N (Eq. 1) or by the labelled count."""
+    """Sum the masked per-sample losses and divide by N (Eq. 1) or by the labelled count.
+
+    ``labelled`` under DDP divides by the count over all ranks and multiplies by the world
+    size, because DDP averages gradients over ranks: the result equals one device seeing the
+    whole global batch, however the task's labels happen to fall on the ranks.
+    """
     total = torch.where(mask, per_sample, torch.zeros_like(per_sample)).sum()
     if normalization == "batch":
         return total / per_sample.shape[0]
     if normalization == "labelled":
-        return total / mask.sum().clamp(min=1)
+        return total * _world() / labelled_count(mask)
     raise ValueError(f"normalization must be 'batch' or 'labelled', got {normalization!r}")
+
+
+def _check(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> None:
+    if logits.ndim != 2 or targets.shape != logits.shape[:1] or mask.shape != targets.shape:
+        raise ValueError(
+            f"expected logits B x C, targets B, mask B; got {tuple(logits.shape)}, "
+            f"{tuple(targets.shape)}, {tuple(mask.shape)}"
+        )
 
 
 def masked_cross_entropy(
@@ -44,11 +72,35 @@ def masked_cross_entropy(
     Returns:
         A scalar tensor.
     """
-    if logits.ndim != 2 or targets.shape != logits.shape[:1] or mask.shape != targets.shape:
-        raise ValueError(
-            f"expected logits B x C, targets B, mask B; got {tuple(logits.shape)}, "
-            f"{tuple(targets.shape)}, {tuple(mask.shape)}"
-        )
+    _check(logits, targets, mask)
     safe_targets = torch.where(mask, targets, torch.zeros_like(targets))  # valid class index
     per_sample = F.cross_entropy(logits, safe_targets, reduction="none")  # B
     return _normalize(per_sample, mask, normalization)
+
+
+def masked_squared_hinge(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    normalization: Normalization = "batch",
+) -> torch.Tensor:
+    """Multi-class squared hinge ("SVM") loss of Sang & Cuong Eq. 2, labelled rows only.
+
+    Per sample: sum over wrong classes j of max(0, s_j - s_label + 1)^2, on raw scores.
+    Same arguments and return as :func:`masked_cross_entropy`.
+    """
+    _check(logits, targets, mask)
+    safe_targets = torch.where(mask, targets, torch.zeros_like(targets))
+    true_score = logits.gather(1, safe_targets[:, None])  # B x 1
+    margins = (logits - true_score + 1).clamp(min=0).square()  # B x C
+    wrong = F.one_hot(safe_targets, logits.shape[1]) == 0  # B x C
+    per_sample = torch.where(wrong, margins, torch.zeros_like(margins)).sum(dim=1)  # B
+    return _normalize(per_sample, mask, normalization)
+
+
+TaskLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Normalization], torch.Tensor]
+CLASSIFICATION_LOSSES: dict[str, TaskLoss] = {
+    "cross_entropy": masked_cross_entropy,
+    "squared_hinge": masked_squared_hinge,
+}
+"""Selectable per-task classification losses (``--model.task_loss``)."""

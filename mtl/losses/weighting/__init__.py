@@ -1,6 +1,19 @@
 """Loss weightings: how per-task losses combine into the training objective."""
 
 from mtl.losses.weighting.base import Weighting, WeightingCallable
+from mtl.losses.weighting.dwa import DynamicWeightAverage
 from mtl.losses.weighting.fixed import FixedWeighting
+from mtl.losses.weighting.gradient import GradNorm, PCGrad
+from mtl.losses.weighting.kang import KangWeighting
+from mtl.losses.weighting.uncertainty import UncertaintyWeighting
 
-__all__ = ["FixedWeighting", "Weighting", "WeightingCallable"]
+__all__ = [
+    "DynamicWeightAverage",
+    "FixedWeighting",
+    "GradNorm",
+    "KangWeighting",
+    "PCGrad",
+    "UncertaintyWeighting",
+    "Weighting",
+    "WeightingCallable",
+]

@@ -29,9 +29,7 @@ class FixedWeighting(Weighting):
             raise ValueError(f"task weights must be non-negative, got {weights}")
         mu = torch.tensor([float(weights.get(t, 1.0)) for t in self.tasks])  # T
         self.register_buffer("mu", mu)
+        self.last_weights.copy_(mu)
 
-    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
         return (self.mu * self._stack(losses)).sum()
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {t: self.mu[i].detach() for i, t in enumerate(self.tasks)}

@@ -1,0 +1,56 @@
+"""Dynamic Weight Average (Liu, Johns & Davison 2019).
+
+w_t = T * softmax_t(r_t / tau), with r_t = Lbar_t(k-1) / Lbar_t(k-2) the ratio of the task's
+mean training loss over the last two epochs; w_t = 1 for the first two epochs. Epoch means
+count only batches where the task was labelled, and are all-reduced under DDP so every rank
+uses the same weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+
+from mtl.losses.weighting.base import Weighting
+
+
+class DynamicWeightAverage(Weighting):
+    """Weights from how fast each task's loss fell over the last two epochs."""
+
+    def __init__(self, tasks: Sequence[str], temperature: float = 2.0) -> None:
+        super().__init__(tasks)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+        n = len(self.tasks)
+        self.register_buffer("epoch_sum", torch.zeros(n))
+        self.register_buffer("epoch_count", torch.zeros(n))
+        self.register_buffer("history", torch.ones(2, n))  # epoch means k-2, k-1
+        self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))
+        self.register_buffer("weight", torch.ones(n))
+
+    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
+        loss = self._stack(losses)  # T
+        mask = self._present(present, loss)
+        if self.training:
+            self.epoch_sum += loss.detach() * mask
+            self.epoch_count += mask.detach()
+        self.last_weights = self.weight.clone()
+        return (self.weight * loss).sum()
+
+    def epoch_end(self) -> None:
+        total, count = self.epoch_sum.clone(), self.epoch_count.clone()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(total)
+            dist.all_reduce(count)
+        mean = torch.where(count > 0, total / count.clamp(min=1), self.history[1])  # T
+        self.history = torch.stack([self.history[1], mean])
+        self.epochs_seen += 1
+        self.epoch_sum.zero_()
+        self.epoch_count.zero_()
+        if self.epochs_seen >= 2:
+            ratio = self.history[1] / self.history[0].clamp(min=1e-12)  # T
+            self.weight = len(self.tasks) * torch.softmax(ratio / self.temperature, dim=0)
+        self.last_weights = self.weight.clone()  # what the next epoch's steps use

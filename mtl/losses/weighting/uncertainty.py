@@ -1,0 +1,49 @@
+"""Uncertainty weighting (Kendall, Gal & Cipolla 2018): learn each task's log-variance.
+
+With s_t = log sigma_t^2: L = sum_t f_t exp(-s_t) L_t + s_t / 2, where f_t is 1 for
+classification and 1/2 for regression. The s_t are never weight-decayed (the module puts every
+weighting parameter in the no-decay group). The total may go negative; that is expected.
+Absent tasks (no label in the batch) add nothing, so their s_t do not drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mtl.losses.weighting.base import Weighting
+
+
+class UncertaintyWeighting(Weighting):
+    """Learned homoscedastic-uncertainty weights exp(-s_t)."""
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        regression: Sequence[str] = (),
+        init: float = 0.0,
+        clamp: tuple[float, float] | None = None,
+    ) -> None:
+        """
+        Args:
+            regression: tasks with a regression loss (factor 1/2); the rest classify.
+            init: initial s_t (0: weight 1).
+            clamp: optional (min, max) bounds on s_t, against runaway weights.
+        """
+        super().__init__(tasks)
+        unknown = set(regression) - set(self.tasks)
+        if unknown:
+            raise ValueError(f"regression task(s) {sorted(unknown)} not in {self.tasks}")
+        self.log_vars = nn.Parameter(torch.full((len(self.tasks),), float(init)))  # T
+        factor = [0.5 if t in regression else 1.0 for t in self.tasks]
+        self.register_buffer("factor", torch.tensor(factor))
+        self.clamp = clamp
+
+    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
+        loss = self._stack(losses)  # T
+        s = self.log_vars if self.clamp is None else self.log_vars.clamp(*self.clamp)
+        weight = self.factor * torch.exp(-s)  # T
+        self.last_weights = weight.detach()
+        return (self._present(present, loss) * (weight * loss + s / 2)).sum()

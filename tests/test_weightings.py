@@ -1,0 +1,219 @@
+"""Property tests applied to every weighting, and what each one is for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mtl.losses import (
+    DynamicWeightAverage,
+    FixedWeighting,
+    GradNorm,
+    KangWeighting,
+    PCGrad,
+    UncertaintyWeighting,
+    masked_cross_entropy,
+)
+
+TASKS = ["smile", "emotion", "age"]
+WEIGHTINGS = {
+    "fixed": lambda t: FixedWeighting(t, {"emotion": 2.0}),
+    "uncertainty": lambda t: UncertaintyWeighting(t, regression=["age"]),
+    "kang-published": lambda t: KangWeighting(t, "published"),
+    "kang-log": lambda t: KangWeighting(t, "log"),
+    "kang-softmax": lambda t: KangWeighting(t, "softmax"),
+    "dwa": DynamicWeightAverage,
+    "gradnorm": GradNorm,
+    "pcgrad": PCGrad,
+}
+
+
+class Toy(nn.Module):
+    """A shared layer and one head per task, with a fixed batch and per-task masks."""
+
+    def __init__(self, tasks: list[str], absent: str | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.tasks = tasks
+        self.shared = nn.Linear(4, 8)
+        self.heads = nn.ModuleDict({t: nn.Linear(8, 3) for t in sorted(tasks)})
+        g = torch.Generator().manual_seed(1)
+        self.x = torch.randn(6, 4, generator=g)
+        self.targets = {t: torch.randint(0, 3, (6,), generator=g) for t in sorted(tasks)}
+        self.mask = {t: torch.tensor([t != absent] * 6) for t in tasks}
+
+    def losses(self) -> dict[str, torch.Tensor]:
+        h = torch.relu(self.shared(self.x))
+        return {
+            t: masked_cross_entropy(self.heads[t](h), self.targets[t], self.mask[t])
+            for t in self.tasks
+        }
+
+    def present(self) -> torch.Tensor:
+        return torch.stack([self.mask[t].any() for t in self.tasks])
+
+
+def run(weighting, toy: Toy, steps: int = 3) -> torch.Tensor:
+    opt = torch.optim.SGD([*toy.parameters(), *weighting.parameters()], lr=0.05)
+    total = None
+    for step in range(steps):
+        opt.zero_grad()
+        total = weighting(toy.losses(), toy.present(), list(toy.shared.parameters()))
+        total.backward()
+        opt.step()
+        if step % 2 == 1:
+            weighting.epoch_end()
+    return total
+
+
+@pytest.fixture(params=sorted(WEIGHTINGS))
+def name(request) -> str:
+    return request.param
+
+
+def test_weights_are_finite_and_non_negative(name):
+    weighting, toy = WEIGHTINGS[name](TASKS), Toy(TASKS)
+    total = run(weighting, toy, steps=1 if name == "kang-published" else 6)
+    assert torch.isfinite(total)
+    weights = torch.stack(list(weighting.weights().values()))
+    assert torch.isfinite(weights).all() and (weights >= 0).all(), weights
+
+
+def test_permuting_tasks_permutes_the_weights(name):
+    a = WEIGHTINGS[name](TASKS)
+    run(a, Toy(TASKS), steps=4)
+    permuted = [TASKS[2], TASKS[0], TASKS[1]]
+    b = WEIGHTINGS[name](permuted)
+    run(b, Toy(permuted), steps=4)
+    wa, wb = a.weights(), b.weights()
+    for t in TASKS:
+        torch.testing.assert_close(wa[t], wb[t], rtol=1e-4, atol=1e-6)
+
+
+def test_state_dict_round_trip(name):
+    trained = WEIGHTINGS[name](TASKS)
+    toy = Toy(TASKS)
+    run(trained, toy, steps=4)
+    fresh = WEIGHTINGS[name](TASKS)
+    fresh.load_state_dict(trained.state_dict())
+    losses = {t: torch.tensor(v.item()) for t, v in toy.losses().items()}
+    torch.testing.assert_close(fresh(losses, toy.present()), trained(losses, toy.present()))
+    torch.testing.assert_close(
+        torch.stack(list(fresh.weights().values())), torch.stack(list(trained.weights().values()))
+    )
+
+
+def test_absent_task_is_handled(name):
+    weighting, toy = WEIGHTINGS[name](TASKS), Toy(TASKS, absent="emotion")
+    total = weighting(toy.losses(), toy.present(), list(toy.shared.parameters()))
+    total.backward()
+    assert torch.isfinite(total)
+    for p in [*toy.parameters(), *weighting.parameters()]:
+        assert p.grad is None or torch.isfinite(p.grad).all()
+    head = toy.heads["emotion"].weight.grad
+    assert head is None or torch.count_nonzero(head) == 0
+    for p in weighting.parameters():  # the absent task's learned weight does not move
+        assert p.grad is None or p.grad[TASKS.index("emotion")] == 0
+
+
+def test_learnable_weights_receive_gradients(name):
+    weighting, toy = WEIGHTINGS[name](TASKS), Toy(TASKS)
+    params = list(weighting.parameters())
+    if not params:
+        pytest.skip(f"{name} has no learnable weights")
+    weighting(toy.losses(), toy.present(), list(toy.shared.parameters())).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+    assert any(torch.count_nonzero(p.grad) > 0 for p in params)
+
+
+def test_kang_as_published_collapses_and_the_log_form_converges():
+    losses = {"age": torch.tensor(2.0), "gender": torch.tensor(0.5)}
+    published = KangWeighting(["age", "gender"], "published")
+    opt = torch.optim.SGD(published.parameters(), lr=0.1)
+    totals = []
+    for _ in range(40):
+        opt.zero_grad()
+        total = published(losses)
+        total.backward()
+        opt.step()
+        totals.append(total.item())
+    # d total / d w_t = L_t > 0: the weights only ever fall, through zero, and the objective
+    # decreases without bound: the "weights" learn to switch the tasks off.
+    assert published.weights()["age"] < 0 and totals[-1] < 0
+    assert all(b < a for a, b in zip(totals, totals[1:], strict=False))
+    log = KangWeighting(["age", "gender"], "log")
+    opt = torch.optim.SGD(log.parameters(), lr=0.1)
+    for _ in range(500):
+        opt.zero_grad()
+        log(losses).backward()
+        opt.step()
+    w = log.weights()  # stationary point exp(-s) = 1 / L
+    assert w["age"].item() == pytest.approx(0.5, rel=1e-3)
+    assert w["gender"].item() == pytest.approx(2.0, rel=1e-3)
+
+
+def test_uncertainty_weighting_has_the_half_factor_for_regression():
+    w = UncertaintyWeighting(["smile", "age"], regression=["age"], init=0.0)
+    total = w({"smile": torch.tensor(1.0), "age": torch.tensor(1.0)})
+    assert total.item() == pytest.approx(1.5)  # 1 * e^0 * 1 + 0.5 * e^0 * 1 + 0 + 0
+    assert w.weights()["age"].item() == 0.5
+
+
+def test_dwa_weights_follow_the_loss_ratio():
+    dwa = DynamicWeightAverage(["a", "b"], temperature=2.0)
+    for epoch_losses in [(1.0, 1.0), (0.5, 1.0)]:
+        dwa({"a": torch.tensor(epoch_losses[0]), "b": torch.tensor(epoch_losses[1])})
+        dwa.epoch_end()
+    expected = 2 * torch.softmax(torch.tensor([0.5, 1.0]) / 2.0, dim=0)
+    torch.testing.assert_close(torch.stack(list(dwa.weights().values())), expected)
+
+
+def test_pcgrad_projects_conflicting_gradients():
+    p = nn.Parameter(torch.zeros(2))
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])  # a . b = -1 < 0
+    losses = {"a": (p * a).sum() + 3.0, "b": (p * b).sum() + 4.0}
+    total = PCGrad(["a", "b"])(losses, None, [p])
+    total.backward()
+    assert total.item() == pytest.approx(7.0)  # the value is the plain sum
+    expected = (a - (a @ b) / (b @ b) * b) + (b - (a @ b) / (a @ a) * a)
+    torch.testing.assert_close(p.grad, expected)
+
+
+def test_gradnorm_keeps_weights_summing_to_the_task_count():
+    weighting, toy = GradNorm(TASKS), Toy(TASKS)
+    run(weighting, toy, steps=5)
+    weighting(toy.losses(), toy.present(), list(toy.shared.parameters()))
+    assert sum(weighting.weights().values()).item() == pytest.approx(len(TASKS), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "weighting",
+    [
+        ["--model.weighting=UncertaintyWeighting", "--model.weighting.clamp=[-4, 4]"],
+        ["--model.weighting=KangWeighting", "--model.weighting.form=softmax"],
+        ["--model.weighting=DynamicWeightAverage"],
+        ["--model.weighting=GradNorm"],
+        ["--model.weighting=PCGrad", "--model.task_loss=squared_hinge"],
+    ],
+    ids=["uncertainty", "kang", "dwa", "gradnorm", "pcgrad-svm"],
+)
+def test_every_weighting_trains_from_the_cli(weighting, in_tmp):
+    from mtl.cli import run_cli
+
+    from .conftest import tiny_fit_args
+
+    cli = run_cli(
+        [
+            *tiny_fit_args(train=64, val=16, test=16),
+            *weighting,
+            "--trainer.max_epochs=2",
+            "--trainer.limit_train_batches=3",
+        ]
+    )
+    logged = cli.trainer.logged_metrics
+    assert all(f"train/{t}/weight" in logged for t in ("smile", "emotion", "gender", "age"))
+    assert torch.isfinite(logged["val/loss"])
+    groups = cli.model.optimizers().param_groups
+    learned = {id(p) for p in cli.model.weighting.parameters()}
+    assert all(g["weight_decay"] == 0 for g in groups if learned & {id(p) for p in g["params"]})
