@@ -99,3 +99,29 @@ def test_two_process_gloo_run_matches_the_single_process_epoch():
     whole = single.epoch_indices()
     assert Counter(shards[0] + shards[1]) == Counter(whole)  # 600 is even: no padding
     assert set(range(30)) <= set(whole) and per_source(whole, [30, 300]) == [300, 300]
+
+
+def test_lightning_ddp_keeps_the_sampler_and_shards_every_epoch(tmp_path):
+    """A real 2-process Lightning DDP run (gloo): Lightning neither wraps nor replaces the
+    sampler, calls set_epoch, and the ranks' shards together are the single-process epoch."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ddp_sampler_run.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    epochs = []
+    for epoch in ("0", "1"):
+        assert [r[epoch]["sampler"] for r in ranks] == ["BalancedSourceSampler"] * 2
+        assert [r[epoch]["rank"] for r in ranks] == [0, 1]
+        single = BalancedSourceSampler([30, 90], seed=7)
+        single.set_epoch(int(epoch))
+        union = ranks[0][epoch]["indices"] + ranks[1][epoch]["indices"]
+        assert Counter(union) == Counter(single.epoch_indices())  # 180 samples, nothing lost
+        epochs.append(union)
+    assert epochs[0] != epochs[1]  # reshuffled between epochs
