@@ -9,10 +9,11 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics import MeanAbsoluteError, MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mtl.losses import CLASSIFICATION_LOSSES, FixedWeighting, WeightingCallable
+from mtl.losses.age_regression import AGE_YEARS, AgeRegression
 from mtl.losses.task_losses import Normalization
 from mtl.models import Backbone, BKNet, HeadConfig, MultiTaskNet
 from mtl.optim import ExponentialDecay, MomentumSGD, param_groups
@@ -45,6 +46,7 @@ class MultiTaskModule(L.LightningModule):
         weighting: WeightingCallable = FixedWeighting,
         normalization: Normalization = "batch",
         task_loss: Literal["cross_entropy", "squared_hinge"] = "cross_entropy",
+        age_regression: AgeRegression | None = None,
         optimizer: OptimizerCallable = MomentumSGD,
         lr_scheduler: LRSchedulerCallable | None = ExponentialDecay,
         decay_norm_and_bias: bool = False,
@@ -63,6 +65,8 @@ class MultiTaskModule(L.LightningModule):
                 paper's Eq. 1) or by its labelled count ("labelled").
             task_loss: per-task classification loss: softmax cross-entropy (Eq. 1) or the
                 multi-class squared hinge "SVM" loss (Eq. 2).
+            age_regression: also regress age in years (Jassim et al.) in a branch
+                ``age_years`` beside the age-group classifier; None: off.
             optimizer: optimiser class and arguments (default: SGD, momentum 0.9, lr 0.01).
             lr_scheduler: schedule (default: the paper's exponential decay), or None.
             decay_norm_and_bias: also apply weight decay to biases and norm parameters.
@@ -71,10 +75,14 @@ class MultiTaskModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.tasks: tuple[Task, ...] = build_tasks(tasks, age_edges)
-        self.net = MultiTaskNet(self.tasks, backbone or BKNet(), head, init_std)
+        if age_regression is not None and "age" not in {t.name for t in self.tasks}:
+            raise ValueError("age_regression needs the age task (data labelled with age)")
+        self.age_regression = age_regression
+        self.regression = [AGE_YEARS] if age_regression is not None else []
+        self.net = MultiTaskNet(self.tasks, backbone or BKNet(), head, init_std, self.regression)
         bb = self.net.backbone
         self.example_input_array = torch.zeros(1, bb.in_chans, bb.input_size, bb.input_size)
-        self.weighting = weighting([t.name for t in self.tasks])
+        self.weighting = weighting([t.name for t in self.tasks] + self.regression)
         self.normalization = normalization
         self.task_loss = CLASSIFICATION_LOSSES[task_loss]
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
@@ -88,7 +96,11 @@ class MultiTaskModule(L.LightningModule):
         )
         # Evaluation losses are averaged by metrics (not self.log) so that several per-source
         # loaders feed one "val/loss"; Lightning would key each loader's log separately.
-        names = ["total", *(t.name for t in self.tasks)]
+        self.regression_metrics = nn.ModuleDict(
+            {f"{s}_metrics": nn.ModuleDict({n: MeanAbsoluteError() for n in self.regression})
+             for s in STAGES}
+        )  # fmt: skip
+        names = ["total", *(t.name for t in self.tasks), *self.regression]
         self.loss_means = nn.ModuleDict(
             {f"{s}_losses": nn.ModuleDict({n: MeanMetric() for n in names}) for s in EVAL_STAGES}
         )
@@ -108,20 +120,27 @@ class MultiTaskModule(L.LightningModule):
                 self.source_metrics[f"{s}_{src}"] = tasks
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.net(image)  # {task: B x C_t}
+        return self.net(image)  # {task: B x C_t}, {age_years: B} with age regression
 
     def task_losses(self, logits: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
         """Masked loss of every task (exact zero for a task with no label in the batch)."""
         targets, mask = batch["targets"], batch["mask"]  # B x T each
-        return {
+        losses = {
             t.name: self.task_loss(logits[t.name], targets[:, j], mask[:, j], self.normalization)
             for j, t in enumerate(self.tasks)
         }
+        if self.age_regression is not None:
+            losses[AGE_YEARS] = self.age_regression.loss(
+                logits[AGE_YEARS], batch["age_years"], self.global_step, self.normalization
+            )
+        return losses
 
     def shared_step(self, batch: dict, stage: str, dataloader_idx: int = 0) -> torch.Tensor:
         logits = self(batch["image"])
         losses = self.task_losses(logits, batch)
         present = batch["mask"].any(dim=0)  # T: tasks labelled in this batch
+        if self.regression:
+            present = torch.cat([present, torch.isfinite(batch["age_years"]).any()[None]])
         shared = None
         if stage == "train" and self.weighting.needs_shared_params:
             shared = [p for p in self.net.backbone.parameters() if p.requires_grad]
@@ -130,15 +149,15 @@ class MultiTaskModule(L.LightningModule):
         if stage == "train":
             log = dict(on_step=True, on_epoch=True, batch_size=n)
             self.log("train/loss", total, prog_bar=True, **log)
-            for t in self.tasks:
-                self.log(f"train/{t.name}/loss", losses[t.name], **log)
+            for name in [t.name for t in self.tasks] + self.regression:
+                self.log(f"train/{name}/loss", losses[name], **log)
             for name, w in self.weighting.weights().items():
                 self.log(f"train/{name}/weight", w, on_step=True, on_epoch=False)
         else:
             means = self.loss_means[f"{stage}_losses"]
             means["total"].update(total.detach(), n)
-            for t in self.tasks:
-                means[t.name].update(losses[t.name].detach(), n)
+            for name in [t.name for t in self.tasks] + self.regression:
+                means[name].update(losses[name].detach(), n)
         self._update_metrics(logits, batch, stage, dataloader_idx)
         return total
 
@@ -155,6 +174,11 @@ class MultiTaskModule(L.LightningModule):
             self.metrics[f"{stage}_metrics"][t.name].update(scores, targets)
             if by_source is not None:
                 by_source[t.name].update(scores, targets)
+        for name in self.regression:
+            known = torch.isfinite(batch["age_years"])  # B
+            if known.any():
+                mae = self.regression_metrics[f"{stage}_metrics"][name]
+                mae.update(logits[name][known].detach(), batch["age_years"][known])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.shared_step(batch, "train")
@@ -169,7 +193,8 @@ class MultiTaskModule(L.LightningModule):
         self, batch: dict, batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, torch.Tensor]:
         """Class probabilities per task ({task: B x C_t})."""
-        return {name: logit.softmax(-1) for name, logit in self(batch["image"]).items()}
+        out = self(batch["image"])
+        return {name: v if name in self.regression else v.softmax(-1) for name, v in out.items()}
 
     def _log_collections(self, prefix: str, collections: nn.ModuleDict, prog_bar: bool) -> None:
         """Compute, log and reset the metrics of tasks that saw at least one label."""
@@ -183,6 +208,10 @@ class MultiTaskModule(L.LightningModule):
 
     def _log_epoch_metrics(self, stage: str) -> None:
         self._log_collections(stage, self.metrics[f"{stage}_metrics"], prog_bar=stage == "val")
+        for name, mae in self.regression_metrics[f"{stage}_metrics"].items():
+            if mae.update_count:
+                self.log(f"{stage}/{name}/mae", mae.compute())
+                mae.reset()
         if stage == "train":
             return
         for name, mean in self.loss_means[f"{stage}_losses"].items():

@@ -157,3 +157,43 @@ def test_labelled_normalization_under_ddp_matches_one_device():
     x, targets, mask, layer = _ddp_problem()
     masked_cross_entropy(layer(x), targets, mask, "labelled").backward()
     torch.testing.assert_close(ddp, layer.weight.grad)
+
+
+def test_age_regression_matches_jassim_eq6():
+    from mtl.losses.task_losses import masked_age_regression
+
+    pred = torch.tensor([30.0, 20.0, 50.0], requires_grad=True)
+    years = torch.tensor([25.0, float("nan"), 50.0])
+    euclid = masked_age_regression(pred, years, lam=0.0)
+    assert euclid.item() == pytest.approx((25 / 2) / 3)  # (y - a)^2 / 2, divided by N = 3
+    gauss = masked_age_regression(pred, years, lam=1.0, sigma=3.0, normalization="labelled")
+    assert gauss.item() == pytest.approx((1 - math.exp(-25 / 18)) / 2)
+    euclid.backward()
+    assert pred.grad[1] == 0 and torch.isfinite(pred.grad).all()  # unknown age: no gradient
+
+
+def test_age_regression_branch_trains_with_uncertainty_weighting(in_tmp):
+    from mtl.cli import run_cli
+
+    from .conftest import tiny_fit_args
+
+    args = [
+        *tiny_fit_args(train=64, val=32, test=16),
+        "--model.age_regression.switch_step=2",
+        "--model.weighting=UncertaintyWeighting",
+        "--model.weighting.regression=[age_years]",
+    ]
+    cli = run_cli(args)
+    logged = cli.trainer.logged_metrics
+    assert "val/age_years/mae" in logged and "val/age/acc" in logged
+    assert logged["train/age_years/weight"] < 1.0  # the regression factor 1/2 times exp(-s)
+    preds = cli.model.predict_step(next(iter(cli.datamodule.val_dataloader())), 0)
+    assert preds["age_years"].ndim == 1 and preds["age"].shape[1] == 6
+
+
+def test_age_regression_needs_the_age_task():
+    from mtl.losses.age_regression import AgeRegression
+    from mtl.module import MultiTaskModule
+
+    with pytest.raises(ValueError, match="age task"):
+        MultiTaskModule(["smile"], age_regression=AgeRegression())

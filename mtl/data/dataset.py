@@ -8,6 +8,7 @@ gives the batch contract of the whole project::
     targets int64    B x T           (IGNORE_INDEX where the sample has no label)
     mask    bool     B x T           (True where the sample is labelled for the task)
     source  int64    B               (index of the source the sample came from)
+    age_years float32 B              (age in years for age regression; NaN where unknown)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class FaceArrayDataset(Dataset):
         targets: np.ndarray,
         source: int = 0,
         transform: Transform | None = None,
+        age_years: np.ndarray | None = None,
     ) -> None:
         if images.dtype != np.uint8 or images.ndim not in (3, 4):
             raise ValueError(
@@ -46,6 +48,10 @@ class FaceArrayDataset(Dataset):
         self.source = source
         self._source = torch.tensor(source, dtype=torch.long)  # same for every item: build once
         self.transform = transform
+        years = np.full(len(images), np.nan) if age_years is None else np.asarray(age_years)
+        if years.shape != (len(images),):
+            raise ValueError(f"age_years must have N={len(images)} values, got {years.shape}")
+        self.age_years = torch.as_tensor(years, dtype=torch.float32)  # N, NaN = unknown
 
     def __len__(self) -> int:
         return len(self.images)
@@ -61,4 +67,5 @@ class FaceArrayDataset(Dataset):
             "targets": self.targets[index],
             "mask": self.mask[index],
             "source": self._source,
+            "age_years": self.age_years[index],
         }

@@ -152,7 +152,10 @@ class SourceDataModule(FaceDataModule):
         train_tf = Augment(self.augmentation, size, self.seed) if self.augmentation else None
         for name, tf in (("train", train_tf), ("val", None), ("test", None)):
             idx = np.flatnonzero(masks[name])
-            dataset = FaceArrayDataset(self.cache.images[idx], targets[idx], transform=tf)
+            years = self.cache.table["age"][idx] if "age" in self.task_names else None
+            dataset = FaceArrayDataset(
+                self.cache.images[idx], targets[idx], transform=tf, age_years=years
+            )
             setattr(self, f"{name}_set", dataset)
         counts = ", ".join(f"{k} {int(m.sum())}" for k, m in masks.items())
         rank_zero_info(f"{self.source_class.name}: {counts} faces")

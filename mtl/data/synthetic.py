@@ -96,7 +96,10 @@ class SyntheticDataModule(FaceDataModule):
         rng = np.random.default_rng([self.seed, source_index, SPLITS.index(split)])
         attrs = sample_attributes(getattr(src, split), rng)
         images = render_faces(attrs, rng, self.image_size)  # N x H x W uint8
-        return FaceArrayDataset(images, label_table(attrs, src.tasks, self.tasks), source_index)
+        years = np.asarray(attrs.age_years, dtype=np.float64)
+        years = years if "age" in src.tasks else np.full(len(years), np.nan)
+        table = label_table(attrs, src.tasks, self.tasks)
+        return FaceArrayDataset(images, table, source_index, age_years=years)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -98,6 +98,29 @@ def masked_squared_hinge(
     return _normalize(per_sample, mask, normalization)
 
 
+def masked_age_regression(
+    pred_years: torch.Tensor,
+    years: torch.Tensor,
+    lam: float = 0.0,
+    sigma: float = 3.0,
+    normalization: Normalization = "batch",
+) -> torch.Tensor:
+    """Jassim et al.'s age loss (their Eq. 6) on rows with a known age (finite ``years``).
+
+    L = (1 - lam) * (y - a)^2 / 2 + lam * (1 - exp(-(y - a)^2 / (2 sigma^2))): the Euclidean
+    term drives early training; the Gaussian term (lam = 1 later) stops far-off ages from
+    dominating. ``pred_years`` and ``years`` are B; unknown ages are NaN.
+    """
+    if pred_years.shape != years.shape or pred_years.ndim != 1:
+        raise ValueError(
+            f"expected B predictions and B ages, got {pred_years.shape}, {years.shape}"
+        )
+    mask = torch.isfinite(years)
+    diff2 = (pred_years - torch.where(mask, years, pred_years.detach())).square()  # B
+    per_sample = (1 - lam) * diff2 / 2 + lam * (1 - torch.exp(-diff2 / (2 * sigma**2)))
+    return _normalize(per_sample, mask, normalization)
+
+
 TaskLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Normalization], torch.Tensor]
 CLASSIFICATION_LOSSES: dict[str, TaskLoss] = {
     "cross_entropy": masked_cross_entropy,

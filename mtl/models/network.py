@@ -31,22 +31,26 @@ class MultiTaskNet(nn.Module):
         backbone: Backbone,
         head: HeadConfig | None = None,
         init_std: float | Literal["auto"] | None = "auto",
+        regression: Sequence[str] = (),
     ) -> None:
         """``init_std``: N(0, std) for every conv/linear weight; ``"auto"`` uses the backbone's
         paper default (0.01 for the BKNet family, the layers' own init otherwise); None keeps
-        the layers' own (PyTorch/timm) initialisation."""
+        the layers' own (PyTorch/timm) initialisation. ``regression`` names extra branches with
+        one output each (e.g. age in years), returned as B-vectors."""
         super().__init__()
         if not tasks:
             raise ValueError("MultiTaskNet needs at least one task")
         head = head or backbone.default_head or HeadConfig()
         self.task_names = [t.name for t in tasks]
         self.backbone = backbone
-        private = {t.name: backbone.task_trunk() for t in tasks}
+        outputs = {t.name: t.num_classes for t in tasks} | dict.fromkeys(regression, 1)
+        self.regression = list(regression)
+        private = {name: backbone.task_trunk() for name in outputs}
         self.task_trunks = nn.ModuleDict({k: m for k, m in private.items() if m is not None})
         self.heads = nn.ModuleDict(
             {
-                t.name: BranchHead.from_config(backbone.num_features, t.num_classes, head)
-                for t in tasks
+                name: BranchHead.from_config(backbone.num_features, n, head)
+                for name, n in outputs.items()
             }
         )
         if init_std == "auto":
@@ -60,4 +64,6 @@ class MultiTaskNet(nn.Module):
         for name, head in self.heads.items():
             trunk = self.task_trunks[name] if name in self.task_trunks else None  # noqa: SIM401
             out[name] = head(trunk(shared) if trunk is not None else shared)  # B x C_t
+        for name in self.regression:
+            out[name] = out[name].squeeze(1)  # B
         return out
