@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mtl.data.sampler import BalancedSourceSampler
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
 
 
@@ -74,13 +75,20 @@ class FaceDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset | None, stage: str, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__} has no {stage} set; was setup() called?")
+        sampler = None
+        if shuffle:  # order from (seed, epoch) only: a resumed run replays it; DDP-sharded
+            world, rank = 1, 0
+            if self.trainer is not None:
+                world, rank = self.trainer.world_size, self.trainer.global_rank
+            size = len(dataset)  # type: ignore[arg-type]
+            sampler = BalancedSourceSampler([size], "proportional", None, self.seed, world, rank)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            generator=torch.Generator().manual_seed(self.seed),  # worker seeds (augmentation)
         )
 
     def train_dataloader(self) -> DataLoader:
