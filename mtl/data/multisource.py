@@ -17,7 +17,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from mtl.data.datamodule import FaceDataModule
 from mtl.data.sampler import Balance, BalancedSourceSampler
-from mtl.tasks import DEFAULT_AGE_EDGES, IGNORE_INDEX, TASK_NAMES, build_tasks
+from mtl.tasks import IGNORE_INDEX, TASK_NAMES, build_tasks
 
 
 class SourceView(Dataset):
@@ -48,11 +48,7 @@ class MultiSourceDataModule(FaceDataModule):
         sources: list[FaceDataModule],
         balance: Balance = "equal",
         weights: list[float] | None = None,
-        tasks: Sequence[str] | None = None,
-        age_edges: Sequence[int] = DEFAULT_AGE_EDGES,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -61,12 +57,12 @@ class MultiSourceDataModule(FaceDataModule):
                 epoch (Sang & Cuong); ``proportional`` uses every sample once; ``weights``
                 gives source i the share ``weights[i] / sum(weights)``.
             weights: per-source shares for ``balance: weights``, in ``sources`` order.
-            tasks, age_edges, batch_size, num_workers, seed: see :class:`FaceDataModule`.
+            **kwargs: :class:`FaceDataModule` options (tasks, age edges, batch size, …).
         """
         if not sources:
             raise ValueError("MultiSourceDataModule needs at least one source")
         self.sources = list(sources)
-        super().__init__(tasks, age_edges, batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         self.balance, self.weights = balance, weights
         if balance == "weights" and (weights is None or len(weights) != len(self.sources)):
             raise ValueError(f"balance=weights needs {len(self.sources)} weights, got {weights}")
