@@ -79,10 +79,11 @@ class MultiTaskModule(L.LightningModule):
             raise ValueError("age_regression needs the age task (data labelled with age)")
         self.age_regression = age_regression
         self.regression = [AGE_YEARS] if age_regression is not None else []
+        self.loss_names = [t.name for t in self.tasks] + self.regression  # one loss each
         self.net = MultiTaskNet(self.tasks, backbone or BKNet(), head, init_std, self.regression)
         bb = self.net.backbone
         self.example_input_array = torch.zeros(1, bb.in_chans, bb.input_size, bb.input_size)
-        self.weighting = weighting([t.name for t in self.tasks] + self.regression)
+        self.weighting = weighting(self.loss_names)
         self.normalization = normalization
         self.task_loss = CLASSIFICATION_LOSSES[task_loss]
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
@@ -94,13 +95,13 @@ class MultiTaskModule(L.LightningModule):
                 for stage in STAGES
             }
         )
-        # Evaluation losses are averaged by metrics (not self.log) so that several per-source
-        # loaders feed one "val/loss"; Lightning would key each loader's log separately.
         self.regression_metrics = nn.ModuleDict(
             {f"{s}_metrics": nn.ModuleDict({n: MeanAbsoluteError() for n in self.regression})
              for s in STAGES}
         )  # fmt: skip
-        names = ["total", *(t.name for t in self.tasks), *self.regression]
+        # Evaluation losses are averaged by metrics (not self.log) so that several per-source
+        # loaders feed one "val/loss"; Lightning would key each loader's log separately.
+        names = ["total", *self.loss_names]
         self.loss_means = nn.ModuleDict(
             {f"{s}_losses": nn.ModuleDict({n: MeanMetric() for n in names}) for s in EVAL_STAGES}
         )
@@ -109,8 +110,7 @@ class MultiTaskModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Per-source metrics when the data has several sources (one eval loader each)."""
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        names = list(getattr(datamodule, "source_names", []) or [])
+        names = list(getattr(self.trainer.datamodule, "source_names", []) or [])
         if len(names) < 2 or self.source_metrics:
             return
         self.source_names = names
@@ -149,14 +149,14 @@ class MultiTaskModule(L.LightningModule):
         if stage == "train":
             log = dict(on_step=True, on_epoch=True, batch_size=n)
             self.log("train/loss", total, prog_bar=True, **log)
-            for name in [t.name for t in self.tasks] + self.regression:
+            for name in self.loss_names:
                 self.log(f"train/{name}/loss", losses[name], **log)
             for name, w in self.weighting.weights().items():
                 self.log(f"train/{name}/weight", w, on_step=True, on_epoch=False)
         else:
             means = self.loss_means[f"{stage}_losses"]
             means["total"].update(total.detach(), n)
-            for name in [t.name for t in self.tasks] + self.regression:
+            for name in self.loss_names:
                 means[name].update(losses[name].detach(), n)
         self._update_metrics(logits, batch, stage, dataloader_idx)
         return total

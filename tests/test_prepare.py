@@ -23,7 +23,7 @@ class FakeDetector(P.Detector):
     def __init__(self) -> None:
         self.seen = 0
 
-    def detect(self, images):
+    def detect(self, images, given=None):
         self.seen += len(images)
         found = []
         for im in images:

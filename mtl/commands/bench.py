@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mtl.data.datamodules import DATAMODULES
-from mtl.data.prepare import prepare
+from mtl.data.source_datamodule import SourceDataModule
 from mtl.data.transforms import Augmentation
 from mtl.tasks import TASK_NAMES
 
@@ -57,17 +57,8 @@ def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def loading_throughput(
-    name: str, root: Path, cache: Path, batch_size: int, workers: int, max_batches: int
-) -> tuple[float, int]:
+def loading_throughput(dm: SourceDataModule, max_batches: int) -> tuple[float, int]:
     """Steady-state samples/s of the source's augmented training loader (first batch excluded)."""
-    dm = DATAMODULES[name](
-        root=root,
-        cache_dir=cache,
-        batch_size=batch_size,
-        num_workers=workers,
-        augmentation=Augmentation(),
-    )
     dm.setup("fit")
     samples, start = 0, None
     for i, batch in enumerate(dm.train_dataloader()):
@@ -139,12 +130,18 @@ def main(argv: list[str]) -> int:
     rows = []
     try:
         for name, root in sources.items():
-            started = time.perf_counter()
-            cache = prepare(DATAMODULES[name].source_class(root=root), out, console=console)
-            fresh = time.perf_counter() - started > cache.manifest["seconds"] * 0.5
-            load, n = loading_throughput(
-                name, root, out, args.batch_size, args.workers, args.max_batches
+            dm = DATAMODULES[name](
+                root=root,
+                cache_dir=out,
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                augmentation=Augmentation(),
             )
+            started = time.time()
+            dm.prepare_data()  # builds the cache, or reuses a complete one
+            cache = dm.cache
+            fresh = (cache.path / "manifest.json").stat().st_mtime >= started
+            load, n = loading_throughput(dm, args.max_batches)
             counts = cache.manifest["counts"]
             rows.append(
                 {

@@ -46,7 +46,10 @@ def fingerprint(scan: Scan) -> str:
         if item.pixels is not None:
             content = hashlib.sha256(item.pixels.tobytes()).hexdigest()
         else:
-            content = str(item.path.stat().st_size) if item.path and item.path.is_file() else "-"
+            try:
+                content = str(item.path.stat().st_size)  # type: ignore[union-attr]
+            except (AttributeError, OSError):  # no path, or a missing file (reported later)
+                content = "-"
         labels = ",".join(f"{k}={item.labels[k]}" for k in sorted(item.labels))
         digest.update(f"{item.id}\t{labels}\t{item.split}\t{item.fold}\t{content}\n".encode())
     digest.update(f"rejected={len(scan.rejected)}".encode())

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mtl.data.sampler import BalancedSourceSampler
+from mtl.data.sampler import Balance, BalancedSourceSampler
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
 
 
@@ -77,11 +77,8 @@ class FaceDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__} has no {stage} set; was setup() called?")
         sampler = None
         if shuffle:  # order from (seed, epoch) only: a resumed run replays it; DDP-sharded
-            world, rank = 1, 0
-            if self.trainer is not None:
-                world, rank = self.trainer.world_size, self.trainer.global_rank
             size = len(dataset)  # type: ignore[arg-type]
-            sampler = BalancedSourceSampler([size], "proportional", None, self.seed, world, rank)
+            sampler = self.train_sampler([size], "proportional")
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -90,6 +87,15 @@ class FaceDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),  # worker seeds (augmentation)
         )
+
+    def train_sampler(
+        self, sizes: list[int], balance: Balance, weights: list[float] | None = None
+    ) -> BalancedSourceSampler:
+        """The seeded training sampler over sources of ``sizes``, sharded for this DDP rank."""
+        world, rank = 1, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+        return BalancedSourceSampler(sizes, balance, weights, self.seed, world, rank)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, "train", shuffle=True)

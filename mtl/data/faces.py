@@ -77,21 +77,35 @@ def load_rgb(path: Path | None, pixels: np.ndarray | None = None) -> np.ndarray:
 
 
 class Detector:
-    """Finds face boxes ``(x1, y1, x2, y2)`` in RGB images; an empty list means no face."""
+    """Finds face boxes ``(x1, y1, x2, y2)`` in RGB images; an empty list means no face.
 
-    needs_pixels = True
+    ``given`` holds the box each image's dataset ships, if any (only ``given`` uses it).
+    ``margin`` says whether the crop adds :attr:`FaceSettings.margin` around the box.
+    """
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+    margin = True
+
+    def detect(
+        self, images: Sequence[np.ndarray], given: Sequence[Box | None] | None = None
+    ) -> list[list[Box]]:
         raise NotImplementedError
 
 
 class WholeImage(Detector):
-    """``none``: the whole image is the face."""
+    """``none``: the whole image is the face (no margin added)."""
 
-    needs_pixels = False
+    margin = False
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+    def detect(self, images, given=None) -> list[list[Box]]:
         return [[(0.0, 0.0, float(im.shape[1]), float(im.shape[0]))] for im in images]
+
+
+class GivenBoxes(Detector):
+    """``given``: the box the dataset ships (IMDB-WIKI ``face_location``); none: no face."""
+
+    def detect(self, images, given=None) -> list[list[Box]]:
+        given = given if given is not None else [None] * len(images)
+        return [[box] if box else [] for box in given]
 
 
 class MTCNNDetector(Detector):
@@ -105,7 +119,7 @@ class MTCNNDetector(Detector):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.mtcnn = MTCNN(keep_all=True, device=device)
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+    def detect(self, images, given=None) -> list[list[Box]]:
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, im in enumerate(images):
             by_shape[im.shape].append(i)
@@ -131,7 +145,7 @@ class HaarDetector(Detector):
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+    def detect(self, images, given=None) -> list[list[Box]]:
         import cv2
 
         found = []
@@ -148,13 +162,15 @@ class HaarDetector(Detector):
 
 
 def make_detector(name: str, device: str = "auto") -> Detector:
-    """Build the detector called ``name`` (``given`` boxes need no detector object)."""
+    """Build the detector called ``name``."""
     if name == "mtcnn":
         return MTCNNDetector(device)
     if name == "haar":
         return HaarDetector()
-    if name in ("none", "given"):
+    if name == "none":
         return WholeImage()
+    if name == "given":
+        return GivenBoxes()
     raise ValueError(f"unknown detector {name!r}; choose mtcnn, haar, none or given")
 
 

@@ -102,20 +102,13 @@ class MultiSourceDataModule(FaceDataModule):
         self.train_set = ConcatDataset(self.train_sets)
         self.val_set, self.test_set = ConcatDataset(self.val_sets), ConcatDataset(self.test_sets)
 
-    def train_sampler(self) -> BalancedSourceSampler:
-        world, rank = 1, 0
-        if self.trainer is not None:
-            world, rank = self.trainer.world_size, self.trainer.global_rank
-        sizes = [len(d) for d in self.train_sets]  # type: ignore[arg-type]
-        return BalancedSourceSampler(sizes, self.balance, self.weights, self.seed, world, rank)
-
     def train_dataloader(self) -> DataLoader:
         if not self.train_sets:
             raise RuntimeError("MultiSourceDataModule has no train set; was setup() called?")
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            sampler=self.train_sampler(),
+            sampler=self.source_sampler(),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),
@@ -134,5 +127,9 @@ class MultiSourceDataModule(FaceDataModule):
 
     def epoch_composition(self) -> dict[str, int]:
         """Samples each source contributes to one training epoch (all ranks together)."""
-        sampler = self.train_sampler()
-        return dict(zip(self.source_names, sampler.counts, strict=True))
+        return dict(zip(self.source_names, self.source_sampler().counts, strict=True))
+
+    def source_sampler(self) -> BalancedSourceSampler:
+        """The balancing sampler over this run's sources (sizes of their training sets)."""
+        sizes = [len(d) for d in self.train_sets]  # type: ignore[arg-type]
+        return self.train_sampler(sizes, self.balance, self.weights)

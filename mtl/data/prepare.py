@@ -166,10 +166,8 @@ class _ChunkRunner:
         for i, _, err in batch:
             if err is not None:
                 self.buffer[i] = (None, ItemResult(SKIPPED, err.reason, err.detail))
-        if self.face.detector == "given":
-            boxes = [[self.items[i].box] if self.items[i].box else [] for i, _ in decoded]
-        else:
-            boxes = self.detector.detect([rgb for _, rgb in decoded])
+        given = [self.items[i].box for i, _ in decoded]
+        boxes = self.detector.detect([rgb for _, rgb in decoded], given)
         for (i, rgb), found in zip(decoded, boxes, strict=True):
             self.buffer[i] = self._crop(rgb, found)
         c = batch[-1][0] // self.chunk
@@ -181,8 +179,7 @@ class _ChunkRunner:
             box = choose_face(boxes, self.face, rgb.shape)
         except BadImage as err:
             return None, ItemResult(SKIPPED, err.reason, err.detail)
-        with_margin = self.face.detector != "none"
-        face = crop_face(rgb, box, self.face, margin=with_margin)
+        face = crop_face(rgb, box, self.face, margin=self.detector.margin)
         if not boxes:
             return face, ItemResult(KEPT, "no face found: centre crop")
         if len(boxes) > 1:

@@ -118,7 +118,9 @@ class SourceDataModule(FaceDataModule):
         return self.source_class(root=self.root)
 
     def prepare_data(self) -> None:
-        prepare(
+        """Build the cache if missing. The loaded cache is kept, so ``setup`` in the same
+        process neither rescans the raw data nor reloads it (other DDP ranks open it)."""
+        self.cache = prepare(
             self.make_source(),
             self.cache_dir,
             self.face,
@@ -126,19 +128,24 @@ class SourceDataModule(FaceDataModule):
             workers=self.prepare_workers,
         )
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.cache is not None:
-            return
+    def open_cache(self) -> C.FaceCache:
+        """The cache the current raw data and settings map to; says how to build it if absent."""
         source = self.make_source()
         path, _, _ = locate(source, self.cache_dir, self.face)
         try:
-            self.cache = C.FaceCache.open(path)
+            return C.FaceCache.open(path)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f"{err}; build it with prepare_data() or "
                 f"`mtl prepare {source.name} --root {self.root} --out {self.cache_dir}`"
             ) from None
-        plan = self.load_or_plan_splits(path)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        if self.cache is None:
+            self.cache = self.open_cache()
+        plan = self.load_or_plan_splits(self.cache.path)
         masks = self.select(plan)
         targets = targets_for(self.cache.table, self.tasks)
         labelled = (targets != IGNORE_INDEX).any(axis=1)  # items with a label for this run

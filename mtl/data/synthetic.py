@@ -17,7 +17,7 @@ from torch.utils.data import ConcatDataset
 from mtl.data.datamodule import FaceDataModule
 from mtl.data.dataset import FaceArrayDataset
 from mtl.data.synthetic_faces import FaceAttributes, render_faces, sample_attributes
-from mtl.tasks import DEFAULT_AGE_EDGES, IGNORE_INDEX, TASK_NAMES, Task
+from mtl.tasks import IGNORE_INDEX, TASK_NAMES, Task
 
 SPLITS = ("train", "val", "test")
 
@@ -65,17 +65,13 @@ class SyntheticDataModule(FaceDataModule):
         self,
         sources: list[SyntheticSource] | None = None,
         image_size: int = 48,
-        tasks: Sequence[str] | None = None,
-        age_edges: Sequence[int] = DEFAULT_AGE_EDGES,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
             sources: the synthetic sources (default: smile-only, emotion-only, gender+age).
             image_size: side of the square grayscale images.
-            tasks, age_edges, batch_size, num_workers, seed: see :class:`FaceDataModule`.
+            **kwargs: :class:`FaceDataModule` options (tasks, age edges, batch size, …).
         """
         self.sources = default_sources() if sources is None else list(sources)
         if not self.sources:
@@ -85,7 +81,7 @@ class SyntheticDataModule(FaceDataModule):
             if unknown:
                 raise ValueError(f"source {src.name!r} lists unknown task(s) {sorted(unknown)}")
         self.image_size = image_size
-        super().__init__(tasks, age_edges, batch_size, num_workers, seed)
+        super().__init__(**kwargs)
 
     def labelled_tasks(self) -> list[str]:
         return [t for t in TASK_NAMES if any(t in s.tasks for s in self.sources)]

@@ -7,6 +7,7 @@ In configs a backbone is selected by class name (``--model.backbone=ResNetV2
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from mtl.models.backbones import (
     AlexNet,
@@ -22,20 +23,20 @@ from mtl.models.backbones import (
 
 ZOO: dict[str, tuple[str, Callable[..., Backbone]]] = {
     # each factory takes the backbone's keyword options, e.g. input_size=48
-    "bknet": ("BKNet (Sang & Cuong), batch norm", lambda **kw: BKNet(**kw)),
+    "bknet": ("BKNet (Sang & Cuong), batch norm", BKNet),
     "bknet-nobn": (
         "BKNet without batch norm (Rohani A/B)",
-        lambda **kw: BKNet(batch_norm=False, **kw),
+        partial(BKNet, batch_norm=False),
     ),
-    "mbknet": ("MBKNet (Rohani C)", lambda **kw: MBKNet(**kw)),
-    "resnetv2-ver1": ("ResNetV2 version=1", lambda **kw: ResNetV2(1, **kw)),
-    "resnetv2-ver2": ("ResNetV2 version=2", lambda **kw: ResNetV2(2, **kw)),
-    "lenet": ("LeNet (Kang et al.)", lambda **kw: LeNet(**kw)),
-    "alexnet": ("AlexNet (Kang et al.)", lambda **kw: AlexNet(**kw)),
-    "kang": ("KangCNN (Kang et al.)", lambda **kw: KangCNN(**kw)),
-    "lightweight": ("LightweightCNN (after Rajababu et al.)", lambda **kw: LightweightCNN(**kw)),
+    "mbknet": ("MBKNet (Rohani C)", MBKNet),
+    "resnetv2-ver1": ("ResNetV2 version=1", partial(ResNetV2, 1)),
+    "resnetv2-ver2": ("ResNetV2 version=2", partial(ResNetV2, 2)),
+    "lenet": ("LeNet (Kang et al.)", LeNet),
+    "alexnet": ("AlexNet (Kang et al.)", AlexNet),
+    "kang": ("KangCNN (Kang et al.)", KangCNN),
+    "lightweight": ("LightweightCNN (after Rajababu et al.)", LightweightCNN),
     "timm:resnet18": (
         "TimmBackbone model_name=resnet18",
-        lambda **kw: TimmBackbone("resnet18", **kw),
+        partial(TimmBackbone, "resnet18"),
     ),
 }

@@ -37,7 +37,6 @@ class DynamicWeightAverage(Weighting):
         if self.training:
             self.epoch_sum += loss.detach() * mask
             self.epoch_count += mask.detach()
-        self.last_weights = self.weight.clone()
         return (self.weight * loss).sum()
 
     def epoch_end(self) -> None:
@@ -53,4 +52,7 @@ class DynamicWeightAverage(Weighting):
         if self.epochs_seen >= 2:
             ratio = self.history[1] / self.history[0].clamp(min=1e-12)  # T
             self.weight = len(self.tasks) * torch.softmax(ratio / self.temperature, dim=0)
-        self.last_weights = self.weight.clone()  # what the next epoch's steps use
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The weights every step of the current epoch uses."""
+        return {t: self.weight[i].detach() for i, t in enumerate(self.tasks)}

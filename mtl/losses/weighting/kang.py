@@ -14,6 +14,7 @@ shows both. The report's own future work asks for a constraint; two are offered:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -39,7 +40,7 @@ class KangWeighting(Weighting):
             raise ValueError(f"form must be published, log or softmax, got {form!r}")
         self.form = form
         n = len(self.tasks)
-        start = {"published": init, "log": -torch.log(torch.tensor(init)).item(), "softmax": 0.0}
+        start = {"published": init, "log": -math.log(init), "softmax": 0.0}
         self.raw = nn.Parameter(torch.full((n,), float(start[form])))  # T
 
     def effective(self) -> torch.Tensor:

@@ -59,6 +59,7 @@ class BKNet(Backbone):
         if input_size % factor:
             raise ValueError(f"input_size {input_size} is not divisible by {factor}")
         self.in_chans, self.input_size = in_chans, input_size
+        self.channels = [list(c) for c in channels]
         blocks, prev = [], in_chans
         for block_channels in channels:
             blocks.append(ConvBlock(prev, block_channels, batch_norm))

@@ -8,28 +8,21 @@ concatenated with the last block's (details) before the task branches. The first
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from mtl.models.backbones.bknet import BKNET_CHANNELS, BKNet
+from mtl.models.backbones.bknet import BKNet
 
 
 class MBKNet(BKNet):
     """BKNet trunk returning [pooled first block, last block], flattened and concatenated."""
 
-    def __init__(
-        self,
-        in_chans: int = 1,
-        input_size: int = 48,
-        channels: Sequence[Sequence[int]] = BKNET_CHANNELS,
-        batch_norm: bool = True,
-    ) -> None:
-        super().__init__(in_chans, input_size, channels, batch_norm)
-        side = input_size // 2 ** len(channels)  # spatial side of the last block
+    def __init__(self, **kwargs) -> None:
+        """Takes :class:`BKNet`'s options (in_chans, input_size, channels, batch_norm)."""
+        super().__init__(**kwargs)
+        side = self.input_size // 2 ** len(self.channels)  # spatial side of the last block
         self.first_pool = nn.AdaptiveMaxPool2d(side)
-        self.num_features += channels[0][-1] * side * side
+        self.num_features += self.channels[0][-1] * side * side
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.blocks[0](x)  # B x C1 x H/2 x W/2
