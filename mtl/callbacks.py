@@ -1,10 +1,16 @@
-"""Callbacks the CLI installs by default: config in checkpoints, a readable results table."""
+"""Callbacks the CLI installs by default: config in checkpoints, a run that resumes exactly,
+and a readable results table."""
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from rich.console import Console
 from rich.table import Table
 
@@ -15,6 +21,58 @@ class SaveConfigToCheckpoint(SaveConfigCallback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["mtl_config"] = self.parser.dump(self.config, skip_none=False)
+
+
+def random_state() -> dict[str, Any]:
+    """The global random generators' states as plain data (tensors, ints, lists)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": [version, list(internal), gauss_next],
+    }
+
+
+def set_random_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`random_state` saved."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+class ResumeState(L.Callback):
+    """What a resumed run needs beyond Lightning's own checkpoint to continue exactly.
+
+    * the global random generators (dropout masks, anything seeded by ``seed_everything``),
+      saved with every checkpoint and restored when fitting resumes from one;
+    * the logged history: loggers with a ``rewind(step)`` method (``mtl.loggers.CSVLogger``)
+      forget rows logged after the checkpoint, which the resumed run logs again.
+
+    Data order and augmentation need nothing here: they derive from (seed, epoch).
+    """
+
+    KEY = "random_state"
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[self.KEY] = random_state()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if trainer.state.fn != "fit":
+            return
+        if self.KEY in checkpoint:
+            set_random_state(checkpoint[self.KEY])
+        step = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"]
+        for logger in trainer.loggers:
+            rewind = getattr(logger, "rewind", None)
+            if callable(rewind):
+                rewind(step)
+        rank_zero_info(f"resuming at epoch {checkpoint['epoch']}, step {checkpoint['global_step']}")
 
 
 def metrics_table(metrics: dict, stage: str, title: str) -> Table | None:

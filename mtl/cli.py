@@ -1,26 +1,41 @@
-"""The ``mtl`` command: LightningCLI's fit/validate/test/predict with project defaults.
+"""The ``mtl`` command: LightningCLI's fit/validate/test/predict with project defaults, beside the
+project's own commands (``prepare``, ``bench``, ``models``).
 
 ``mtl fit --config conf/bknet.yaml --model.weighting=FixedWeighting --trainer.max_epochs=5``
 is exactly what a W&B sweep agent passes with ``${args}``. Unknown keys and wrong types are
-rejected before anything is built, naming the key, with exit status 2.
+rejected before anything is built, naming the key, with exit status 2; so are values the
+classes refuse (a task the data does not label, a negative batch size …) and settings that
+contradict each other, each as one line instead of a traceback.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from pathlib import Path
 
-from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
+from jsonargparse import ArgumentParser, Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 
-from mtl.callbacks import ResultsTable, SaveConfigToCheckpoint
+from mtl import __version__
+from mtl.callbacks import ResultsTable, ResumeState, SaveConfigToCheckpoint
 from mtl.commands import COMMANDS
-from mtl.data.datamodule import FaceDataModule
+from mtl.data import FaceDataModule
+from mtl.errors import UserError
 from mtl.module import MultiTaskModule
 
 RUNS_DIR = "runs"
+TRAINER_COMMANDS = tuple(LightningCLI.subcommands())  # fit, validate, test, predict
+TRAINER_HELP = {
+    "fit": "Train a model (and validate it every epoch); --ckpt_path last resumes a run.",
+    "validate": "Evaluate a model or checkpoint on the validation split of every source.",
+    "test": "Evaluate a model or checkpoint on the test split of every source.",
+    "predict": "Predict every task's probabilities with a model or checkpoint.",
+}
 
 
 class MTLCLI(LightningCLI):
@@ -33,54 +48,101 @@ class MTLCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
-        if sub == "fit" and self.config[sub].get("ckpt_path") == "last":
-            resolve_last_checkpoint(self.config[sub])
+        if sub and self.config[sub].get("ckpt_path") == "last":
+            resolve_last_checkpoint(self.config[sub], fit=sub == "fit")
+
+    def before_instantiate_classes(self) -> None:
+        trainer = (
+            self.config[self.config.subcommand].trainer if self.config.get("subcommand") else None
+        )
+        self.trainer_defaults["callbacks"] = default_callbacks(trainer or Namespace())
+
+    def instantiate_classes(self) -> None:
+        """Build data, model and trainer; a value a class refuses is the user's to fix."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, KeyError, FileNotFoundError) as err:
+            raise UserError(f"invalid configuration: {err}") from err
 
 
-def _logger_dir(logger: object) -> Path | None:
-    """``save_dir/name`` of a configured CSV/TensorBoard-style logger, else None."""
+def default_callbacks(trainer: Namespace) -> list[Callback]:
+    """The project's callbacks, minus those the trainer options rule out: no checkpointing,
+    or a ModelCheckpoint of the user's own, drops the default ModelCheckpoint."""
+    callbacks: list[Callback] = [ResultsTable(), ResumeState()]
+    own = [c for c in (trainer.get("callbacks") or []) if _is_checkpoint(c)]
+    if trainer.get("enable_checkpointing") is not False and not own:
+        checkpoint = ModelCheckpoint(
+            save_last=True,
+            filename="epoch{epoch:03d}",
+            auto_insert_metric_name=False,
+            save_on_train_epoch_end=True,  # after on_train_epoch_end: epoch state included
+        )
+        callbacks.insert(0, checkpoint)
+    return callbacks
+
+
+def _is_checkpoint(callback: object) -> bool:
+    path = callback.get("class_path", "") if isinstance(callback, Namespace) else ""
+    module, _, name = str(path).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name) if module else None
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, ModelCheckpoint)
+
+
+def _logger_root(logger: object) -> tuple[Path, bool] | None:
+    """Where a configured logger keeps its runs (``save_dir/name``, W&B: ``save_dir/project``)
+    and whether it is W&B's; None for no or an unknown logger."""
     if not isinstance(logger, Namespace) or "init_args" not in logger:
         return None
-    init = logger.init_args
+    init, wandb = logger.init_args, str(logger.get("class_path", "")).endswith("WandbLogger")
+    if wandb:
+        return Path(init.get("save_dir") or ".") / (init.get("project") or "lightning_logs"), True
     if init.get("save_dir") is None:
         return None
-    return Path(init.save_dir) / (init.get("name") or "")
+    return Path(init.save_dir) / (init.get("name") or ""), False
 
 
-def resolve_last_checkpoint(config: Namespace) -> None:
+def resolve_last_checkpoint(config: Namespace, fit: bool = True) -> None:
     """Turn ``ckpt_path: last`` into the newest ``last.ckpt`` of this experiment, in place.
 
-    The resumed run logs into the same version folder it continues. With no earlier
-    checkpoint, training starts from scratch with a warning (so ``--ckpt_path last`` is safe
-    in a job script that may or may not have run before).
+    A resumed fit continues the same run: it logs into the same version folder (CSV) or the same
+    W&B run id. With no earlier checkpoint, fit starts from scratch with a warning (so
+    ``--ckpt_path last`` is safe in a job script that may or may not have run before); the
+    other commands need one.
     """
     logger = config.trainer.get("logger")
-    root = _logger_dir(logger)
-    if root is None:
+    found = _logger_root(logger)
+    if found is None:
         return  # leave "last" to Lightning's own lookup
+    root, wandb = found
     candidates = sorted(root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not candidates:
+        if not fit:
+            raise UserError(f"--ckpt_path last: no last.ckpt under {root}")
         rank_zero_warn(f"--ckpt_path last: no last.ckpt under {root}; training from scratch")
         config.ckpt_path = None
         return
     newest = candidates[-1]
     config.ckpt_path = str(newest)
-    logger.init_args.version = newest.parent.parent.name
+    if not fit:
+        return
+    run = newest.parent.parent.name
+    if wandb:
+        logger.init_args.id = run
+        logger.dict_kwargs = {**(logger.get("dict_kwargs") or {}), "resume": "allow"}
+    else:
+        logger.init_args.version = run
 
 
 def trainer_defaults() -> dict:
     return {
         "default_root_dir": RUNS_DIR,
         "logger": {
-            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "class_path": "mtl.loggers.CSVLogger",
             "init_args": {"save_dir": RUNS_DIR, "name": "mtl"},
         },
-        "callbacks": [
-            ModelCheckpoint(
-                save_last=True, filename="epoch{epoch:03d}", auto_insert_metric_name=False
-            ),
-            ResultsTable(),
-        ],
     }
 
 
@@ -98,16 +160,41 @@ def run_cli(args: ArgsType = None) -> MTLCLI:
     )
 
 
+def overview_parser() -> ArgumentParser:
+    """``mtl --help``: every command with its one-line description."""
+    parser = ArgumentParser(
+        prog="mtl",
+        description="Multi-source, multi-task face-attribute learning (smile, emotion, gender, "
+        "age). `mtl COMMAND --help` shows a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"mtl {__version__}")
+    commands = parser.add_subcommands(metavar="COMMAND")
+    helps = TRAINER_HELP | {name: command.help for name, command in COMMANDS.items()}
+    for name, doc in helps.items():  # each command parses its own options
+        commands.add_subcommand(name, ArgumentParser(description=doc), help=doc)
+    return parser
+
+
 def main(args: ArgsType = None) -> None:
     """Entry point of ``mtl`` and ``python -m mtl``; ``args`` lets tests call it in-process.
 
-    ``prepare`` and ``bench`` are dispatched to :mod:`mtl.commands` (they build no model or
-    trainer); everything else goes to LightningCLI. Non-zero statuses exit the process.
+    ``prepare``, ``bench`` and ``models`` go to :mod:`mtl.commands` (they build no model or
+    trainer); the trainer commands go to LightningCLI. A :class:`UserError` or a Lightning
+    configuration error ends the process with one line on stderr and status 2
+    (``MTL_TRACEBACK=1`` shows the traceback instead).
     """
     argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in COMMANDS:
-        status = COMMANDS[argv[0]](argv[1:])
-        if status:
-            raise SystemExit(status)
-        return
-    run_cli(args)
+    try:
+        if argv and argv[0] in COMMANDS:
+            status = COMMANDS[argv[0]].run(argv[1:])
+            if status:
+                raise SystemExit(status)
+        elif argv and (argv[0] in TRAINER_COMMANDS or argv[0] in ("-c", "--config")):
+            run_cli(args)
+        else:
+            overview_parser().parse_args(argv or ["--help"])
+    except (UserError, MisconfigurationException) as err:
+        if os.environ.get("MTL_TRACEBACK"):
+            raise
+        print(f"mtl: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,14 +1,18 @@
 """The task registry: the one place that knows what each face-attribute task is.
 
-Data sources, heads, losses, metrics and reports all read :class:`Task` objects built here;
-nothing else hard-codes a class count or a class order.
+A :class:`Task` has a name, a kind (classification or regression), the label column of the face
+cache it reads, and its classes (or unit). Data sources, caches, splits, heads, losses,
+weightings, metrics and reports all read it; nothing else hard-codes a class count, a class
+order or which task is a regression.
 
 Conventions fixed for the whole project:
 
 * emotion follows the FER-2013 csv order (angry, disgust, fear, happy, sad, surprise, neutral);
 * gender is 0 = female, 1 = male (sources with another encoding, e.g. UTKFace, convert on read);
-* age groups are half-open year intervals ``[edge_i, edge_{i+1})`` from explicit, configurable
-  edges; the default is the six groups of Rohani et al.: 0-15, 16-25, 26-35, 36-45, 46-60, 61+.
+* ``age`` is the age group: half-open year intervals ``[edge_i, edge_{i+1})`` from explicit,
+  configurable edges (default: Rohani et al.'s six groups 0-15, 16-25, 26-35, 36-45, 46-60, 61+);
+* ``age_years`` is age in years as a regression (Jassim et al.); it reads the same column as
+  ``age`` and is opt-in (``--data.tasks=[..., age_years]``), not part of the default task set.
 """
 
 from __future__ import annotations
@@ -18,11 +22,38 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-IGNORE_INDEX = -1
-"""Target value of a sample that has no label for a task (its mask entry is False)."""
+import numpy as np
 
-TASK_NAMES: tuple[str, ...] = ("smile", "emotion", "gender", "age")
-"""Every registered task, in the canonical order used for targets/mask columns."""
+MISSING = float("nan")
+"""Target of a sample that has no label for a task (its mask entry is False)."""
+
+TaskKind = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class LabelColumn:
+    """A label column of every face cache (``labels.csv``); tasks read their targets from one.
+
+    ``class`` columns hold a class index (-1 when unknown), ``value`` columns a number (NaN when
+    unknown). Splits are stratified by every column; a value column in bins of ``strata_width``
+    (values at or above ``strata_max`` share one bin).
+    """
+
+    name: str
+    dtype: Literal["class", "value"]
+    strata_width: float = 1.0
+    strata_max: float = float("inf")
+
+
+LABEL_COLUMNS: dict[str, LabelColumn] = {
+    c.name: c
+    for c in (
+        LabelColumn("smile", "class"),
+        LabelColumn("emotion", "class"),
+        LabelColumn("gender", "class"),
+        LabelColumn("age", "value", strata_width=10, strata_max=80),  # years, decades to 80+
+    )
+}
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 GENDERS: tuple[str, ...] = ("female", "male")
@@ -33,16 +64,31 @@ DEFAULT_AGE_EDGES: tuple[int, ...] = (16, 26, 36, 46, 61)
 
 @dataclass(frozen=True)
 class Task:
-    """One prediction task: its name, kind and class names (and, for age, the bin edges)."""
+    """One prediction task.
+
+    Args:
+        name: the task's name in configs, batches and metric keys.
+        kind: ``classification`` (class scores, cross-entropy, accuracy) or ``regression``
+            (one value, a regression loss, mean absolute error).
+        column: the :data:`LABEL_COLUMNS` entry its targets come from.
+        class_names: the classes, in target-index order (classification).
+        age_edges: for a classification read from a years column: the group edges.
+        unit: what a regression value measures (for reports).
+        default: part of "every task the data labels" when a run names no tasks.
+    """
 
     name: str
-    class_names: tuple[str, ...]
-    kind: Literal["classification", "regression"] = "classification"
+    kind: TaskKind
+    column: str
+    class_names: tuple[str, ...] = ()
     age_edges: tuple[int, ...] | None = None
+    unit: str = ""
+    default: bool = True
 
     @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        """Classes of a classification task; a regression predicts one value."""
+        return len(self.class_names) if self.kind == "classification" else 1
 
     def age_to_class(self, years: float) -> int:
         """Map an age in years to its group index (half-open bins)."""
@@ -51,6 +97,16 @@ class Task:
         if not 0 <= years < 150:
             raise ValueError(f"impossible age {years!r} years")
         return bisect.bisect_right(self.age_edges, years)
+
+    def targets(self, column: np.ndarray) -> np.ndarray:
+        """N float targets from the task's label column; :data:`MISSING` where unlabelled."""
+        values = np.asarray(column, dtype=np.float64)
+        if LABEL_COLUMNS[self.column].dtype == "class":
+            return np.where(values < 0, MISSING, values)
+        if self.age_edges is not None:  # years -> group index
+            groups = np.searchsorted(self.age_edges, np.nan_to_num(values), side="right")
+            return np.where(np.isnan(values), MISSING, groups.astype(np.float64))
+        return values
 
 
 def age_group_names(edges: Sequence[int]) -> tuple[str, ...]:
@@ -71,28 +127,51 @@ def check_age_edges(edges: Sequence[int]) -> tuple[int, ...]:
     return edges
 
 
-def make_task(name: str, age_edges: Sequence[int] = DEFAULT_AGE_EDGES) -> Task:
-    """Build the registered task called ``name``."""
-    if name == "smile":
-        return Task("smile", SMILE)
-    if name == "emotion":
-        return Task("emotion", EMOTIONS)
-    if name == "gender":
-        return Task("gender", GENDERS)
-    if name == "age":
-        edges = check_age_edges(age_edges)
-        return Task("age", age_group_names(edges), age_edges=edges)
-    raise ValueError(f"unknown task {name!r}; registered tasks: {', '.join(TASK_NAMES)}")
+def _registry(age_edges: Sequence[int]) -> dict[str, Task]:
+    edges = check_age_edges(age_edges)
+    tasks = (
+        Task("smile", "classification", "smile", SMILE),
+        Task("emotion", "classification", "emotion", EMOTIONS),
+        Task("gender", "classification", "gender", GENDERS),
+        Task("age", "classification", "age", age_group_names(edges), age_edges=edges),
+        Task("age_years", "regression", "age", unit="years", default=False),
+    )
+    return {t.name: t for t in tasks}
 
 
-def build_tasks(
-    names: Iterable[str], age_edges: Sequence[int] = DEFAULT_AGE_EDGES
-) -> tuple[Task, ...]:
-    """Tasks for ``names`` in canonical registry order, duplicates removed."""
+TASK_NAMES: tuple[str, ...] = tuple(_registry(DEFAULT_AGE_EDGES))
+"""Every registered task, in the canonical order used for targets/mask columns."""
+
+DEFAULT_TASK_NAMES: tuple[str, ...] = tuple(
+    t.name for t in _registry(DEFAULT_AGE_EDGES).values() if t.default
+)
+"""The tasks a run learns when it names none: smile, emotion, gender, age."""
+
+
+def _check_names(names: Iterable[str]) -> set[str]:
     wanted = set(names)
     unknown = wanted - set(TASK_NAMES)
     if unknown:
         raise ValueError(
             f"unknown task(s) {sorted(unknown)}; registered tasks: {', '.join(TASK_NAMES)}"
         )
-    return tuple(make_task(n, age_edges) for n in TASK_NAMES if n in wanted)
+    return wanted
+
+
+def make_task(name: str, age_edges: Sequence[int] = DEFAULT_AGE_EDGES) -> Task:
+    """Build the registered task called ``name``."""
+    _check_names([name])
+    return _registry(age_edges)[name]
+
+
+def build_tasks(
+    names: Iterable[str], age_edges: Sequence[int] = DEFAULT_AGE_EDGES
+) -> tuple[Task, ...]:
+    """Tasks for ``names`` in canonical registry order, duplicates removed."""
+    wanted = _check_names(names)
+    return tuple(t for t in _registry(age_edges).values() if t.name in wanted)
+
+
+def task_kind(name: str) -> TaskKind:
+    """Kind of the registered task ``name`` (its age edges do not matter)."""
+    return make_task(name).kind

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import lightning as L
 
-from mtl.data.multisource import MultiSourceDataModule
-from mtl.data.synthetic import SyntheticDataModule, SyntheticSource
+from mtl.data import MultiSourceDataModule, SyntheticDataModule, SyntheticSource
 from mtl.models import BKNet, HeadConfig
 from mtl.module import MultiTaskModule
 

@@ -72,7 +72,7 @@ def test_models_command_tabulates_the_zoo(tmp_path, capsys):
     from mtl.cli import main
 
     out = tmp_path / "models.json"
-    main(["models", "lightweight", "kang", "--batch-size", "2", "--iters", "1", "--json", str(out)])
+    main(["models", "lightweight", "kang", "--batch_size", "2", "--iters", "1", "--json", str(out)])
     import json
 
     rows = {r["name"]: r for r in json.loads(out.read_text())}

@@ -15,25 +15,25 @@ def test_bench_data_reports_every_throughput(tmp_path, capsys):
         [
             "bench",
             "data",
-            "--data-root",
+            "--data_root",
             str(tmp_path / "none"),
-            "--source",
-            f"utkface={tmp_path / 'utk'}",
-            "--batch-size",
+            "--roots",
+            f"{{utkface: {tmp_path / 'utk'}}}",
+            "--batch_size",
             "2",
             "--workers",
             "0",
-            "--max-batches",
+            "--max_batches",
             "2",
-            "--train-steps",
+            "--train_steps",
             "1",
             "--json",
             str(out),
         ]
     )
     result = json.loads(out.read_text())
-    row = result["sources"][0]
-    assert row["source"] == "utkface" and row["kept"] == 20
+    row = result["datasets"][0]
+    assert row["dataset"] == "utkface" and row["kept"] == 20
     assert row["prepare_images_per_s"] > 0 and row["load_samples_per_s"] > 0
     assert result["train_samples_per_s"] > 0
     assert "data throughput" in capsys.readouterr().err

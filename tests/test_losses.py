@@ -5,7 +5,9 @@ import torch
 
 from mtl.losses import FixedWeighting, masked_cross_entropy
 from mtl.models import BKNet, MultiTaskNet
-from mtl.tasks import IGNORE_INDEX, build_tasks
+from mtl.tasks import build_tasks
+
+NO = -1  # any value: the mask says the row is unlabelled
 
 
 def _ce(scores, target):
@@ -15,7 +17,7 @@ def _ce(scores, target):
 
 def test_masked_cross_entropy_matches_hand_computed_eq1():
     logits = torch.tensor([[2.0, 0.5], [0.1, 0.3], [-1.0, 1.5]])
-    targets = torch.tensor([0, IGNORE_INDEX, 1])
+    targets = torch.tensor([0, NO, 1])
     mask = torch.tensor([True, False, True])
     expected = (_ce([2.0, 0.5], 0) + _ce([-1.0, 1.5], 1)) / 3  # Eq. 1 divides by N = 3
     got = masked_cross_entropy(logits, targets, mask)
@@ -26,7 +28,7 @@ def test_masked_cross_entropy_matches_hand_computed_eq1():
 
 def test_absent_task_gives_exact_zero_connected_to_the_graph_without_nan():
     logits = torch.randn(4, 7, requires_grad=True)
-    targets = torch.full((4,), IGNORE_INDEX)
+    targets = torch.full((4,), NO)
     mask = torch.zeros(4, dtype=torch.bool)
     for normalization in ("batch", "labelled"):
         loss = masked_cross_entropy(logits, targets, mask, normalization)
@@ -67,8 +69,8 @@ def _losses(net, tasks, targets, mask):
 def test_absent_task_head_gets_zero_gradient_but_no_nan():
     tasks = build_tasks(["smile", "emotion"])
     net = _tiny_net(tasks)
-    targets = torch.tensor([[1, IGNORE_INDEX], [0, IGNORE_INDEX], [1, IGNORE_INDEX]])
-    losses = _losses(net, tasks, targets, targets != IGNORE_INDEX)
+    targets = torch.tensor([[1, NO], [0, NO], [1, NO]])
+    losses = _losses(net, tasks, targets, targets != NO)
     total = FixedWeighting([t.name for t in tasks])(losses)
     total.backward()
     assert losses["emotion"].item() == 0.0 and torch.isfinite(total)
@@ -108,7 +110,7 @@ def test_squared_hinge_matches_hand_computed_eq2():
     from mtl.losses import masked_squared_hinge
 
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 3.0], [9.0, 9.0, 9.0]])
-    targets = torch.tensor([0, 0, IGNORE_INDEX])
+    targets = torch.tensor([0, 0, NO])
     mask = torch.tensor([True, True, False])
     # row 0: margins max(0, 1-2+1)^2 + max(0, 0-2+1)^2 = 0; row 1: (1+1)^2 + (3+1)^2 = 20
     assert masked_squared_hinge(logits, targets, mask).item() == pytest.approx(20 / 3)
@@ -140,8 +142,8 @@ def _ddp_grad(rank: int, world: int, port: int, out: dict) -> None:
 def _ddp_problem():
     torch.manual_seed(0)
     x = torch.randn(6, 4)
-    targets = torch.tensor([0, IGNORE_INDEX, IGNORE_INDEX, 2, 1, 1])
-    mask = targets != IGNORE_INDEX
+    targets = torch.tensor([0, NO, NO, 2, 1, 1])
+    mask = targets != NO
     return x, targets, mask, torch.nn.Linear(4, 3)
 
 
@@ -159,29 +161,32 @@ def test_labelled_normalization_under_ddp_matches_one_device():
     torch.testing.assert_close(ddp, layer.weight.grad)
 
 
-def test_age_regression_matches_jassim_eq6():
-    from mtl.losses.task_losses import masked_age_regression
+def test_regression_loss_matches_jassim_eq6():
+    from mtl.losses import masked_euclidean_gaussian
 
     pred = torch.tensor([30.0, 20.0, 50.0], requires_grad=True)
     years = torch.tensor([25.0, float("nan"), 50.0])
-    euclid = masked_age_regression(pred, years, lam=0.0)
+    known = ~torch.isnan(years)
+    euclid = masked_euclidean_gaussian(pred, years, known, lam=0.0)
     assert euclid.item() == pytest.approx((25 / 2) / 3)  # (y - a)^2 / 2, divided by N = 3
-    gauss = masked_age_regression(pred, years, lam=1.0, sigma=3.0, normalization="labelled")
+    gauss = masked_euclidean_gaussian(pred, years, known, 1.0, 3.0, normalization="labelled")
     assert gauss.item() == pytest.approx((1 - math.exp(-25 / 18)) / 2)
     euclid.backward()
     assert pred.grad[1] == 0 and torch.isfinite(pred.grad).all()  # unknown age: no gradient
 
 
-def test_age_regression_branch_trains_with_uncertainty_weighting(in_tmp):
+def test_age_in_years_trains_as_a_registered_regression_task(in_tmp):
+    """Naming ``age_years`` in the data's tasks is all it takes: the registry says it is a
+    regression, so the head, loss, metric and the weighting's 1/2 factor follow."""
     from mtl.cli import run_cli
 
     from .conftest import tiny_fit_args
 
     args = [
         *tiny_fit_args(train=64, val=32, test=16),
-        "--model.age_regression.switch_step=2",
+        "--data.tasks=[smile, emotion, gender, age, age_years]",
+        "--model.regression_loss.switch_step=2",
         "--model.weighting=UncertaintyWeighting",
-        "--model.weighting.regression=[age_years]",
     ]
     cli = run_cli(args)
     logged = cli.trainer.logged_metrics
@@ -191,9 +196,9 @@ def test_age_regression_branch_trains_with_uncertainty_weighting(in_tmp):
     assert preds["age_years"].ndim == 1 and preds["age"].shape[1] == 6
 
 
-def test_age_regression_needs_the_age_task():
-    from mtl.losses.age_regression import AgeRegression
-    from mtl.module import MultiTaskModule
+def test_age_in_years_is_opt_in_and_needs_age_labels():
+    from mtl.data import SyntheticDataModule, SyntheticSource
 
-    with pytest.raises(ValueError, match="age task"):
-        MultiTaskModule(["smile"], age_regression=AgeRegression())
+    assert "age_years" not in SyntheticDataModule().task_names  # not in the default set
+    with pytest.raises(ValueError, match="no labels for task"):
+        SyntheticDataModule([SyntheticSource("a", ["smile"])], tasks=["age_years"])

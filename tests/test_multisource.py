@@ -1,7 +1,9 @@
-"""MultiSourceDataModule: task union, per-source targets, balancing, per-source metrics."""
+"""MultiSourceDataModule: task union and restriction, per-source targets, one seed for every
+child, balancing, per-source metrics."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,10 +12,11 @@ from mtl.data import (
     Fer2013DataModule,
     Genki4kDataModule,
     MultiSourceDataModule,
+    SyntheticDataModule,
+    SyntheticSource,
     UTKFaceDataModule,
 )
 from mtl.data.faces import FaceSettings
-from mtl.tasks import IGNORE_INDEX
 from tests import raw_fixtures as F
 
 from .conftest import CONF_DIR
@@ -21,7 +24,7 @@ from .test_cli import localized
 
 
 @pytest.fixture
-def sources(tmp_path):
+def children(tmp_path):
     F.write_genki(tmp_path / "genki")
     F.write_fer_folders(tmp_path / "fer")
     F.write_utkface(tmp_path / "utk")
@@ -33,39 +36,91 @@ def sources(tmp_path):
     ]
 
 
-def test_tasks_are_the_union_and_each_source_fills_its_own_columns(sources):
-    dm = MultiSourceDataModule(sources, age_edges=[20, 40])
+def test_tasks_are_the_union_and_each_source_fills_its_own_columns(children):
+    dm = MultiSourceDataModule(children, age_edges=[20, 40])
     assert dm.task_names == ["smile", "emotion", "age"]  # UTK restricted to age: no gender
-    assert dm.source_names == ["genki4k", "fer2013", "utkface"]
     dm.prepare_data()
     dm.setup("fit")
-    utk = dm.train_sets[2][0]
+    assert dm.source_names == ["genki4k", "fer2013", "utkface"]
+    assert dm.source_tasks == {"genki4k": ["smile"], "fer2013": ["emotion"], "utkface": ["age"]}
+    utk = dm.sources[2].train[0]
     assert utk["source"].item() == 2
     assert utk["mask"].tolist() == [False, False, True]
-    assert utk["targets"][:2].tolist() == [IGNORE_INDEX, IGNORE_INDEX]
-    assert sources[2].tasks[0].age_edges == (20, 40)  # the run's age bins, not the source's
-    fer = dm.train_sets[1][0]
+    assert torch.isnan(utk["targets"][:2]).all()
+    assert children[2].tasks[0].age_edges == (20, 40)  # the run's age bins, not the child's
+    fer = dm.sources[1].train[0]
     assert fer["mask"].tolist() == [False, True, False] and fer["source"].item() == 1
     batch = next(iter(dm.train_dataloader()))
     assert batch["targets"].shape == batch["mask"].shape == (len(batch["image"]), 3)
-    assert torch.equal(batch["mask"], batch["targets"] != IGNORE_INDEX)
+    assert torch.equal(batch["mask"], ~torch.isnan(batch["targets"]))
 
 
-def test_equal_balance_duplicates_the_small_sources(sources):
-    dm = MultiSourceDataModule(sources)
+def test_the_run_tasks_restrict_every_child(children):
+    dm = MultiSourceDataModule(children, tasks=["emotion", "age"])
+    assert dm.task_names == ["emotion", "age"]
+    assert [type(c).__name__ for c in dm.datamodules] == ["Fer2013DataModule", "UTKFaceDataModule"]
     dm.prepare_data()
     dm.setup("fit")
-    sizes = [len(d) for d in dm.train_sets]
+    assert dm.source_tasks == {"fer2013": ["emotion"], "utkface": ["age"]}
+    item = dm.sources[1].train[0]
+    assert item["mask"].tolist() == [False, True] and item["source"].item() == 1
+
+
+def test_a_child_restricted_to_tasks_brings_only_those(children):
+    with pytest.raises(ValueError, match="no labels for task"):
+        MultiSourceDataModule(children, tasks=["gender"])  # UTK was restricted to age
+    utk = UTKFaceDataModule(root=children[2].root, cache_dir=children[2].cache_dir)
+    dm = MultiSourceDataModule([children[0], utk], tasks=["smile", "age_years"])
+    assert dm.task_names == ["smile", "age_years"] and utk.task_names == ["age_years"]
+
+
+def test_the_run_seed_reaches_every_child_and_changes_their_data(children):
+    def synthetic(name: str, task: str) -> SyntheticDataModule:
+        return SyntheticDataModule([SyntheticSource(name, [task], 30, 6, 6)], seed=123)
+
+    def images(seed: int) -> np.ndarray:
+        dm = MultiSourceDataModule([synthetic("a", "smile"), synthetic("b", "gender")], seed=seed)
+        assert all(child.seed == seed for child in dm.datamodules)
+        dm.setup("fit")
+        return np.concatenate([s.train.dataset.images for s in dm.sources])
+
+    np.testing.assert_array_equal(images(1), images(1))
+    assert not np.array_equal(images(1), images(2))  # the children's own seed 123 is replaced
+    real = MultiSourceDataModule(children, seed=5)
+    assert [c.seed for c in real.datamodules] == [5, 5, 5]
+    real.prepare_data()
+    real.setup("fit")  # the real children split with the run's seed, saved under its name
+    assert list((children[2].cache_dir / "utkface").rglob("splits/seed5-k4.csv"))
+
+
+def test_a_child_with_several_sources_brings_each_of_them(children):
+    synthetic = SyntheticDataModule(
+        [SyntheticSource("s_smile", ["smile"], 8, 4, 4), SyntheticSource("s_age", ["age"], 8, 4, 4)]
+    )
+    dm = MultiSourceDataModule([synthetic, children[1]])
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.source_names == ["s_smile", "s_age", "fer2013"]
+    assert [dm.sources[i].train[0]["source"].item() for i in range(3)] == [0, 1, 2]
+
+
+def test_equal_balance_duplicates_the_small_sources(children):
+    dm = MultiSourceDataModule(children)
+    dm.prepare_data()
+    dm.setup("fit")
+    sizes = [len(s.train) for s in dm.sources]
     assert dm.epoch_composition() == dict.fromkeys(dm.source_names, max(sizes))
     assert len(dm.train_dataloader().sampler) == 3 * max(sizes)
-    proportional = MultiSourceDataModule(sources, balance="proportional")
+    proportional = MultiSourceDataModule(children, balance="proportional")
     proportional.setup("fit")
     assert list(proportional.epoch_composition().values()) == sizes
 
 
-def test_weights_need_one_per_source(sources):
-    with pytest.raises(ValueError, match="3 weights"):
-        MultiSourceDataModule(sources, balance="weights", weights=[1.0])
+def test_weights_need_one_per_source(children):
+    dm = MultiSourceDataModule(children, balance="weights", weights=[1.0])
+    dm.prepare_data()
+    with pytest.raises(ValueError, match="one weight per source"):
+        dm.setup("fit")
 
 
 def test_metrics_are_reported_per_source_and_per_task(in_tmp):

@@ -11,7 +11,7 @@ import pytest
 from mtl.cli import main
 from mtl.data import prepare as P
 from mtl.data.faces import FaceSettings, HaarDetector, MTCNNDetector, crop_face
-from mtl.data.sources import Genki4k
+from mtl.data.readers import Genki4kReader
 from tests import raw_fixtures as F
 
 VALUES = [30, 100, 200, 110, 120, 130, 140]  # <50: no face; >150: two faces; else one
@@ -49,7 +49,7 @@ def fake(monkeypatch) -> FakeDetector:
 def run(root: Path, out: Path, **face) -> P.C.FaceCache:
     settings = FaceSettings(detector="mtcnn", **face)
     return P.prepare(
-        Genki4k(root), out, settings, workers=0, batch_size=2, chunk_batches=1, progress=False
+        Genki4kReader(root), out, settings, workers=0, batch_size=2, chunk_batches=1, progress=False
     )
 
 
@@ -111,7 +111,7 @@ def test_changed_setting_never_reuses_a_stale_cache(tmp_path, fake):
     (tmp_path / "raw" / "labels.txt").write_text("\n".join("1 0 0 0" for _ in VALUES))
     assert run(tmp_path / "raw", tmp_path / "out").path != first.path  # labels changed
     manifest = json.loads((first.path / "manifest.json").read_text())
-    assert manifest["face"]["margin"] == 0.1 and manifest["source"]["name"] == "genki4k"
+    assert manifest["face"]["margin"] == 0.1 and manifest["dataset"]["name"] == "genki4k"
 
 
 def test_crop_is_square_with_margin_and_black_outside():
@@ -137,19 +137,20 @@ def test_prepare_command(tmp_path, capsys):
             str(tmp_path / "raw"),
             "--out",
             str(tmp_path / "out"),
-            "--detector",
+            "--face.detector",
             "none",
             "--workers",
             "0",
-            "--no-progress",
+            "--progress",
+            "false",
         ]
     )
     err = capsys.readouterr().err
     assert "unreadable image" in err and "no label line" in err and "cache:" in err
     with pytest.raises(SystemExit) as exit_info:
-        main(["prepare", "genki4k", "--root", str(tmp_path / "nowhere"), "--no-progress"])
+        main(["prepare", "genki4k", "--root", str(tmp_path / "nowhere"), "--progress", "false"])
     assert exit_info.value.code == 2
     assert "labels.txt not found" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        main(["prepare", "genki4k", "--root", str(tmp_path), "--detector", "dlib"])
+        main(["prepare", "genki4k", "--root", str(tmp_path), "--face.detector", "dlib"])
     assert exit_info.value.code == 2

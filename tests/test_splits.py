@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mtl.data import AdienceDataModule, Genki4kDataModule
 from mtl.data import splits as S
-from mtl.data.datamodules import AdienceDataModule, Genki4kDataModule
+from mtl.data.datasets import targets_for
 from mtl.data.faces import FaceSettings
-from mtl.data.source_datamodule import SplitPlan, plan_splits, targets_for
-from mtl.tasks import IGNORE_INDEX, build_tasks
+from mtl.data.splits import SplitPlan, plan_splits
+from mtl.tasks import build_tasks
 from tests import raw_fixtures as F
 
 
@@ -91,8 +92,10 @@ def test_fold_options_select_val_and_test(tmp_path):
 
 def test_age_years_map_to_configured_groups():
     t = table(4, age=np.array([15.0, 16.0, 60.9, np.nan]), gender=np.array([1, 0, -1, 1]))
-    targets = targets_for(t, build_tasks(["gender", "age"], age_edges=[16, 61]))
-    assert targets.tolist() == [[1, 0], [0, 1], [IGNORE_INDEX, 1], [1, IGNORE_INDEX]]
+    targets = targets_for(t, build_tasks(["gender", "age", "age_years"], age_edges=[16, 61]))
+    nan = float("nan")
+    expected = [[1, 0, 15.0], [0, 1, 16.0], [nan, 1, 60.9], [1, nan, nan]]
+    np.testing.assert_allclose(targets, np.array(expected, dtype=np.float32))
 
 
 def test_datamodule_saves_its_split_with_the_cache_and_reuses_it(tmp_path):
@@ -105,12 +108,13 @@ def test_datamodule_saves_its_split_with_the_cache_and_reuses_it(tmp_path):
     dm.setup("fit")
     saved = list((tmp_path / "cache").rglob("splits/seed0-k4.csv"))
     assert len(saved) == 1
-    assert dm.train_set.transform is not None and dm.val_set.transform is None
-    total = len(dm.train_set) + len(dm.test_set)
+    assert dm.sources[0].train.transform is not None and dm.sources[0].val.transform is None
+    train, test = dm.sources[0].train, dm.sources[0].test
+    total = len(train) + len(test)
     assert total == 4  # the fixture's four good faces
     again = Genki4kDataModule(**kwargs)
     again.setup("fit")
-    assert len(again.train_set) == len(dm.train_set)
+    assert len(again.sources[0].train) == len(train)
 
 
 def test_setup_without_a_cache_says_how_to_make_one(tmp_path):

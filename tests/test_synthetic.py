@@ -4,7 +4,6 @@ import torch
 
 from mtl.data import SyntheticDataModule, SyntheticSource
 from mtl.data.synthetic_faces import render_faces, sample_attributes
-from mtl.tasks import IGNORE_INDEX
 
 
 def _dm(**kwargs):
@@ -35,9 +34,11 @@ def test_batches_follow_the_contract_with_masks_per_source():
     batch = next(iter(dm.val_dataloader()))
     assert batch["image"].shape == (8, 1, 48, 48) and batch["image"].dtype == torch.float32
     assert batch["image"].min() >= 0.0 and batch["image"].max() <= 1.0
-    assert batch["targets"].dtype == torch.long and batch["mask"].dtype == torch.bool
-    assert torch.equal(batch["mask"], batch["targets"] != IGNORE_INDEX)
-    ds = dm.train_set
+    assert batch["targets"].dtype == torch.float32 and batch["mask"].dtype == torch.bool
+    assert torch.equal(batch["mask"], ~torch.isnan(batch["targets"]))
+    assert dm.source_names == ["a", "b", "c"]
+    assert dm.source_tasks == {"a": ["smile"], "b": ["emotion"], "c": ["gender", "age"]}
+    ds = dm.split("train")
     expected = {
         0: [True, False, False, False],
         1: [False, True, False, False],
@@ -50,14 +51,14 @@ def test_batches_follow_the_contract_with_masks_per_source():
 
 def test_same_seed_same_data_other_seed_other_data():
     a, b, c = _dm(seed=1), _dm(seed=1), _dm(seed=2)
-    assert np.array_equal(a.train_set.datasets[0].images, b.train_set.datasets[0].images)
-    assert not np.array_equal(a.train_set.datasets[0].images, c.train_set.datasets[0].images)
-    assert not np.array_equal(a.train_set.datasets[0].images, a.val_set.datasets[0].images)
+    assert np.array_equal(a.sources[0].train.images, b.sources[0].train.images)
+    assert not np.array_equal(a.sources[0].train.images, c.sources[0].train.images)
+    assert not np.array_equal(a.sources[0].train.images, a.sources[0].val.images)
 
 
 def test_every_class_of_every_task_occurs():
     dm = _dm(sources=[SyntheticSource("all", train=400, val=1, test=1)])
-    targets = dm.train_set.datasets[0].targets
+    targets = dm.sources[0].train.targets
     for j, task in enumerate(dm.tasks):
         assert set(targets[:, j].tolist()) == set(range(task.num_classes)), task.name
 
@@ -65,7 +66,7 @@ def test_every_class_of_every_task_occurs():
 def test_single_task_run_drops_sources_without_its_labels():
     dm = _dm(tasks=["emotion"])
     assert dm.task_names == ["emotion"]
-    assert len(dm.train_set.datasets) == 1 and bool(dm.train_set.datasets[0].mask.all())
+    assert dm.source_names == ["b"] and bool(dm.sources[0].train.mask.all())
 
 
 def test_requesting_an_unlabelled_task_is_a_clear_error():

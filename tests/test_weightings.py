@@ -16,10 +16,10 @@ from mtl.losses import (
     masked_cross_entropy,
 )
 
-TASKS = ["smile", "emotion", "age"]
+TASKS = ["smile", "emotion", "age_years"]
 WEIGHTINGS = {
     "fixed": lambda t: FixedWeighting(t, {"emotion": 2.0}),
-    "uncertainty": lambda t: UncertaintyWeighting(t, regression=["age"]),
+    "uncertainty": UncertaintyWeighting,
     "kang-published": lambda t: KangWeighting(t, "published"),
     "kang-log": lambda t: KangWeighting(t, "log"),
     "kang-softmax": lambda t: KangWeighting(t, "softmax"),
@@ -154,10 +154,10 @@ def test_kang_as_published_collapses_and_the_log_form_converges():
 
 
 def test_uncertainty_weighting_has_the_half_factor_for_regression():
-    w = UncertaintyWeighting(["smile", "age"], regression=["age"], init=0.0)
-    total = w({"smile": torch.tensor(1.0), "age": torch.tensor(1.0)})
+    w = UncertaintyWeighting(["smile", "age_years"], init=0.0)  # the kind is the registry's
+    total = w({"smile": torch.tensor(1.0), "age_years": torch.tensor(1.0)})
     assert total.item() == pytest.approx(1.5)  # 1 * e^0 * 1 + 0.5 * e^0 * 1 + 0 + 0
-    assert w.weights()["age"].item() == 0.5
+    assert w.weights()["age_years"].item() == 0.5
 
 
 def test_dwa_weights_follow_the_loss_ratio():

@@ -1,15 +1,31 @@
-"""Subcommands beside LightningCLI's fit/validate/test/predict: ``mtl prepare``, ``mtl bench``,
+"""Commands beside LightningCLI's fit/validate/test/predict: ``mtl prepare``, ``mtl bench``,
 ``mtl models``.
 
-Each module exposes ``main(argv: list[str]) -> int`` (an exit status).
+Each takes options the way ``mtl fit`` does (jsonargparse: typed ``--key value`` options,
+``--config`` files, ``--help``) and returns an exit status.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from jsonargparse import ArgumentParser
 
 from mtl.commands import bench, models, prepare
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "prepare": prepare.main,
-    "bench": bench.main,
-    "models": models.main,
+
+@dataclass(frozen=True)
+class Command:
+    """One ``mtl`` command: its one-line help, its parser and what runs it."""
+
+    help: str
+    parser: Callable[[], ArgumentParser]
+    run: Callable[[list[str]], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "prepare": Command(prepare.HELP, prepare.build_parser, prepare.main),
+    "bench": Command(bench.HELP, bench.build_parser, bench.main),
+    "models": Command(models.HELP, models.build_parser, models.main),
 }

@@ -1,4 +1,4 @@
-"""``mtl bench data``: can the data pipeline feed training? Measures, per real source:
+"""``mtl bench data``: can the data pipeline feed training? Measures, per real dataset:
 
 1. prepare throughput (images/s of ``mtl prepare`` into a fresh cache);
 2. loading throughput from the cache (samples/s through the training DataLoader, with
@@ -11,7 +11,6 @@ it; the table says whether it is.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -19,23 +18,25 @@ import time
 from pathlib import Path
 
 import torch
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from rich.console import Console
 from rich.table import Table
 
-from mtl.data.datamodules import DATAMODULES
-from mtl.data.source_datamodule import SourceDataModule
+from mtl.data.datamodules import DATAMODULES, CachedDataModule
 from mtl.data.transforms import Augmentation
-from mtl.tasks import TASK_NAMES
+from mtl.errors import UserError
+from mtl.tasks import DEFAULT_TASK_NAMES
 
 DEFAULT_FOLDERS = {"genki4k": "genki4k", "fer2013": "fer2013", "utkface": "utkface"}
 REQUIRED_RATIO = 10.0
+HELP = "Measure throughput: can the data pipeline feed training?"
 
 
 def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
     """Samples/s of multi-task BKNet training steps on random 1x48x48 batches."""
     from mtl.module import MultiTaskModule
 
-    module = MultiTaskModule(list(TASK_NAMES))
+    module = MultiTaskModule(list(DEFAULT_TASK_NAMES))
     module.train()
     optimizer = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9, weight_decay=0.01)
     g = torch.Generator().manual_seed(0)
@@ -44,7 +45,7 @@ def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
         "targets": torch.stack(
             [torch.randint(0, t.num_classes, (batch_size,), generator=g) for t in module.tasks],
             dim=1,
-        ),  # B x T
+        ).float(),  # B x T
     }
     batch["mask"] = torch.ones_like(batch["targets"], dtype=torch.bool)
     for step in range(warmup + steps):
@@ -57,8 +58,8 @@ def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def loading_throughput(dm: SourceDataModule, max_batches: int) -> tuple[float, int]:
-    """Steady-state samples/s of the source's augmented training loader (first batch excluded)."""
+def loading_throughput(dm: CachedDataModule, max_batches: int) -> tuple[float, int]:
+    """Steady-state samples/s of the dataset's augmented training loader (first batch excluded)."""
     dm.setup("fit")
     samples, start = 0, None
     for i, batch in enumerate(dm.train_dataloader()):
@@ -72,64 +73,58 @@ def loading_throughput(dm: SourceDataModule, max_batches: int) -> tuple[float, i
     return samples / seconds if samples else float("nan"), samples
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mtl bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    subs = parser.add_subparsers(dest="what", required=True)
-    data = subs.add_parser("data", help="prepare, loading and training throughput")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="mtl bench", description=HELP)
+    benches = parser.add_subcommands(metavar="BENCH")
+    data = ArgumentParser(description=__doc__)
+    data.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
     data.add_argument(
-        "--data-root",
+        "--data_root",
         type=Path,
         default=Path("../shared/data"),
         help="folder holding genki4k/, fer2013/, utkface/ (those present are used)",
     )
     data.add_argument(
-        "--source",
-        action="append",
-        default=[],
-        metavar="NAME=ROOT",
-        help="bench this source too (repeatable), e.g. adience=/data/adience",
+        "--roots",
+        type=dict[str, Path],
+        default={},
+        help="more datasets to bench, by name, e.g. '{adience: /data/adience}'",
     )
     data.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="cache folder to use and keep (default: a fresh temporary one)",
+        "--out", type=Path | None, default=None, help="cache folder to keep (default: temp)"
     )
-    data.add_argument("--batch-size", type=int, default=128)
+    data.add_argument("--batch_size", type=int, default=128)
     data.add_argument("--workers", type=int, default=2, help="DataLoader workers for loading")
-    data.add_argument("--max-batches", type=int, default=200, help="loader batches to time")
-    data.add_argument("--train-steps", type=int, default=20)
-    data.add_argument("--json", type=Path, default=None, help="also write the results here")
+    data.add_argument("--max_batches", type=int, default=200, help="loader batches to time")
+    data.add_argument("--train_steps", type=int, default=20)
+    data.add_argument("--json", type=Path | None, default=None, help="also write results here")
+    benches.add_subcommand("data", data, help="prepare, loading and training throughput")
     return parser
 
 
-def _sources(args: argparse.Namespace) -> dict[str, Path]:
+def _datasets(args: Namespace) -> dict[str, Path]:
     found = {
         n: args.data_root / f for n, f in DEFAULT_FOLDERS.items() if (args.data_root / f).is_dir()
     }
-    for spec in args.source:
-        name, _, root = spec.partition("=")
-        if name not in DATAMODULES or not root:
-            raise SystemExit(
-                f"--source {spec!r}: expected NAME=ROOT with NAME in {list(DATAMODULES)}"
-            )
-        found[name] = Path(root)
-    return found
+    unknown = set(args.roots) - set(DATAMODULES)
+    if unknown:
+        raise UserError(
+            f"--roots: unknown dataset(s) {sorted(unknown)}; known: {list(DATAMODULES)}"
+        )
+    return found | dict(args.roots)
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    config = build_parser().parse_args(argv)
+    args = config[config.subcommand]
     console = Console(stderr=True)
-    sources = _sources(args)
-    if not sources:
-        console.print(f"[red]no datasets found under {args.data_root}; pass --source NAME=ROOT")
-        return 2
+    datasets = _datasets(args)
+    if not datasets:
+        raise UserError(f"no datasets found under {args.data_root}; pass --roots '{{NAME: ROOT}}'")
     out = args.out or Path(tempfile.mkdtemp(prefix="mtl-bench-"))
     rows = []
     try:
-        for name, root in sources.items():
+        for name, root in datasets.items():
             dm = DATAMODULES[name](
                 root=root,
                 cache_dir=out,
@@ -145,7 +140,7 @@ def main(argv: list[str]) -> int:
             counts = cache.manifest["counts"]
             rows.append(
                 {
-                    "source": name,
+                    "dataset": name,
                     "prepare_images_per_s": cache.manifest["images_per_second"],
                     "detector": cache.manifest["face"]["detector"],
                     "kept": counts["kept"],
@@ -169,7 +164,7 @@ def _report(rows: list[dict], train: float, console: Console, json_path: Path | 
         f"{torch.get_num_threads()} threads)"
     )
     for col in (
-        "source",
+        "dataset",
         "detector",
         "kept / scanned",
         "prepare img/s",
@@ -177,12 +172,12 @@ def _report(rows: list[dict], train: float, console: Console, json_path: Path | 
         "load / train",
         f">= {REQUIRED_RATIO:g}x",
     ):
-        table.add_column(col, justify="left" if col in ("source", "detector") else "right")
+        table.add_column(col, justify="left" if col in ("dataset", "detector") else "right")
     for r in rows:
         r["ratio"] = round(r["load_samples_per_s"] / train, 1)
         ok = r["ratio"] >= REQUIRED_RATIO
         table.add_row(
-            r["source"],
+            r["dataset"],
             r["detector"],
             f"{r['kept']} / {r['scanned']}",
             f"{r['prepare_images_per_s']}" + ("" if r["prepared_now"] else "*"),
@@ -195,5 +190,5 @@ def _report(rows: list[dict], train: float, console: Console, json_path: Path | 
         console.print("* from the cache's manifest: prepared earlier, reused now")
     if json_path:
         json_path.write_text(
-            json.dumps({"train_samples_per_s": round(train, 1), "sources": rows}, indent=2)
+            json.dumps({"train_samples_per_s": round(train, 1), "datasets": rows}, indent=2)
         )

@@ -7,19 +7,20 @@ backbone's default branch.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import torch
+from jsonargparse import ActionConfigFile, ArgumentParser
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtl.errors import UserError
 from mtl.models import MultiTaskNet
 from mtl.models.zoo import ZOO
-from mtl.tasks import TASK_NAMES, build_tasks
+from mtl.tasks import DEFAULT_TASK_NAMES, build_tasks
 
 
 def count(module: torch.nn.Module) -> int:
@@ -30,7 +31,7 @@ def describe(name: str, batch_size: int, iters: int) -> dict:
     """Parameters, FLOPs and CPU images/s of one zoo entry in eval mode."""
     label, make = ZOO[name]
     torch.manual_seed(0)
-    net = MultiTaskNet(build_tasks(TASK_NAMES), make(), init_std=None).eval()
+    net = MultiTaskNet(build_tasks(DEFAULT_TASK_NAMES), make(), init_std=None).eval()
     size, chans = net.backbone.input_size, net.backbone.in_chans
     per_task = {
         t: count(net.heads[t]) + (count(net.task_trunks[t]) if t in net.task_trunks else 0)
@@ -57,22 +58,31 @@ def describe(name: str, batch_size: int, iters: int) -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="mtl models", description=__doc__)
-    parser.add_argument("names", nargs="*", default=list(ZOO), help=f"subset of {list(ZOO)}")
-    parser.add_argument("--batch-size", type=int, default=32)
+HELP = "Every backbone's parameters, FLOPs and CPU throughput, as one table."
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="mtl models", description=__doc__)
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
+    parser.add_argument("names", type=str, nargs="*", default=list(ZOO), help=", ".join(ZOO))
+    parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--iters", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", type=Path | None, default=None, help="also write rows here")
+    parser.add_argument("--markdown", type=bool, default=False, help="print a Markdown table")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     unknown = set(args.names) - set(ZOO)
     if unknown:
-        parser.error(f"unknown backbone(s) {sorted(unknown)}; choose from {list(ZOO)}")
+        raise UserError(f"unknown backbone(s) {sorted(unknown)}; choose from {list(ZOO)}")
     rows = [describe(n, args.batch_size, args.iters) for n in args.names]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
-    print(markdown(rows) if args.markdown else "", end="")
-    if not args.markdown:
+    if args.markdown:
+        print(markdown(rows), end="")
+    else:
         Console(width=160).print(table(rows))
     return 0
 

@@ -1,21 +1,43 @@
-"""Face data: the batch contract, the base DataModule and the data sources."""
+"""Face data, in the order it flows::
 
-from mtl.data.datamodule import FaceDataModule
+    raw files ──readers/──▶ records ──faces, prepare──▶ face cache (cache, splits)
+        ──datasets, transforms──▶ per-source datasets ──datamodules/──▶ loaders ◀── sampler
+
+* ``readers/``   one reader per dataset format: labels and layout → records and bad-record issues
+* ``faces``      find and crop faces (MTCNN, Haar, given boxes, none)
+* ``prepare``    records → a face cache, resumable (``mtl prepare``)
+* ``cache``      the face cache on disk: written atomically, verified when opened
+* ``splits``     train / val / test and k-folds of a cache, seeded and stratified
+* ``datasets``   in-memory datasets and the batch contract
+* ``transforms`` training augmentation and its random streams
+* ``datamodules/`` the run's tasks and sources as Lightning DataModules
+* ``sampler``    the balancing sampler that mixes sources in a training epoch
+
+"Source" means one thing: a dataset that samples come from in a run (``batch["source"]``).
+
+The DataModules are re-exported here, so configs name them briefly and stably:
+``class_path: mtl.data.Genki4kDataModule``.
+"""
+
 from mtl.data.datamodules import (
     AdienceDataModule,
+    CachedDataModule,
     CelebADataModule,
+    FaceDataModule,
     Fer2013DataModule,
     Genki4kDataModule,
     ImdbDataModule,
+    MultiSourceDataModule,
+    SyntheticDataModule,
+    SyntheticSource,
     UTKFaceDataModule,
     WikiDataModule,
 )
-from mtl.data.dataset import FaceArrayDataset
-from mtl.data.multisource import MultiSourceDataModule
-from mtl.data.synthetic import SyntheticDataModule, SyntheticSource
+from mtl.data.datasets import FaceArrayDataset
 
 __all__ = [
     "AdienceDataModule",
+    "CachedDataModule",
     "CelebADataModule",
     "FaceArrayDataset",
     "FaceDataModule",

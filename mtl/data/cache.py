@@ -1,19 +1,21 @@
 """The prepared-face cache: a uint8 image array, a labels table, a per-item status table and a
-manifest, in one folder per (source, content key).
+manifest, in one folder per (dataset, content key).
 
-The key hashes the source (name, parser version, options), the face settings and a fingerprint
-of the scanned items (ids, labels, splits, file sizes), so changing any preparation setting or
-the raw data gives a new folder instead of silently reusing a stale one. Every file is written
-to a temporary name and renamed into place; ``manifest.json`` is written last and marks the
-cache complete.
+The key hashes the reader (dataset name, parser version, options), the face settings and a
+fingerprint of the scanned items (ids, labels, splits, file sizes), so changing any preparation
+setting or the raw data gives a new folder instead of silently reusing a stale one. Every file
+is written to a temporary name and renamed into place; ``manifest.json`` is written last and
+marks the cache complete. The manifest also records the size and SHA-256 of the files training
+reads, so a cache damaged after it was written (a full disk, a killed copy, an edit) is found
+before training, not by a numpy traceback halfway through.
 
-Layout of ``<out>/<source>/<key12>/``::
+Layout of ``<out>/<dataset>/<key12>/``::
 
     images.npy        N x S x S uint8 (N x S x S x 3 when not grey)
-    labels.csv        row,id,split,fold,smile,emotion,gender,age   (one line per kept face)
-    items.csv         id,status,reason,detail,row                  (one line per scanned item)
-    label_issues.csv  id,reason,detail                             (labels dropped, item kept)
-    manifest.json     source, settings, counts, timings
+    labels.csv        row,id,split,fold,<label columns>   (one line per kept face)
+    items.csv         id,status,reason,detail,row         (one line per scanned item)
+    label_issues.csv  id,reason,detail                    (labels dropped, item kept)
+    manifest.json     dataset, settings, counts, timings, and the checked files
 """
 
 from __future__ import annotations
@@ -31,12 +33,19 @@ from typing import IO, Any
 import numpy as np
 
 from mtl.data.faces import FaceSettings
-from mtl.data.records import LABEL_COLUMNS, Scan
-from mtl.data.sources.base import RawSource
+from mtl.data.readers.base import Reader
+from mtl.data.readers.records import Scan
+from mtl.errors import UserError
+from mtl.tasks import LABEL_COLUMNS
 
-CACHE_FORMAT = 1  # bump when the cache layout or the cropping code changes its output
+CACHE_FORMAT = 2  # bump when the cache layout or the cropping code changes its output
 LABEL_FIELDS = ("row", "id", "split", "fold", *LABEL_COLUMNS)
+CHECKED_FILES = ("images.npy", "labels.csv")  # what training reads; sized and hashed
 DEFAULT_CACHE_DIR = Path(os.environ.get("MTL_CACHE", "~/.cache/mtl/faces")).expanduser()
+
+
+class DamagedCache(UserError):
+    """A complete cache whose files no longer match what its manifest recorded."""
 
 
 def fingerprint(scan: Scan) -> str:
@@ -56,26 +65,30 @@ def fingerprint(scan: Scan) -> str:
     return digest.hexdigest()
 
 
-def cache_key(source: RawSource, face: FaceSettings, items_fingerprint: str) -> str:
+def cache_key(reader: Reader, face: FaceSettings, items_fingerprint: str) -> str:
     """Content key of a cache: changes whenever anything that shapes its contents changes."""
     spec = {
         "format": CACHE_FORMAT,
-        "source": source.name,
-        "version": source.version,
-        "options": source.options(),
+        "dataset": reader.name,
+        "version": reader.version,
+        "options": reader.options(),
         "face": dataclasses.asdict(face),
         "items": items_fingerprint,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cache_path(out: Path, source: RawSource, key: str) -> Path:
-    return Path(out).expanduser() / source.name / key[:12]
+def cache_path(out: Path, reader: Reader, key: str) -> Path:
+    return Path(out).expanduser() / reader.name / key[:12]
 
 
 def write_atomic(path: Path, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
-    """Write via ``write(file)`` to a temporary name, then rename: never a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write via ``write(file)`` to a temporary name, then rename: never a half-written file.
+
+    The temporary name is unique per process, so several processes (DDP ranks) may write the
+    same file at once; the last rename wins and every version is complete.
+    """
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
         write(f)
         f.flush()
@@ -100,6 +113,34 @@ def write_npy(path: Path, array: np.ndarray) -> None:
     write_atomic(path, lambda f: np.save(f, array), binary=True)
 
 
+def file_record(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a file, as the manifest records it."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 23), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def verify(path: Path, manifest: dict[str, Any]) -> None:
+    """Check the files training reads against the manifest; :class:`DamagedCache` if not."""
+    recorded = manifest.get("files")
+    if not isinstance(recorded, dict):
+        raise DamagedCache(f"{path}/manifest.json records no file checksums; rebuild the cache")
+    for name in CHECKED_FILES:
+        file, want = path / name, recorded.get(name, {})
+        if not file.is_file():
+            raise DamagedCache(f"{file} is missing; rebuild the cache")
+        size = file.stat().st_size
+        if size != want.get("bytes"):
+            problem = f"has {size:,} bytes, the manifest recorded {want.get('bytes')}"
+        elif file_record(file)["sha256"] != want.get("sha256"):
+            problem = "has changed since it was written (SHA-256 differs from the manifest)"
+        else:
+            continue
+        raise DamagedCache(f"{file} {problem}; rebuild the cache")
+
+
 @dataclass
 class FaceCache:
     """A complete prepared cache, loaded: images plus label columns aligned with them."""
@@ -107,40 +148,46 @@ class FaceCache:
     path: Path
     manifest: dict[str, Any]
     images: np.ndarray  # N x S x S uint8
-    table: dict[
-        str, np.ndarray
-    ]  # id, split (str); fold, smile, emotion, gender (int, -1); age (float, NaN)
+    table: dict[str, np.ndarray]  # id, split (str); fold and class columns (int, -1); values
 
     def __len__(self) -> int:
         return len(self.images)
 
     @classmethod
     def open(cls, path: Path, mmap: bool = False) -> FaceCache:
-        """Load a cache folder; raises FileNotFoundError if it is missing or incomplete."""
+        """Load a verified cache folder.
+
+        Raises FileNotFoundError if it is missing or incomplete (no manifest yet) and
+        :class:`DamagedCache` if its files do not match the manifest.
+        """
         path = Path(path)
         manifest_file = path / "manifest.json"
         if not manifest_file.is_file():
             raise FileNotFoundError(f"no complete face cache at {path} (manifest.json missing)")
         manifest = json.loads(manifest_file.read_text())
+        verify(path, manifest)
         images = np.load(path / "images.npy", mmap_mode="r" if mmap else None)
         table = read_labels(path / "labels.csv")
         if len(table["id"]) != len(images):
-            raise ValueError(
-                f"{path}: labels.csv has {len(table['id'])} rows, images {len(images)}"
+            raise DamagedCache(
+                f"{path}: labels.csv has {len(table['id'])} rows, images.npy {len(images)}"
             )
         return cls(path, manifest, images, table)
 
 
 def read_labels(path: Path) -> dict[str, np.ndarray]:
-    """Read ``labels.csv`` into columns: missing ints become -1, a missing age NaN."""
+    """Read ``labels.csv`` into columns: a missing class becomes -1, a missing value NaN."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     table: dict[str, np.ndarray] = {
         "id": np.array([r["id"] for r in rows], dtype=object),
         "split": np.array([r["split"] for r in rows], dtype=object),
         "fold": np.array([int(r["fold"]) if r["fold"] else -1 for r in rows], dtype=np.int64),
-        "age": np.array([float(r["age"]) if r["age"] else np.nan for r in rows], dtype=np.float64),
     }
-    for name in ("smile", "emotion", "gender"):
-        table[name] = np.array([int(r[name]) if r[name] else -1 for r in rows], dtype=np.int64)
+    for name, column in LABEL_COLUMNS.items():
+        if column.dtype == "class":
+            values = [int(r[name]) if r[name] else -1 for r in rows]
+            table[name] = np.array(values, dtype=np.int64)
+        else:
+            table[name] = np.array([float(r[name]) if r[name] else np.nan for r in rows])
     return table

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from mtl.data.records import Box
+from mtl.data.readers.records import Box
 
 DetectorName = Literal["auto", "mtcnn", "haar", "none", "given"]
 
@@ -30,7 +30,7 @@ class FaceSettings:
     """Everything that changes a prepared face; all of it goes into the cache key.
 
     Args:
-        detector: ``auto`` uses the source's default (MTCNN for raw photos, ``none`` for
+        detector: ``auto`` uses the dataset's default (MTCNN for raw photos, ``none`` for
             datasets of cropped faces).
         size: side of the square output in pixels (the papers use 48).
         margin: fraction of the face box's side added on each side before cropping.

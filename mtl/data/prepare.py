@@ -1,9 +1,10 @@
-"""``mtl prepare``: raw dataset → face cache, resumable, with progress and a summary.
+"""``mtl prepare``: a reader's records → face cache, resumable, with progress and a summary.
 
 Items are processed in fixed chunks of the scan order. Each finished chunk is saved under
 ``.partial/`` (write then rename), so an interrupted run resumes where it stopped and never
 leaves a corrupt cache; the final files are assembled from the chunks and ``manifest.json`` is
-written last. Decoding runs in DataLoader workers while the main process detects faces.
+written last. Decoding runs in DataLoader workers while the main process detects faces. A
+complete cache that fails verification (see :func:`mtl.data.cache.verify`) is rebuilt.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from mtl.data.faces import (
     load_rgb,
     make_detector,
 )
-from mtl.data.records import LABEL_COLUMNS, RawItem, Scan, count_reasons
-from mtl.data.sources.base import RawSource
+from mtl.data.readers.base import Reader
+from mtl.data.readers.records import RawItem, Scan, count_reasons
+from mtl.tasks import LABEL_COLUMNS
 
 KEPT, SKIPPED = "kept", "skipped"
 
@@ -68,23 +70,36 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-def resolve_settings(source: RawSource, face: FaceSettings) -> FaceSettings:
-    """Replace ``detector="auto"`` by the source's default, so the key names the real detector."""
+def resolve_settings(reader: Reader, face: FaceSettings) -> FaceSettings:
+    """Replace ``detector="auto"`` by the dataset's default, so the key names the real one."""
     if face.detector == "auto":
-        return dataclasses.replace(face, detector=source.default_detector)
+        return dataclasses.replace(face, detector=reader.default_detector)
     return face
 
 
-def locate(source: RawSource, out: Path, face: FaceSettings) -> tuple[Path, Scan, FaceSettings]:
-    """Scan the source and find the cache folder its current content and settings map to."""
-    face = resolve_settings(source, face)
-    scan = source.scan()
-    key = C.cache_key(source, face, C.fingerprint(scan))
-    return C.cache_path(out, source, key), scan, face
+def locate(reader: Reader, out: Path, face: FaceSettings) -> tuple[Path, Scan, FaceSettings]:
+    """Scan the dataset and find the cache folder its current content and settings map to."""
+    face = resolve_settings(reader, face)
+    scan = reader.scan()
+    key = C.cache_key(reader, face, C.fingerprint(scan))
+    return C.cache_path(out, reader, key), scan, face
+
+
+def open_or_discard(path: Path, console: Console) -> C.FaceCache | None:
+    """The complete cache at ``path``; None if there is none, or if it was damaged (then its
+    manifest is removed first, so the rebuild that follows is never mistaken for complete)."""
+    if not (path / "manifest.json").is_file():
+        return None
+    try:
+        return C.FaceCache.open(path)
+    except C.DamagedCache as err:
+        console.print(f"[yellow]damaged face cache, rebuilding it:[/] {err}")
+        (path / "manifest.json").unlink()
+        return None
 
 
 def prepare(
-    source: RawSource,
+    reader: Reader,
     out: Path = C.DEFAULT_CACHE_DIR,
     face: FaceSettings = FaceSettings(),
     *,
@@ -95,7 +110,7 @@ def prepare(
     progress: bool = True,
     console: Console | None = None,
 ) -> C.FaceCache:
-    """Prepare ``source`` into a face cache under ``out`` (or reuse the one that is complete).
+    """Prepare ``reader``'s dataset into a face cache under ``out`` (or reuse a complete one).
 
     Args:
         device: where MTCNN runs (``auto``: the GPU when one is present).
@@ -104,10 +119,11 @@ def prepare(
         workers: DataLoader processes decoding images.
     """
     console = console or Console(stderr=True)
-    path, scan, face = locate(source, out, face)
-    if (path / "manifest.json").is_file():
-        console.print(f"[green]{source.name}: cache up to date[/] at {path}")
-        return C.FaceCache.open(path)
+    path, scan, face = locate(reader, out, face)
+    cache = open_or_discard(path, console)
+    if cache is not None:
+        console.print(f"[green]{reader.name}: cache up to date[/] at {path}")
+        return cache
     started = time.perf_counter()
     parts = path / ".partial"
     parts.mkdir(parents=True, exist_ok=True)
@@ -129,7 +145,7 @@ def prepare(
         total=len(scan.items),
         initial=done,
         unit="img",
-        desc=f"prepare {source.name}",
+        desc=f"prepare {reader.name}",
         disable=not progress,
         smoothing=0.1,
     )
@@ -138,7 +154,7 @@ def prepare(
         bar.update(len(batch))
     bar.close()
     seconds = time.perf_counter() - started
-    result = _assemble(source, scan, face, path, runner, seconds, processed=len(scan.items) - done)
+    result = _assemble(reader, scan, face, path, runner, seconds, processed=len(scan.items) - done)
     shutil.rmtree(parts, ignore_errors=True)
     print_summary(result.manifest, console)
     return result
@@ -207,7 +223,7 @@ class _ChunkRunner:
 
 
 def _assemble(
-    source: RawSource,
+    reader: Reader,
     scan: Scan,
     face: FaceSettings,
     path: Path,
@@ -238,7 +254,8 @@ def _assemble(
         ("id", "reason", "detail"),
         ((i.item, i.reason, i.detail) for i in scan.dropped),
     )
-    manifest = _manifest(source, scan, face, item_rows, seconds, processed)
+    manifest = _manifest(reader, scan, face, item_rows, seconds, processed)
+    manifest["files"] = {name: C.file_record(path / name) for name in C.CHECKED_FILES}
     C.write_json(path / "manifest.json", manifest)
     return C.FaceCache.open(path)
 
@@ -249,7 +266,7 @@ def _label_row(row: int, item: RawItem) -> list[Any]:
 
 
 def _manifest(
-    source: RawSource,
+    reader: Reader,
     scan: Scan,
     face: FaceSettings,
     item_rows: list[tuple],
@@ -260,11 +277,11 @@ def _manifest(
     skipped = Counter(r[2] for r in item_rows if r[1] == SKIPPED)
     return {
         "format": C.CACHE_FORMAT,
-        "source": {
-            "name": source.name,
-            "version": source.version,
-            "root": str(source.root),
-            "options": source.options(),
+        "dataset": {
+            "name": reader.name,
+            "version": reader.version,
+            "root": str(reader.root),
+            "options": reader.options(),
         },
         "face": dataclasses.asdict(face),
         "counts": {
@@ -286,7 +303,7 @@ def print_summary(manifest: dict[str, Any], console: Console | None = None) -> N
     console = console or Console(stderr=True)
     counts = manifest["counts"]
     table = Table(
-        title=f"prepare {manifest['source']['name']} "
+        title=f"prepare {manifest['dataset']['name']} "
         f"({manifest['face']['detector']}, {manifest['face']['size']}px)"
     )
     table.add_column("outcome")

@@ -8,13 +8,15 @@ the epoch.
 The index list depends only on (seed, epoch), so every DDP rank derives the same list and takes
 a disjoint shard of it (``rank::num_replicas`` after padding to a multiple of ``num_replicas``).
 It subclasses :class:`DistributedSampler`, so Lightning neither wraps nor replaces it and calls
-:meth:`set_epoch` every epoch, which reshuffles.
+:meth:`set_epoch` every epoch, which reshuffles and tells the ``on_epoch`` callbacks (the
+augmentation's random streams). A sampler built for a resumed run starts at that run's epoch:
+Lightning creates the first iterator of a resumed run before it calls :meth:`set_epoch`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -52,17 +54,26 @@ class BalancedSourceSampler(DistributedSampler):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        epoch: int = 0,
+        on_epoch: Sequence[Callable[[int], None]] = (),
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         # DistributedSampler's own state, set directly: it needs no dataset or process group here.
-        self.num_replicas, self.rank, self.seed, self.epoch = num_replicas, rank, seed, 0
+        self.num_replicas, self.rank, self.seed = num_replicas, rank, seed
         self.shuffle, self.drop_last = True, False
+        self.on_epoch = list(on_epoch)
+        self.set_epoch(epoch)
         self.sizes = list(sizes)
         self.counts = source_counts(self.sizes, balance, weights)
         self.offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
         self.total_size = math.ceil(sum(self.counts) / num_replicas) * num_replicas
         self.num_samples = self.total_size // num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        for callback in self.on_epoch:
+            callback(epoch)
 
     def epoch_indices(self) -> list[int]:
         """The whole epoch (every rank's shard together), before sharding and padding."""

@@ -1,6 +1,6 @@
 """Seeded, stratified train/val/test splits and k-fold assignments for a face cache.
 
-Official splits (FER-2013 Usage, CelebA partition) are used as they are. Sources without one get
+Official splits (FER-2013 Usage, CelebA partition) are used as they are. Datasets without one get
 a split stratified by their labels, so a class-sorted file (GENKI-4K) still gives balanced
 splits. Folds are assigned round-robin within each stratum of the training pool, so each fold
 has the same class mix. Everything depends only on the labels, the item ids' order and the seed.
@@ -11,19 +11,36 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mtl.data.cache import write_csv
+from mtl.tasks import LABEL_COLUMNS
+
 SPLITS = ("train", "val", "test")
 
 
+@dataclass
+class SplitPlan:
+    """Which items are train / val / test, and every item's fold (-1 outside the k-fold pool)."""
+
+    split: np.ndarray  # N, "train" | "val" | "test"
+    fold: np.ndarray  # N, int
+
+
 def strata(table: dict[str, np.ndarray]) -> np.ndarray:
-    """One stratum id per item from its labels (age by decade, capped at 80+)."""
-    age = table["age"]
-    decade = np.where(np.isnan(age), -1, np.minimum(np.nan_to_num(age) // 10, 8)).astype(np.int64)
-    keys = np.stack([table["smile"], table["emotion"], table["gender"], decade], axis=1)  # N x 4
-    _, ids = np.unique(keys, axis=0, return_inverse=True)
+    """One stratum id per item from all its label columns (value columns binned, see
+    :class:`~mtl.tasks.LabelColumn`; an unknown label is a stratum value of its own)."""
+    keys = []
+    for name, column in LABEL_COLUMNS.items():
+        values = table[name]
+        if column.dtype == "value":
+            capped = np.minimum(np.nan_to_num(values), column.strata_max)
+            values = np.where(np.isnan(values), -1, capped // column.strata_width)
+        keys.append(values.astype(np.int64))
+    _, ids = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)  # N x columns
     return ids.reshape(-1)
 
 
@@ -92,3 +109,39 @@ def read_split_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | N
     except (OSError, KeyError, ValueError):
         return None
     return ids, split, fold
+
+
+def plan_splits(
+    table: dict[str, np.ndarray], fractions: tuple[float, float, float], k_folds: int, seed: int
+) -> SplitPlan:
+    """Official splits/folds where the dataset has them, seeded stratified ones otherwise."""
+    n = len(table["id"])
+    official_split = n > 0 and all(s in SPLITS for s in table["split"])
+    official_folds = n > 0 and bool((table["fold"] >= 0).all())
+    if official_folds:
+        return SplitPlan(np.full(n, "train", dtype=object), table["fold"].copy())
+    split = table["split"].copy() if official_split else stratified_split(table, fractions, seed)
+    fold = assign_folds(table, np.flatnonzero(split == "train"), k_folds, seed)
+    return SplitPlan(split, fold)
+
+
+def load_or_plan(
+    cache: Path,
+    table: dict[str, np.ndarray],
+    fractions: tuple[float, float, float],
+    k_folds: int,
+    seed: int,
+) -> SplitPlan:
+    """The plan saved with the cache for this seed and k (``splits/seed<S>-k<K>.csv``), or a
+    new one, saved. Every DDP rank may run this at once: the plan is deterministic and each
+    rank writes it atomically under its own temporary name."""
+    file = cache / "splits" / f"seed{seed}-k{k_folds}.csv"
+    ids = table["id"]
+    if file.is_file():
+        saved = read_split_file(file)
+        if saved is not None and np.array_equal(saved[0], ids):
+            return SplitPlan(saved[1], saved[2])
+    plan = plan_splits(table, fractions, k_folds, seed)
+    file.parent.mkdir(exist_ok=True)
+    write_csv(file, ("id", "split", "fold"), zip(ids, plan.split, plan.fold, strict=True))
+    return plan

@@ -47,7 +47,7 @@ class FaceAttributes:
     smile: np.ndarray  # N, int 0/1
     emotion: np.ndarray  # N, int index into EMOTIONS
     gender: np.ndarray  # N, int 0 female / 1 male
-    age_years: np.ndarray  # N, int years
+    age: np.ndarray  # N, int years
 
 
 def sample_attributes(n: int, rng: np.random.Generator) -> FaceAttributes:
@@ -161,7 +161,7 @@ def render_faces(attrs: FaceAttributes, rng: np.random.Generator, size: int = 48
             int(attrs.smile[i]),
             int(attrs.emotion[i]),
             int(attrs.gender[i]),
-            int(attrs.age_years[i]),
+            int(attrs.age[i]),
             rng,
             size,
         )

@@ -4,9 +4,12 @@ Pad-and-random-crop (Sang & Cuong: "add margins … crop a random area … the s
 original"), horizontal flip and a random rotation of up to ±15° with black fill. Applied per
 sample inside DataLoader workers, training split only.
 
-Albumentations keeps its own random state, which forked DataLoader workers would all inherit
-identically; :class:`Augment` therefore reseeds itself from the worker's torch seed (different per
-worker and per epoch, and reproducible from the loader's seed).
+Random streams: albumentations keeps its own random state. :class:`Augment` reseeds it from
+(seed, epoch, DDP rank, DataLoader worker) whenever that key changes, so an epoch's
+augmentation never depends on what ran before it (a run resumed at epoch k draws exactly what
+an uninterrupted run draws), workers and ranks never repeat each other, and the same
+configuration reproduces the same augmentation. The DataModule calls :meth:`Augment.set_epoch`
+through its sampler at the start of every epoch, before the loader's workers start.
 """
 
 from __future__ import annotations
@@ -56,12 +59,22 @@ class Augment:
                 A.Rotate(limit=settings.rotate, border_mode=cv2.BORDER_CONSTANT, fill=0, p=1)
             )
         self.compose = A.Compose(steps, seed=seed)
-        self.seed = seed
-        self._seeded_for: int | None = None
+        self.seed, self.epoch, self.rank = seed, 0, 0
+        self._stream: tuple[int, int, int] | None = None  # (epoch, rank, worker) now drawn
+
+    def set_epoch(self, epoch: int, rank: int = 0) -> None:
+        """Draw the stream of ``epoch`` on DDP rank ``rank`` from the next image on."""
+        self.epoch, self.rank = epoch, rank
+
+    def stream_seed(self, worker: int) -> int:
+        """The albumentations seed of (seed, epoch, rank, worker); worker -1 is the main process."""
+        key = [self.seed, self.epoch, self.rank, worker + 1]
+        return int(np.random.SeedSequence(key).generate_state(1)[0])
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         info = get_worker_info()
-        if info is not None and info.seed != self._seeded_for:
-            self.compose.set_random_seed(info.seed % 2**32)
-            self._seeded_for = info.seed
+        stream = (self.epoch, self.rank, -1 if info is None else info.id)
+        if stream != self._stream:
+            self.compose.set_random_seed(self.stream_seed(stream[2]))
+            self._stream = stream
         return self.compose(image=image)["image"]

@@ -1,8 +1,10 @@
 """Masked task losses (pure functions) and loss weightings (modules)."""
 
+from mtl.losses.regression import EuclideanGaussian
 from mtl.losses.task_losses import (
     CLASSIFICATION_LOSSES,
     masked_cross_entropy,
+    masked_euclidean_gaussian,
     masked_squared_hinge,
 )
 from mtl.losses.weighting import (
@@ -19,6 +21,7 @@ from mtl.losses.weighting import (
 __all__ = [
     "CLASSIFICATION_LOSSES",
     "DynamicWeightAverage",
+    "EuclideanGaussian",
     "FixedWeighting",
     "GradNorm",
     "KangWeighting",
@@ -27,5 +30,6 @@ __all__ = [
     "Weighting",
     "WeightingCallable",
     "masked_cross_entropy",
+    "masked_euclidean_gaussian",
     "masked_squared_hinge",
 ]

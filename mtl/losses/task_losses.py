@@ -54,6 +54,11 @@ def _check(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> N
         )
 
 
+def _class_indices(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """B long class indices: the target where labelled, 0 (any valid index) elsewhere."""
+    return torch.where(mask, targets, torch.zeros_like(targets)).long()
+
+
 def masked_cross_entropy(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -64,7 +69,8 @@ def masked_cross_entropy(
 
     Args:
         logits: B x C raw class scores (no softmax applied).
-        targets: B class indices; any value where ``mask`` is False.
+        targets: B class indices (long, or float as in the batch); any value (NaN) where
+            ``mask`` is False.
         mask: B bool, True where the sample is labelled for this task.
         normalization: ``"batch"`` divides by B as in the paper's Eq. 1; ``"labelled"`` by the
             number of labelled rows.
@@ -73,7 +79,7 @@ def masked_cross_entropy(
         A scalar tensor.
     """
     _check(logits, targets, mask)
-    safe_targets = torch.where(mask, targets, torch.zeros_like(targets))  # valid class index
+    safe_targets = _class_indices(targets, mask)
     per_sample = F.cross_entropy(logits, safe_targets, reduction="none")  # B
     return _normalize(per_sample, mask, normalization)
 
@@ -90,7 +96,7 @@ def masked_squared_hinge(
     Same arguments and return as :func:`masked_cross_entropy`.
     """
     _check(logits, targets, mask)
-    safe_targets = torch.where(mask, targets, torch.zeros_like(targets))
+    safe_targets = _class_indices(targets, mask)
     true_score = logits.gather(1, safe_targets[:, None])  # B x 1
     margins = (logits - true_score + 1).clamp(min=0).square()  # B x C
     wrong = F.one_hot(safe_targets, logits.shape[1]) == 0  # B x C
@@ -98,25 +104,26 @@ def masked_squared_hinge(
     return _normalize(per_sample, mask, normalization)
 
 
-def masked_age_regression(
-    pred_years: torch.Tensor,
-    years: torch.Tensor,
+def masked_euclidean_gaussian(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
     lam: float = 0.0,
     sigma: float = 3.0,
     normalization: Normalization = "batch",
 ) -> torch.Tensor:
-    """Jassim et al.'s age loss (their Eq. 6) on rows with a known age (finite ``years``).
+    """Jassim et al.'s regression loss (their Eq. 6) on the labelled rows.
 
     L = (1 - lam) * (y - a)^2 / 2 + lam * (1 - exp(-(y - a)^2 / (2 sigma^2))): the Euclidean
-    term drives early training; the Gaussian term (lam = 1 later) stops far-off ages from
-    dominating. ``pred_years`` and ``years`` are B; unknown ages are NaN.
+    term drives early training; the Gaussian term (lam = 1 later) stops far-off values from
+    dominating. ``pred``, ``target`` and ``mask`` are B; ``target`` may be NaN where unmasked.
     """
-    if pred_years.shape != years.shape or pred_years.ndim != 1:
+    if pred.shape != target.shape or pred.ndim != 1 or mask.shape != target.shape:
         raise ValueError(
-            f"expected B predictions and B ages, got {pred_years.shape}, {years.shape}"
+            f"expected B predictions, targets and mask, got {tuple(pred.shape)}, "
+            f"{tuple(target.shape)}, {tuple(mask.shape)}"
         )
-    mask = torch.isfinite(years)
-    diff2 = (pred_years - torch.where(mask, years, pred_years.detach())).square()  # B
+    diff2 = (pred - torch.where(mask, target, pred.detach())).square()  # B, 0 where unlabelled
     per_sample = (1 - lam) * diff2 / 2 + lam * (1 - torch.exp(-diff2 / (2 * sigma**2)))
     return _normalize(per_sample, mask, normalization)
 

@@ -31,20 +31,19 @@ class MultiTaskNet(nn.Module):
         backbone: Backbone,
         head: HeadConfig | None = None,
         init_std: float | Literal["auto"] | None = "auto",
-        regression: Sequence[str] = (),
     ) -> None:
         """``init_std``: N(0, std) for every conv/linear weight; ``"auto"`` uses the backbone's
         paper default (0.01 for the BKNet family, the layers' own init otherwise); None keeps
-        the layers' own (PyTorch/timm) initialisation. ``regression`` names extra branches with
-        one output each (e.g. age in years), returned as B-vectors."""
+        the layers' own (PyTorch/timm) initialisation. A regression task's branch has one
+        output, returned as a B-vector."""
         super().__init__()
         if not tasks:
             raise ValueError("MultiTaskNet needs at least one task")
         head = head or backbone.default_head or HeadConfig()
         self.task_names = [t.name for t in tasks]
         self.backbone = backbone
-        outputs = {t.name: t.num_classes for t in tasks} | dict.fromkeys(regression, 1)
-        self.regression = list(regression)
+        outputs = {t.name: t.num_classes for t in tasks}
+        self.regression = [t.name for t in tasks if t.kind == "regression"]
         private = {name: backbone.task_trunk() for name in outputs}
         self.task_trunks = nn.ModuleDict({k: m for k, m in private.items() if m is not None})
         self.heads = nn.ModuleDict(

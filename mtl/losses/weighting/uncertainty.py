@@ -1,9 +1,10 @@
 """Uncertainty weighting (Kendall, Gal & Cipolla 2018): learn each task's log-variance.
 
 With s_t = log sigma_t^2: L = sum_t f_t exp(-s_t) L_t + s_t / 2, where f_t is 1 for
-classification and 1/2 for regression. The s_t are never weight-decayed (the module puts every
-weighting parameter in the no-decay group). The total may go negative; that is expected.
-Absent tasks (no label in the batch) add nothing, so their s_t do not drift.
+classification and 1/2 for regression tasks (the kind comes from the task registry). The s_t
+are never weight-decayed (the module puts every weighting parameter in the no-decay group). The
+total may go negative; that is expected. Absent tasks (no label in the batch) add nothing, so
+their s_t do not drift.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from mtl.losses.weighting.base import Weighting
+from mtl.tasks import task_kind
 
 
 class UncertaintyWeighting(Weighting):
@@ -22,22 +24,18 @@ class UncertaintyWeighting(Weighting):
     def __init__(
         self,
         tasks: Sequence[str],
-        regression: Sequence[str] = (),
         init: float = 0.0,
         clamp: tuple[float, float] | None = None,
     ) -> None:
         """
         Args:
-            regression: tasks with a regression loss (factor 1/2); the rest classify.
+            tasks: registered task names, in the run's order.
             init: initial s_t (0: weight 1).
             clamp: optional (min, max) bounds on s_t, against runaway weights.
         """
         super().__init__(tasks)
-        unknown = set(regression) - set(self.tasks)
-        if unknown:
-            raise ValueError(f"regression task(s) {sorted(unknown)} not in {self.tasks}")
         self.log_vars = nn.Parameter(torch.full((len(self.tasks),), float(init)))  # T
-        factor = [0.5 if t in regression else 1.0 for t in self.tasks]
+        factor = [0.5 if task_kind(t) == "regression" else 1.0 for t in self.tasks]
         self.register_buffer("factor", torch.tensor(factor))
         self.clamp = clamp
 

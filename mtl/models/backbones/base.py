@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -18,7 +21,31 @@ class Backbone(nn.Module):
     branch shape its paper uses (None: the Sang & Cuong FC 256 -> FC 256 branch).
     Designs whose tasks also get private layers on top of the shared trunk (ResNet-v2 ver2)
     return a fresh module per task from :meth:`task_trunk`.
+
+    Every backbone remembers the arguments it was built with, so :meth:`config` names it as
+    plain data (class path and arguments): a model's hyper-parameters never hold a module, and
+    a checkpoint rebuilds the backbone with no config file.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Backbone:
+        backbone = super().__new__(cls)
+        object.__setattr__(backbone, "_init_call", (args, kwargs))  # before nn.Module.__init__
+        return backbone
+
+    def config(self) -> dict[str, Any]:
+        """``{"class_path": ..., "init_args": {...}}``: how to build this backbone again."""
+        args, kwargs = self._init_call
+        bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        init_args: dict[str, Any] = {}
+        for name, value in list(bound.arguments.items())[1:]:  # without self
+            kind = bound.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                init_args.update(value)
+            elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                init_args[name] = value
+        cls = type(self)
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
 
     default_init_std: float | None = None
     default_head: HeadConfig | None = None

@@ -28,14 +28,15 @@ class TimmBackbone(Backbone):
     ) -> None:
         """
         Args:
-            model_name: any name from ``timm.list_models()``.
+            model_name: any name from ``timm.list_models()``, optionally with a pretrained tag
+                (``resnet18.a1_in1k``).
             in_chans: input channels (1 for grayscale faces).
             input_size: the square input side the run feeds (used for summaries/benchmarks).
             pretrained_file: local weights (``.pth``/``.safetensors``) to start from; never
                 downloaded.
         """
         super().__init__()
-        if model_name not in timm.list_models():
+        if not timm.is_model(model_name):  # also tagged names, e.g. resnet18.a1_in1k
             raise ValueError(f"unknown timm model {model_name!r} (see timm.list_models())")
         kwargs: dict = {"in_chans": in_chans, "num_classes": 0}
         if pretrained_file is not None:

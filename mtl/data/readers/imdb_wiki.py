@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mtl.data.records import BadLabel, RawItem, Scan, check_age
-from mtl.data.sources.base import RawSource
+from mtl.data.readers.base import Reader
+from mtl.data.readers.records import BadLabel, RawItem, Scan, check_age
 
 MATLAB_EPOCH_OFFSET = 366  # datenum 1 is 1 Jan of year 0; Python's ordinal 1 is 1 Jan of year 1
 
@@ -37,8 +37,8 @@ def age_at_photo(dob: float, photo_taken: int) -> float:
 
 
 @dataclass
-class ImdbWiki(RawSource):
-    """Base of the IMDB and WIKI sources → gender, age (years)."""
+class ImdbWikiReader(Reader):
+    """Base of the IMDB and WIKI readers → gender, age (years)."""
 
     min_face_score: float = 1.0
     require_single_face: bool = True
@@ -47,7 +47,7 @@ class ImdbWiki(RawSource):
     require_gender: bool = True
 
     key: ClassVar[str] = ""
-    tasks = ("gender", "age")
+    columns = ("gender", "age")
     default_detector = "mtcnn"
 
     def scan(self) -> Scan:
@@ -109,7 +109,7 @@ _FIELDS = ("dob", "photo_taken", "gender", "face_location", "face_score", "secon
 
 
 @dataclass
-class Imdb(ImdbWiki):
+class ImdbReader(ImdbWikiReader):
     """IMDB part of IMDB-WIKI (``imdb.mat``)."""
 
     name = "imdb"
@@ -117,7 +117,7 @@ class Imdb(ImdbWiki):
 
 
 @dataclass
-class Wiki(ImdbWiki):
+class WikiReader(ImdbWikiReader):
     """WIKI part of IMDB-WIKI (``wiki.mat``)."""
 
     name = "wiki"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtl.data.records import RawItem, Scan
-from mtl.data.sources.base import RawSource
+from mtl.data.readers.base import Reader, read_lines
+from mtl.data.readers.records import RawItem, Scan
 
 PARTITION = {"0": "train", "1": "val", "2": "test"}
 ANNO_DIRS = ("", "Anno", "anno")
@@ -20,11 +20,11 @@ IMAGE_DIRS = ("img_align_celeba", "Img/img_align_celeba", "")
 
 
 @dataclass
-class CelebA(RawSource):
+class CelebAReader(Reader):
     """CelebA → smile (``Smiling``), gender (``Male``)."""
 
     name = "celeba"
-    tasks = ("smile", "gender")
+    columns = ("smile", "gender")
     default_detector = "mtcnn"  # aligned but loosely framed 178x218 images
 
     def scan(self) -> Scan:
@@ -34,7 +34,7 @@ class CelebA(RawSource):
         scan = Scan()
         partition = self._partition(scan)
         images = next((self.root / d for d in IMAGE_DIRS if (self.root / d).is_dir()), self.root)
-        lines = attrs.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = read_lines(attrs)
         if len(lines) < 2:
             raise ValueError(f"{attrs}: expected a count line and an attribute-name line")
         names = lines[1].split()
@@ -82,7 +82,7 @@ class CelebA(RawSource):
             scan.notes.append("list_eval_partition.txt not found: using a seeded stratified split")
             return None
         table = {}
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in read_lines(path):
             fields = line.split()
             if len(fields) == 2 and fields[1] in PARTITION:
                 table[fields[0]] = PARTITION[fields[1]]

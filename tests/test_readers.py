@@ -1,4 +1,4 @@
-"""Every raw source against a tiny fixture in its real format, bad records included."""
+"""Every reader against a tiny fixture in its real format, bad records included."""
 
 from __future__ import annotations
 
@@ -11,24 +11,31 @@ import pytest
 from mtl.data.cache import FaceCache
 from mtl.data.faces import FaceSettings
 from mtl.data.prepare import prepare
-from mtl.data.sources import Adience, CelebA, Fer2013, Genki4k, UTKFace, Wiki
-from mtl.data.sources.base import RawSource
-from mtl.data.sources.imdb_wiki import age_at_photo, datenum_to_date
+from mtl.data.readers import (
+    AdienceReader,
+    CelebAReader,
+    Fer2013Reader,
+    Genki4kReader,
+    Reader,
+    UTKFaceReader,
+    WikiReader,
+)
+from mtl.data.readers.imdb_wiki import age_at_photo, datenum_to_date
 from tests import raw_fixtures as F
 
-CASES: dict[str, tuple[Callable[[Path], dict], Callable[[Path], RawSource]]] = {
-    "genki4k": (F.write_genki, Genki4k),
-    "fer2013-csv": (F.write_fer_csv, lambda r: Fer2013(r, layout="csv")),
-    "fer2013-folders": (F.write_fer_folders, Fer2013),
-    "utkface": (F.write_utkface, UTKFace),
-    "wiki": (F.write_imdb_wiki, Wiki),
-    "adience": (F.write_adience, Adience),
-    "celeba": (F.write_celeba, CelebA),
+CASES: dict[str, tuple[Callable[[Path], dict], Callable[[Path], Reader]]] = {
+    "genki4k": (F.write_genki, Genki4kReader),
+    "fer2013-csv": (F.write_fer_csv, lambda r: Fer2013Reader(r, layout="csv")),
+    "fer2013-folders": (F.write_fer_folders, Fer2013Reader),
+    "utkface": (F.write_utkface, UTKFaceReader),
+    "wiki": (F.write_imdb_wiki, WikiReader),
+    "adience": (F.write_adience, AdienceReader),
+    "celeba": (F.write_celeba, CelebAReader),
 }
 
 
 @pytest.fixture(params=sorted(CASES))
-def case(request, tmp_path) -> tuple[RawSource, dict]:
+def case(request, tmp_path) -> tuple[Reader, dict]:
     write, make = CASES[request.param]
     expected = write(tmp_path / "raw")
     return make(tmp_path / "raw"), expected
@@ -88,14 +95,14 @@ def _items_csv(cache: FaceCache) -> dict[str, tuple[str, str]]:
 
 def test_fer_folders_map_classes_by_name_not_sorted_position(tmp_path):
     F.write_fer_folders(tmp_path)
-    labels = {i.id: i.labels["emotion"] for i in Fer2013(tmp_path).scan().items}
+    labels = {i.id: i.labels["emotion"] for i in Fer2013Reader(tmp_path).scan().items}
     assert labels["train/happy/Training_1.jpg"] == 3  # 'happy' is 3rd alphabetically, csv index 3
     assert labels["test/neutral/PublicTest_3.jpg"] == 6  # alphabetically 4th, csv index 6
 
 
 def test_adience_folds_are_official(tmp_path):
     expected = F.write_adience(tmp_path)
-    folds = {i.id: i.fold for i in Adience(tmp_path).scan().items}
+    folds = {i.id: i.fold for i in AdienceReader(tmp_path).scan().items}
     for item_id, (_, _, fold) in expected["good"].items():
         assert folds[item_id] == fold
 
@@ -105,7 +112,9 @@ def test_imdb_wiki_dates_and_filters(tmp_path):
     assert age_at_photo(F.datenum(1990, 6, 30), 2010) == 20  # birthday before 1 July
     assert age_at_photo(F.datenum(1990, 7, 2), 2010) == 19
     F.write_imdb_wiki(tmp_path)
-    relaxed = Wiki(tmp_path, require_single_face=False, require_gender=False, min_face_score=0)
+    relaxed = WikiReader(
+        tmp_path, require_single_face=False, require_gender=False, min_face_score=0
+    )
     scan = relaxed.scan()
     ids = {i.id for i in scan.items}
     assert {"04/d_second.jpg", "05/e_nangender.jpg", "06/f_lowscore.jpg"} <= ids
@@ -115,6 +124,6 @@ def test_imdb_wiki_dates_and_filters(tmp_path):
 
 def test_missing_root_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="labels.txt"):
-        Genki4k(tmp_path).scan()
+        Genki4kReader(tmp_path).scan()
     with pytest.raises(FileNotFoundError, match="fer2013"):
-        Fer2013(tmp_path).scan()
+        Fer2013Reader(tmp_path).scan()

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from mtl.data.records import BadLabel, RawItem, Scan, check_age
-from mtl.data.sources.base import RawSource
+from mtl.data.readers.base import Reader, is_blank, open_text
+from mtl.data.readers.records import BadLabel, RawItem, Scan, check_age
 
 FOLDS = range(5)
 GENDER = {"f": 0, "m": 1}
@@ -47,13 +47,13 @@ def parse_age(text: str) -> float | None:
 
 
 @dataclass
-class Adience(RawSource):
+class AdienceReader(Reader):
     """Adience → gender, age (years by the midpoint rule); ``fold`` is the official fold."""
 
     layout: Literal["aligned", "faces"] = "aligned"
 
     name = "adience"
-    tasks = ("gender", "age")
+    columns = ("gender", "age")
     default_detector = "none"  # aligned faces
 
     def scan(self) -> Scan:
@@ -65,7 +65,7 @@ class Adience(RawSource):
             if path is None:
                 scan.notes.append(f"fold_{fold}_data.txt is missing; that fold is empty")
                 continue
-            with path.open(newline="", encoding="utf-8", errors="replace") as f:
+            with open_text(path) as f:
                 self._scan_fold(scan, fold, list(csv.reader(f, delimiter="\t")))
         return scan
 
@@ -74,7 +74,7 @@ class Adience(RawSource):
         if not set(REQUIRED) <= set(header):
             raise ValueError(f"adience fold_{fold}_data.txt: header {header} lacks {REQUIRED}")
         for number, row in enumerate(rows[1:], start=2):
-            if not any(cell.strip() for cell in row):
+            if is_blank(row):
                 continue
             record = dict(zip(header, (c.strip() for c in row), strict=False))
             if not all(record.get(k) for k in REQUIRED[:3]) or "gender" not in record:

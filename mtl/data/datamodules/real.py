@@ -1,7 +1,7 @@
 """One LightningDataModule per real dataset (select with ``data.class_path`` in a config).
 
-Each is a :class:`~mtl.data.source_datamodule.SourceDataModule` naming its raw source, plus the
-source's own options. Splits: FER-2013 and CelebA use their official ones, Adience its five
+Each is a :class:`~mtl.data.datamodules.cached.CachedDataModule` naming its dataset's reader,
+plus the reader's own options. Splits: FER-2013 and CelebA use their official ones, Adience its five
 folds (``test_fold``), the others a seeded stratified split (GENKI-4K 3,000 / 1,000 as in the
 papers; UTKFace, IMDB and WIKI 80 / 10 / 10).
 """
@@ -10,38 +10,46 @@ from __future__ import annotations
 
 from typing import Literal
 
-from mtl.data.source_datamodule import SourceDataModule
-from mtl.data.sources import Adience, CelebA, Fer2013, Genki4k, Imdb, UTKFace, Wiki
-from mtl.data.sources.base import RawSource
+from mtl.data.datamodules.cached import CachedDataModule
+from mtl.data.readers import (
+    AdienceReader,
+    CelebAReader,
+    Fer2013Reader,
+    Genki4kReader,
+    ImdbReader,
+    Reader,
+    UTKFaceReader,
+    WikiReader,
+)
 
 
-class Genki4kDataModule(SourceDataModule):
+class Genki4kDataModule(CachedDataModule):
     """GENKI-4K smile; 3,000 train / 1,000 test, stratified by class."""
 
-    source_class = Genki4k
+    reader_class = Genki4kReader
     split_fractions = (0.75, 0.0, 0.25)
 
 
-class Fer2013DataModule(SourceDataModule):
+class Fer2013DataModule(CachedDataModule):
     """FER-2013 emotion, from ``fer2013.csv`` or the image folders; Usage splits kept."""
 
-    source_class = Fer2013
+    reader_class = Fer2013Reader
 
     def __init__(self, layout: Literal["auto", "csv", "folders"] = "auto", **kwargs) -> None:
         super().__init__(**kwargs)
         self.layout = layout
 
-    def make_source(self) -> RawSource:
-        return Fer2013(root=self.root, layout=self.layout)
+    def make_reader(self) -> Reader:
+        return Fer2013Reader(root=self.root, layout=self.layout)
 
 
-class UTKFaceDataModule(SourceDataModule):
+class UTKFaceDataModule(CachedDataModule):
     """UTKFace gender and age group."""
 
-    source_class = UTKFace
+    reader_class = UTKFaceReader
 
 
-class _ImdbWikiDataModule(SourceDataModule):
+class _ImdbWikiDataModule(CachedDataModule):
     def __init__(
         self,
         min_face_score: float = 1.0,
@@ -68,26 +76,26 @@ class _ImdbWikiDataModule(SourceDataModule):
             "require_gender": require_gender,
         }
 
-    def make_source(self) -> RawSource:
-        return self.source_class(root=self.root, **self.filters)
+    def make_reader(self) -> Reader:
+        return self.reader_class(root=self.root, **self.filters)
 
 
 class ImdbDataModule(_ImdbWikiDataModule):
     """IMDB (IMDB-WIKI) gender and age group, with the usual cleaning filters."""
 
-    source_class = Imdb
+    reader_class = ImdbReader
 
 
 class WikiDataModule(_ImdbWikiDataModule):
     """WIKI (IMDB-WIKI) gender and age group, with the usual cleaning filters."""
 
-    source_class = Wiki
+    reader_class = WikiReader
 
 
-class AdienceDataModule(SourceDataModule):
+class AdienceDataModule(CachedDataModule):
     """Adience gender and age group; test on one official fold (default 4)."""
 
-    source_class = Adience
+    reader_class = AdienceReader
 
     def __init__(
         self, layout: Literal["aligned", "faces"] = "aligned", test_fold: int | None = 4, **kwargs
@@ -95,18 +103,18 @@ class AdienceDataModule(SourceDataModule):
         super().__init__(test_fold=test_fold, **kwargs)
         self.layout = layout
 
-    def make_source(self) -> RawSource:
-        return Adience(root=self.root, layout=self.layout)
+    def make_reader(self) -> Reader:
+        return AdienceReader(root=self.root, layout=self.layout)
 
 
-class CelebADataModule(SourceDataModule):
+class CelebADataModule(CachedDataModule):
     """CelebA smile (``Smiling``) and gender (``Male``); official partition."""
 
-    source_class = CelebA
+    reader_class = CelebAReader
 
 
-DATAMODULES: dict[str, type[SourceDataModule]] = {
-    cls.source_class.name: cls
+DATAMODULES: dict[str, type[CachedDataModule]] = {
+    cls.reader_class.name: cls
     for cls in (
         Genki4kDataModule,
         Fer2013DataModule,
@@ -117,4 +125,4 @@ DATAMODULES: dict[str, type[SourceDataModule]] = {
         CelebADataModule,
     )
 }
-"""The DataModule of each raw source, by source name."""
+"""The DataModule of each real dataset, by dataset name."""

@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from mtl.data.records import BadLabel, RawItem, Scan, class_label
-from mtl.data.sources.base import RawSource
+from mtl.data.readers.base import Reader, is_blank, open_text
+from mtl.data.readers.records import BadLabel, RawItem, Scan, class_label
 from mtl.tasks import EMOTIONS
 
 USAGE_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
@@ -28,13 +28,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclass
-class Fer2013(RawSource):
+class Fer2013Reader(Reader):
     """FER-2013 → emotion, from ``fer2013.csv`` or the image-folder layout."""
 
     layout: Literal["auto", "csv", "folders"] = "auto"
 
     name = "fer2013"
-    tasks = ("emotion",)
+    columns = ("emotion",)
     default_detector = "none"  # already cropped faces
 
     def scan(self) -> Scan:
@@ -48,13 +48,13 @@ class Fer2013(RawSource):
 
     def _scan_csv(self, path: Path) -> Scan:
         scan = Scan()
-        with path.open(newline="", encoding="utf-8", errors="replace") as f:
-            reader = csv.reader(f)
-            header = next(reader, [])
+        with open_text(path) as f:
+            rows = (row for row in csv.reader(f) if not is_blank(row))
+            header = next(rows, [])
             columns = {name.strip(): i for i, name in enumerate(header)}
             if not {"emotion", "pixels", "Usage"} <= columns.keys():
                 raise ValueError(f"{path}: header {header} lacks emotion,pixels,Usage")
-            for number, row in enumerate(reader, start=1):
+            for number, row in enumerate(rows, start=1):
                 item = f"row{number:05d}"
                 try:
                     emotion, pixels, split = self._parse_row(row, columns)

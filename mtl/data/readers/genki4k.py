@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mtl.data.records import BadLabel, RawItem, Scan, class_label
-from mtl.data.sources.base import RawSource
+from mtl.data.readers.base import Reader, read_lines
+from mtl.data.readers.records import BadLabel, RawItem, Scan, class_label
 
 
 @dataclass
-class Genki4k(RawSource):
+class Genki4kReader(Reader):
     """GENKI-4K → smile."""
 
     name = "genki4k"
-    tasks = ("smile",)
+    columns = ("smile",)
     default_detector = "mtcnn"
 
     def scan(self) -> Scan:
@@ -28,7 +28,7 @@ class Genki4k(RawSource):
         labels = self.require(self.root / "labels.txt", "labels.txt")
         files = self.require(self.root / "files", "files/ folder")
         present = {p.name for p in files.iterdir() if p.is_file()}
-        lines = labels.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = read_lines(labels)
         named = set()
         for number, line in enumerate(lines, start=1):
             name = f"file{number:04d}.jpg"

@@ -1,7 +1,11 @@
-"""The raw-source interface: read one dataset's own layout into a :class:`~mtl.data.records.Scan`.
+"""The reader interface: one dataset's own layout → a :class:`~mtl.data.readers.records.Scan`.
 
-A source knows its file layout and label encoding and nothing about faces or caches; that keeps
-each dataset file short and lets ``mtl prepare`` treat every dataset the same way.
+A reader knows its dataset's file layout and label encoding and nothing about faces or caches;
+that keeps each dataset file short and lets ``mtl prepare`` treat every dataset the same way.
+
+Label files are read as people save them: UTF-8 with or without a byte-order mark (Excel,
+Notepad), LF or CRLF line ends (Windows), and blank lines at the end. :func:`read_lines` and
+:func:`open_text` do that for every reader, so a re-saved file reads exactly like the original.
 """
 
 from __future__ import annotations
@@ -9,13 +13,37 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
-from mtl.data.records import Scan
+from mtl.data.readers.records import Scan
+
+TEXT_ENCODING = "utf-8-sig"  # UTF-8; a leading byte-order mark is dropped, not read as text
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text label file, without line ends and without trailing blank lines.
+
+    Blank lines *inside* the file are kept, so readers that join labels to files by line number
+    (GENKI-4K) still see every line where it is.
+    """
+    lines = path.read_text(encoding=TEXT_ENCODING, errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a csv/tsv label file for :mod:`csv` (any line ends, byte-order mark dropped)."""
+    return path.open(newline="", encoding=TEXT_ENCODING, errors="replace")
+
+
+def is_blank(row: list[str]) -> bool:
+    """A csv row with nothing in it (an empty line, or only separators and spaces)."""
+    return not any(cell.strip() for cell in row)
 
 
 @dataclass
-class RawSource:
+class Reader:
     """A dataset as its authors distribute it, rooted at ``root``.
 
     Subclasses set the class variables and implement :meth:`scan`. Their other dataclass fields
@@ -27,7 +55,7 @@ class RawSource:
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"  # bump when the scan's output for the same files changes
-    tasks: ClassVar[tuple[str, ...]] = ()
+    columns: ClassVar[tuple[str, ...]] = ()  # label columns it fills (mtl.tasks.LABEL_COLUMNS)
     default_detector: ClassVar[str] = "mtcnn"  # faces still need finding in the raw images
 
     def __post_init__(self) -> None:

@@ -1,9 +1,10 @@
-"""What a source's scan of a raw dataset yields: items with labels, and the bad records.
+"""What a reader's scan of a raw dataset yields: items with labels, and the bad records.
 
 A scan never raises on a bad record. Each bad record becomes an :class:`Issue` naming the item
 and the reason, so ``mtl prepare`` can count and list them while the rest of the work goes on.
-Labels are stored in project conventions (see :mod:`mtl.tasks`): ``smile``/``emotion``/``gender``
-as class indices, ``age`` in years (a float, so age groups can change without re-preparing).
+Labels are keyed by the label columns of :data:`mtl.tasks.LABEL_COLUMNS`, in project
+conventions: class columns (smile, emotion, gender) as class indices, ``age`` in years (a float,
+so age groups can change without re-preparing).
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-LABEL_COLUMNS: tuple[str, ...] = ("smile", "emotion", "gender", "age")
-"""Label columns of every cache; a source fills the ones it has."""
-
 Box = tuple[float, float, float, float]
 """A face box ``(x1, y1, x2, y2)`` in pixels of the original image."""
 
@@ -25,7 +23,7 @@ Box = tuple[float, float, float, float]
 class RawItem:
     """One image of a raw dataset with its labels, before face preparation.
 
-    ``id`` is stable and unique within the source (a relative path or a csv row number), so a
+    ``id`` is stable and unique within the dataset (a relative path or a csv row number), so a
     bad item can be named and a label can never slide onto another item's image.
     """
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtl.data.records import BadLabel, RawItem, Scan, check_age, class_label
-from mtl.data.sources.base import RawSource
+from mtl.data.readers.base import Reader
+from mtl.data.readers.records import BadLabel, RawItem, Scan, check_age, class_label
 
 UTK_MALE, UTK_FEMALE = 0, 1
 SUFFIXES = (".jpg.chip.jpg", ".jpg")
 
 
 @dataclass
-class UTKFace(RawSource):
+class UTKFaceReader(Reader):
     """UTKFace → gender, age (years)."""
 
     name = "utkface"
-    tasks = ("gender", "age")
+    columns = ("gender", "age")
     default_detector = "none"  # aligned & cropped faces
 
     def scan(self) -> Scan:

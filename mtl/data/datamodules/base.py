@@ -1,0 +1,182 @@
+"""The base LightningDataModule: a run's tasks, its sources, and the loaders over them.
+
+Every DataModule serves one or more *sources* (a dataset samples come from: GENKI-4K, a
+synthetic smile-only set, …). Each source has a name, the tasks it labels and its own
+train / val / test datasets; ``batch["source"]`` is the source's index in :attr:`source_names`.
+Training draws from all sources through :class:`~mtl.data.sampler.BalancedSourceSampler`;
+validation and test read every source once, in order, and the model reports metrics per task
+and per source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from mtl.data.sampler import Balance, BalancedSourceSampler
+from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks, make_task
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class SourceData:
+    """One source of a run: its name, the tasks it labels, and its datasets.
+
+    The datasets yield the batch contract of :mod:`mtl.data.datasets` with the columns of the
+    DataModule's :attr:`~FaceDataModule.tasks` and ``source`` set to this source's index.
+    """
+
+    name: str
+    tasks: list[str]
+    train: Dataset
+    val: Dataset
+    test: Dataset
+
+
+class FaceDataModule(L.LightningDataModule):
+    """Common plumbing: the run's tasks, its sources, batch size, workers, seed and loaders.
+
+    Subclasses implement :meth:`labelled_tasks` (what the data can label) and
+    :meth:`load_sources` (build each source's datasets, columns in the order of :attr:`tasks`).
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str] | None = None,
+        age_edges: Sequence[int] = DEFAULT_AGE_EDGES,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        seed: int = 0,
+        balance: Balance = "equal",
+        weights: list[float] | None = None,
+    ) -> None:
+        """
+        Args:
+            tasks: the tasks the run learns (default: every default task the data labels; the
+                opt-in ``age_years`` regression must be named). One task gives single-task
+                training with the same code.
+            age_edges: lower bounds in years of every age group but the first (half-open bins).
+            batch_size: samples per batch (the papers use 128).
+            num_workers: DataLoader worker processes.
+            seed: seed of data generation, splits, shuffling and augmentation.
+            balance: how sources share a training epoch: ``equal`` duplicates smaller sources
+                so each fills the same share (Sang & Cuong); ``proportional`` uses every sample
+                once; ``weights`` gives source i the share ``weights[i] / sum(weights)``.
+            weights: per-source shares for ``balance: weights``, in :attr:`source_names` order.
+        """
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.balance, self.weights = balance, weights
+        self.age_edges: list[int] = list(age_edges)
+        self.requested_tasks = None if tasks is None else list(tasks)
+        self.tasks: tuple[Task, ...] = self.select_tasks(tasks)
+        self.sources: list[SourceData] = []
+
+    def select_tasks(self, requested: Sequence[str] | None) -> tuple[Task, ...]:
+        """The run's tasks: ``requested`` (checked against what the data labels), or by default
+        every default task it labels."""
+        available = self.labelled_tasks()
+        if requested is None:
+            requested = [t for t in available if make_task(t).default]
+        missing = set(requested) - set(available)
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__} has no labels for task(s) {sorted(missing)}; "
+                f"it labels: {', '.join(available)}"
+            )
+        return build_tasks(requested, self.age_edges)
+
+    @property
+    def task_names(self) -> list[str]:
+        """The run's task names in canonical order (the CLI links these to the model)."""
+        return [t.name for t in self.tasks]
+
+    @property
+    def source_names(self) -> list[str]:
+        """Names of the sources, in ``batch["source"]`` order (known after :meth:`setup`)."""
+        return [s.name for s in self.sources]
+
+    @property
+    def source_tasks(self) -> dict[str, list[str]]:
+        """The run's tasks each source labels (per-source metrics are reported for these)."""
+        return {s.name: list(s.tasks) for s in self.sources}
+
+    def labelled_tasks(self) -> list[str]:
+        """Names of the tasks this data provides labels for, in registry order."""
+        raise NotImplementedError
+
+    def load_sources(self, stage: str | None) -> list[SourceData]:
+        """Build every source's datasets for the run's tasks."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.sources:
+            return
+        self.sources = self.load_sources(stage)
+        if self.balance == "weights" and len(self.weights or ()) != len(self.sources):
+            raise ValueError(
+                f"balance=weights needs one weight per source {self.source_names}, "
+                f"got {self.weights}"
+            )
+
+    def split(self, name: str) -> ConcatDataset:
+        """Every source's ``name`` split, concatenated in source order."""
+        if not self.sources:
+            raise RuntimeError(f"{type(self).__name__} has no {name} set; was setup() called?")
+        return ConcatDataset([getattr(s, name) for s in self.sources])
+
+    def train_sampler(self) -> BalancedSourceSampler:
+        """The seeded, balanced training order, sharded for this DDP rank, starting at the
+        trainer's current epoch, and driving the augmentation's random streams."""
+        world, rank, epoch = 1, 0, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+            epoch = self.trainer.current_epoch
+        sizes = [len(s.train) for s in self.sources]  # type: ignore[arg-type]
+        empty = [s.name for s, n in zip(self.sources, sizes, strict=True) if n == 0]
+        if empty:
+            raise ValueError(f"source(s) {empty} have no training samples")
+
+        def start_epoch(e: int) -> None:
+            for s in self.sources:
+                s.train.set_epoch(e, rank)  # type: ignore[attr-defined]
+
+        return BalancedSourceSampler(
+            sizes, self.balance, self.weights, self.seed, world, rank, epoch, [start_epoch]
+        )
+
+    def epoch_composition(self) -> dict[str, int]:
+        """Samples each source contributes to one training epoch (all ranks together)."""
+        return dict(zip(self.source_names, self.train_sampler().counts, strict=True))
+
+    def _loader(self, dataset: Dataset, sampler: BalancedSourceSampler | None = None):
+        # Workers of the training loader are started afresh every epoch (not persistent), so
+        # they pick up the epoch's augmentation stream. Every loader has its own generator:
+        # nothing draws from the global RNG, which a resumed run restores.
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0 and sampler is None,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.split("train"), self.train_sampler())
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.split("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.split("test"))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.split("test"))

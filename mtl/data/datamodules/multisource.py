@@ -1,0 +1,72 @@
+"""Several DataModules, one run: each brings its sources, each source labels some tasks.
+
+The children are any :class:`FaceDataModule` (a real dataset's, the synthetic one), each
+optionally restricted to some tasks with its own ``tasks`` option. The run's tasks are the
+union of theirs, or the run's own ``tasks`` (then every child is narrowed to those it labels).
+The run's sources are the children's sources in order; training balances all of them, and
+validation and test report metrics per source as well as per task.
+
+One rule for shared settings: the run's ``seed`` and ``age_edges`` replace every child's (so
+the same seed gives a dataset the same split alone and in a mix, and one age binning holds);
+the children's own ``batch_size``, ``num_workers``, ``balance`` and ``weights`` are not used.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.utilities import rank_zero_info
+
+from mtl.data.datamodules.base import SPLIT_NAMES, FaceDataModule, SourceData
+from mtl.data.datasets import TaskView
+from mtl.tasks import TASK_NAMES, build_tasks
+
+
+def offered(child: FaceDataModule) -> list[str]:
+    """The tasks a child brings to the run: those it was restricted to, else all it labels."""
+    return child.requested_tasks if child.requested_tasks is not None else child.labelled_tasks()
+
+
+class MultiSourceDataModule(FaceDataModule):
+    """Combines the sources of several DataModules (the papers' multi-source mix)."""
+
+    def __init__(self, datamodules: list[FaceDataModule], **kwargs) -> None:
+        """
+        Args:
+            datamodules: the DataModules whose sources the run mixes.
+            **kwargs: :class:`~mtl.data.datamodules.base.FaceDataModule` options (tasks, age
+                edges, batch size, seed, balance …); the seed and age edges reach every child.
+        """
+        if not datamodules:
+            raise ValueError("MultiSourceDataModule needs at least one DataModule")
+        self.datamodules = list(datamodules)
+        super().__init__(**kwargs)
+        run = set(self.task_names)
+        for child in self.datamodules:
+            child.seed = self.seed
+            child.age_edges = list(self.age_edges)
+            child.tasks = build_tasks([t for t in offered(child) if t in run], self.age_edges)
+            if not child.tasks:
+                rank_zero_info(f"{type(child).__name__} labels none of the run's tasks: left out")
+        self.datamodules = [child for child in self.datamodules if child.tasks]
+
+    def labelled_tasks(self) -> list[str]:
+        owned = {t for child in self.datamodules for t in offered(child)}
+        return [t for t in TASK_NAMES if t in owned]
+
+    def prepare_data(self) -> None:
+        for child in self.datamodules:
+            child.prepare_data()
+
+    def load_sources(self, stage: str | None) -> list[SourceData]:
+        run = self.task_names
+        parts: list[tuple[FaceDataModule, SourceData]] = []
+        for child in self.datamodules:
+            child.setup(stage)
+            parts += [(child, source) for source in child.sources]
+        names = [source.name for _, source in parts]
+        sources = []
+        for i, (child, source) in enumerate(parts):
+            name = source.name if names.count(source.name) == 1 else f"{source.name}{i}"
+            columns = [run.index(t) for t in child.task_names]
+            views = (TaskView(getattr(source, s), columns, len(run), i) for s in SPLIT_NAMES)
+            sources.append(SourceData(name, list(source.tasks), *views))
+        return sources

@@ -1,0 +1,107 @@
+"""In-memory face datasets and the batch contract of the whole project.
+
+A source's faces are one uint8 image array plus an N x T targets table, one column per task in
+registry order (:mod:`mtl.tasks`). Each sample becomes a dict; default collation then gives::
+
+    image    float32  B x C x H x W   (values in [0, 1])
+    targets  float32  B x T           (class index for a classification task, the value for a
+                                       regression task; NaN where the sample has no label)
+    mask     bool     B x T           (True where the sample is labelled for the task)
+    source   int64    B               (index of the source the sample came from)
+
+Class indices are exact in float32; losses and metrics of classification tasks take
+``targets[:, j].long()`` on the masked rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mtl.tasks import Task
+
+Transform = Callable[[np.ndarray], np.ndarray]
+"""An image transform on one ``H x W`` (or ``H x W x C``) uint8 array."""
+
+
+def targets_for(table: dict[str, np.ndarray], tasks: Sequence[Task]) -> np.ndarray:
+    """N x T float targets of ``tasks`` from a label table (the face cache's columns)."""
+    columns = [task.targets(table[task.column]) for task in tasks]
+    return np.stack(columns, axis=1).astype(np.float32)  # N x T, NaN where unlabelled
+
+
+class FaceArrayDataset(Dataset):
+    """One source's faces held as a uint8 array with a float targets table (NaN: no label)."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        targets: np.ndarray,
+        source: int = 0,
+        transform: Transform | None = None,
+    ) -> None:
+        if images.dtype != np.uint8 or images.ndim not in (3, 4):
+            raise ValueError(
+                f"images must be uint8 N x H x W (x C), got {images.dtype} {images.shape}"
+            )
+        if targets.ndim != 2 or len(targets) != len(images):
+            raise ValueError(f"targets must be N x T with N={len(images)}, got {targets.shape}")
+        self.images = images  # N x H x W (x C)
+        self.targets = torch.as_tensor(targets, dtype=torch.float32)  # N x T
+        self.mask = ~torch.isnan(self.targets)  # N x T
+        self.source = torch.tensor(source, dtype=torch.long)  # the same for every item
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        img = self.images[index]
+        if self.transform is not None:
+            img = self.transform(img)
+        image = torch.from_numpy(np.ascontiguousarray(img)).float().div_(255.0)
+        image = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1)  # C x H x W
+        return {
+            "image": image,
+            "targets": self.targets[index],
+            "mask": self.mask[index],
+            "source": self.source,
+        }
+
+    def set_epoch(self, epoch: int, rank: int = 0) -> None:
+        """Tell the augmentation which random stream to draw (see :mod:`mtl.data.transforms`)."""
+        set_epoch = getattr(self.transform, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch, rank)
+
+
+class TaskView(Dataset):
+    """A source's dataset seen with a run's task columns and its source index in the run.
+
+    ``columns[k]`` is the run column of the dataset's column ``k``; run columns the dataset
+    does not have are unlabelled (NaN, mask False).
+    """
+
+    def __init__(self, dataset: Dataset, columns: Sequence[int], num_tasks: int, source: int):
+        self.dataset = dataset
+        self.columns = torch.as_tensor(list(columns), dtype=torch.long)  # dataset col -> run col
+        self.num_tasks = num_tasks
+        self.source = torch.tensor(source, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = dict(self.dataset[index])
+        targets = torch.full((self.num_tasks,), float("nan"))  # T
+        targets[self.columns] = item["targets"]
+        item.update(targets=targets, mask=~torch.isnan(targets), source=self.source)
+        return item
+
+    def set_epoch(self, epoch: int, rank: int = 0) -> None:
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch, rank)

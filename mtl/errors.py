@@ -1,0 +1,11 @@
+"""Errors that mean "the input is wrong", not "the program is wrong".
+
+The ``mtl`` command prints a :class:`UserError` as one line naming what to fix and exits with
+status 2, instead of a traceback (set ``MTL_TRACEBACK=1`` to see the traceback anyway).
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake in what the user gave (a config value, a data folder, a damaged cache)."""
