@@ -5,9 +5,9 @@ original"), horizontal flip and a random rotation of up to ±15° with black fil
 sample inside DataLoader workers, training split only.
 
 Random streams: albumentations keeps its own random state. :class:`Augment` reseeds it from
-(seed, epoch, DDP rank, DataLoader worker) whenever that key changes, so an epoch's
+(seed, source name, epoch, DDP rank, DataLoader worker) whenever that key changes, so an epoch's
 augmentation never depends on what ran before it (a run resumed at epoch k draws exactly what
-an uninterrupted run draws), workers and ranks never repeat each other, and the same
+an uninterrupted run draws), workers, ranks and sources never repeat each other, and the same
 configuration reproduces the same augmentation. The DataModule calls :meth:`Augment.set_epoch`
 through its sampler at the start of every epoch, before the loader's workers start.
 """
@@ -15,6 +15,8 @@ through its sampler at the start of every epoch, before the loader's workers sta
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import zlib
 
 import albumentations as A
 import cv2
@@ -44,7 +46,8 @@ class Augmentation:
 class Augment:
     """Callable on one ``H x W`` (or ``H x W x C``) uint8 face; returns the same shape."""
 
-    def __init__(self, settings: Augmentation, size: int, seed: int = 0) -> None:
+    def __init__(self, settings: Augmentation, size: int, seed: int = 0, name: str = "") -> None:
+        """``name`` (the source's) keeps two sources with the same seed on different streams."""
         steps: list[A.BasicTransform] = []
         if settings.pad:
             side = size + 2 * settings.pad
@@ -59,7 +62,7 @@ class Augment:
                 A.Rotate(limit=settings.rotate, border_mode=cv2.BORDER_CONSTANT, fill=0, p=1)
             )
         self.compose = A.Compose(steps, seed=seed)
-        self.seed, self.epoch, self.rank = seed, 0, 0
+        self.seed, self.salt, self.epoch, self.rank = seed, zlib.crc32(name.encode()), 0, 0
         self._stream: tuple[int, int, int] | None = None  # (epoch, rank, worker) now drawn
 
     def set_epoch(self, epoch: int, rank: int = 0) -> None:
@@ -67,8 +70,8 @@ class Augment:
         self.epoch, self.rank = epoch, rank
 
     def stream_seed(self, worker: int) -> int:
-        """The albumentations seed of (seed, epoch, rank, worker); worker -1 is the main process."""
-        key = [self.seed, self.epoch, self.rank, worker + 1]
+        """The albumentations seed of (seed, name, epoch, rank, worker); worker -1: main process."""
+        key = [self.seed, self.salt, self.epoch, self.rank, worker + 1]
         return int(np.random.SeedSequence(key).generate_state(1)[0])
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

@@ -136,9 +136,9 @@ class FaceDataModule(L.LightningDataModule):
         """The seeded, balanced training order, sharded for this DDP rank, starting at the
         trainer's current epoch, and driving the augmentation's random streams."""
         world, rank, epoch = 1, 0, 0
-        if self.trainer is not None:
+        if self.trainer is not None:  # the epoch about to run, also when resuming
             world, rank = self.trainer.world_size, self.trainer.global_rank
-            epoch = self.trainer.current_epoch
+            epoch = self.trainer.fit_loop.epoch_progress.current.processed
         sizes = [len(s.train) for s in self.sources]  # type: ignore[arg-type]
         empty = [s.name for s, n in zip(self.sources, sizes, strict=True) if n == 0]
         if empty:

@@ -127,7 +127,9 @@ class CachedDataModule(FaceDataModule):
             )
             masks = {k: m & labelled for k, m in masks.items()}
         size = self.cache.images.shape[1]
-        augment = Augment(self.augmentation, size, self.seed) if self.augmentation else None
+        augment = None
+        if self.augmentation is not None:
+            augment = Augment(self.augmentation, size, self.seed, self.dataset_name)
         splits = {}
         for name, transform in (("train", augment), ("val", None), ("test", None)):
             idx = np.flatnonzero(masks[name])

@@ -15,6 +15,7 @@ import numpy as np
 from mtl.data.datamodules.base import SPLIT_NAMES, FaceDataModule, SourceData
 from mtl.data.datasets import FaceArrayDataset, targets_for
 from mtl.data.synthetic_faces import FaceAttributes, render_faces, sample_attributes
+from mtl.data.transforms import Augment, Augmentation
 from mtl.tasks import DEFAULT_TASK_NAMES, LABEL_COLUMNS, TASK_NAMES, make_task
 
 
@@ -60,12 +61,14 @@ class SyntheticDataModule(FaceDataModule):
         self,
         sources: list[SyntheticSource] | None = None,
         image_size: int = 48,
+        augmentation: Augmentation | None = None,
         **kwargs,
     ) -> None:
         """
         Args:
             sources: the synthetic sources (default: smile-only, emotion-only, gender+age).
             image_size: side of the square grayscale images.
+            augmentation: training augmentation (default none: the drawn faces already vary).
             **kwargs: :class:`~mtl.data.datamodules.base.FaceDataModule` options (tasks, age
                 edges, batch size, seed, balance …).
         """
@@ -76,7 +79,7 @@ class SyntheticDataModule(FaceDataModule):
             unknown = set(spec.tasks) - set(TASK_NAMES)
             if unknown:
                 raise ValueError(f"source {spec.name!r} lists unknown task(s) {sorted(unknown)}")
-        self.image_size = image_size
+        self.image_size, self.augmentation = image_size, augmentation
         super().__init__(**kwargs)
 
     def labelled_tasks(self) -> list[str]:
@@ -91,7 +94,10 @@ class SyntheticDataModule(FaceDataModule):
         attrs = sample_attributes(getattr(spec, split), rng)
         images = render_faces(attrs, rng, self.image_size)  # N x H x W uint8
         targets = targets_for(label_table(attrs, spec.columns), self.tasks)  # N x T
-        return FaceArrayDataset(images, targets, source)
+        augment = None
+        if split == "train" and self.augmentation is not None:
+            augment = Augment(self.augmentation, self.image_size, self.seed, spec.name)
+        return FaceArrayDataset(images, targets, source, augment)
 
     def load_sources(self, stage: str | None) -> list[SourceData]:
         # Sources that label none of the run's tasks would only add all-masked samples.

@@ -1,0 +1,93 @@
+"""A run interrupted and resumed with ``--ckpt_path last`` ends exactly like one that never
+stopped: the same weights, bit for bit on CPU, and the same full ``metrics.csv`` history."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from mtl.cli import run_cli
+
+from .conftest import tiny_fit_args
+
+WEIGHTINGS = {
+    "fixed": [],
+    "uncertainty": ["--model.weighting=UncertaintyWeighting"],
+    "dwa": ["--model.weighting=DynamicWeightAverage"],  # epoch state: loss history, weights
+}
+
+
+def fit(folder: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> None:
+    """One CLI fit in ``folder``: dropout, augmentation in two workers, every random stream."""
+    folder.mkdir(exist_ok=True)
+    monkeypatch.chdir(folder)
+    args = [
+        *tiny_fit_args(train=48, val=16, test=8),
+        "--data.batch_size=16",
+        "--data.num_workers=2",
+        "--data.augmentation.rotate=15",  # pad, flip, rotate: every stream is drawn
+        *extra,
+    ]
+    run_cli(args)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    ckpt = folder / "runs" / "mtl" / "version_0" / "checkpoints" / "last.ckpt"
+    return torch.load(ckpt, weights_only=True)["state_dict"]
+
+
+def history(folder: Path) -> list[dict[str, str]]:
+    with (folder / "runs" / "mtl" / "version_0" / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
+def test_kill_and_resume_equals_an_uninterrupted_run(weighting, tmp_path, monkeypatch):
+    extra = WEIGHTINGS[weighting]
+    fit(tmp_path / "straight", monkeypatch, *extra, "--trainer.max_epochs=3")
+    fit(tmp_path / "resumed", monkeypatch, *extra, "--trainer.max_epochs=1")  # killed here
+    fit(tmp_path / "resumed", monkeypatch, *extra, "--trainer.max_epochs=3", "--ckpt_path=last")
+
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    differ = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+    assert not differ, f"weights differ after resuming: {differ[:5]}"
+    rows = history(tmp_path / "straight")
+    assert {r["epoch"] for r in rows} == {"0", "1", "2"}
+    assert history(tmp_path / "resumed") == rows  # every row, every value, in order
+
+
+def test_rows_logged_after_the_checkpoint_are_not_logged_twice(tmp_path, monkeypatch):
+    """A run killed mid-epoch logged some steps the resumed run trains (and logs) again."""
+    fit(tmp_path / "straight", monkeypatch, "--trainer.max_epochs=2")
+    fit(tmp_path / "resumed", monkeypatch, "--trainer.max_epochs=1")
+    metrics = tmp_path / "resumed" / "runs" / "mtl" / "version_0" / "metrics.csv"
+    rows = history(tmp_path / "resumed")
+    stale = {**rows[0], "epoch": "1", "step": str(int(rows[-1]["step"]) + 1)}  # the killed epoch
+    with metrics.open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=list(rows[0])).writerow(stale)
+    fit(tmp_path / "resumed", monkeypatch, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert history(tmp_path / "resumed") == history(tmp_path / "straight")
+
+
+def test_a_resumed_wandb_run_continues_the_same_run_id(in_tmp):
+    import wandb
+
+    logger = [
+        "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
+        "--trainer.logger.save_dir=runs",
+        "--trainer.logger.project=mtl",
+        "--trainer.logger.offline=true",
+    ]
+    first = run_cli([*tiny_fit_args(train=32, val=8, test=8), *logger])
+    run_id = first.trainer.logger.version
+    wandb.finish()
+    args = [*tiny_fit_args(train=32, val=8, test=8), *logger, "--trainer.max_epochs=2"]
+    resumed = run_cli([*args, "--ckpt_path=last"])
+    assert resumed.trainer.logger.experiment.id == run_id
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 6
+    wandb.finish()
+    assert len(list((in_tmp / "runs" / "wandb").glob(f"offline-run-*-{run_id}"))) == 2
