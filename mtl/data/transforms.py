@@ -14,9 +14,8 @@ through its sampler at the start of every epoch, before the loader's workers sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import zlib
+from dataclasses import dataclass
 
 import albumentations as A
 import cv2
