@@ -8,6 +8,7 @@ through the shared trunk on every training step; outside training they are a pla
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import torch
@@ -64,7 +65,10 @@ class GradNorm(Weighting):
 
 class PCGrad(Weighting):
     """PCGrad (Yu et al. 2020): project each task's shared gradient off the others' where they
-    conflict (negative dot product), in a random task order, then sum."""
+    conflict (negative dot product), in a random task order, then sum.
+
+    The random order is drawn per (seed, step, task names), not per list position, so it does
+    not depend on the order the run lists its tasks in."""
 
     needs_shared_params = True
 
@@ -80,10 +84,11 @@ class PCGrad(Weighting):
             return total
         mask = self._present(present, loss).bool().tolist()
         params = list(shared)
-        grads = [self._flat_grad(loss[i], params) for i in range(len(self.tasks)) if mask[i]]
+        active = [i for i in range(len(self.tasks)) if mask[i]]
+        grads = [self._flat_grad(loss[i], params) for i in active]
         if len(grads) < 2:
             return total
-        projected = self._project(torch.stack(grads))  # K x P
+        projected = self._project(torch.stack(grads), [self.tasks[i] for i in active])  # K x P
         correction = projected.sum(0) - torch.stack(grads).sum(0)  # P
         pieces = zip(self._split(correction, params), params, strict=True)
         surrogate = sum((c.view_as(p) * p).sum() for c, p in pieces)
@@ -104,12 +109,16 @@ class PCGrad(Weighting):
     def _split(flat: torch.Tensor, params: list[nn.Parameter]) -> list[torch.Tensor]:
         return list(flat.split([p.numel() for p in params]))
 
-    def _project(self, grads: torch.Tensor) -> torch.Tensor:
-        """K x P task gradients -> K x P projected ones (seeded random order per step)."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.step))
+    def _order(self, task: str, others: Sequence[str]) -> list[int]:
+        """The seeded random order in which ``task`` is projected off ``others`` this step."""
+        key = f"{self.seed}:{int(self.step)}:{task}"
+        return sorted(range(len(others)), key=lambda j: zlib.crc32(f"{key}:{others[j]}".encode()))
+
+    def _project(self, grads: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+        """K x P gradients of tasks ``names`` -> K x P projected ones."""
         out = grads.clone()
         for i in range(len(grads)):
-            for j in torch.randperm(len(grads), generator=g).tolist():
+            for j in self._order(names[i], names):
                 if j == i:
                     continue
                 dot = out[i] @ grads[j]
