@@ -62,7 +62,15 @@ class MTLCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except (ValueError, KeyError, FileNotFoundError) as err:
-            raise UserError(f"invalid configuration: {err}") from err
+            raise UserError(f"invalid configuration: {_first_cause(err)}") from err
+
+
+def _first_cause(err: BaseException) -> BaseException:
+    """The exception that started a chain (jsonargparse wraps a class's own error in several
+    lines about union types; the class's one line is what the user needs)."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return err
 
 
 def default_callbacks(trainer: Namespace) -> list[Callback]:

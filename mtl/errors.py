@@ -9,3 +9,8 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A mistake in what the user gave (a config value, a data folder, a damaged cache)."""
+
+
+class ConfigError(UserError, ValueError):
+    """Settings that cannot work together, found only once the data is known (so after the
+    command line was parsed): e.g. one balancing weight per source, for three sources."""

@@ -133,12 +133,28 @@ def test_validate_test_and_predict_from_a_checkpoint(in_tmp):
         assert cli.trainer.state.finished, sub
 
 
-def test_python_dash_m_mtl_shows_help():
+def test_python_dash_m_mtl_lists_every_command():
     out = subprocess.run(
         [sys.executable, "-m", "mtl", "--help"], capture_output=True, text=True, check=True
     )
-    for sub in ("fit", "validate", "test", "predict"):
-        assert sub in out.stdout
+    for sub in ("fit", "validate", "test", "predict", "prepare", "bench", "models"):
+        assert f"    {sub} " in out.stdout, sub
+
+
+@pytest.mark.parametrize("command", ["prepare genki4k", "bench data", "models"])
+def test_every_command_takes_typed_options_and_config_files(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command.split(), "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--config" in out and "type:" in out  # jsonargparse, like mtl fit
+
+
+def test_a_command_reads_its_options_from_a_config_file(tmp_path, capsys):
+    config = tmp_path / "models.yaml"
+    config.write_text(yaml.safe_dump({"batch_size": 2, "iters": 1, "markdown": True}))
+    main(["models", "lightweight", "--config", str(config)])
+    assert capsys.readouterr().out.startswith("| backbone |")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from mtl.cli import main
+from mtl.data import Genki4kDataModule
+from mtl.data import cache as C
 from mtl.data import prepare as P
 from mtl.data.faces import FaceSettings, HaarDetector, MTCNNDetector, crop_face
 from mtl.data.readers import Genki4kReader
@@ -154,3 +156,40 @@ def test_prepare_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["prepare", "genki4k", "--root", str(tmp_path), "--face.detector", "dlib"])
     assert exit_info.value.code == 2
+
+
+def test_a_damaged_cache_is_noticed_and_rebuilt(tmp_path, fake):
+    write_genki_values(tmp_path / "raw")
+    first = run(tmp_path / "raw", tmp_path / "out")
+    images = first.path / "images.npy"
+    data = images.read_bytes()
+    images.write_bytes(data[: len(data) // 2])  # a full disk, a killed copy
+    with pytest.raises(C.DamagedCache, match="images.npy has .* bytes, the manifest recorded"):
+        C.FaceCache.open(first.path)
+    fake.seen = 0
+    rebuilt = run(tmp_path / "raw", tmp_path / "out")
+    assert rebuilt.path == first.path and fake.seen == len(VALUES)  # prepared again
+    np.testing.assert_array_equal(rebuilt.images, first.images)
+    edited = bytearray(images.read_bytes())
+    edited[-1] ^= 0xFF  # same size, other content
+    images.write_bytes(bytes(edited))
+    with pytest.raises(C.DamagedCache, match="images.npy has changed since it was written"):
+        C.FaceCache.open(first.path)
+    labels = first.path / "labels.csv"
+    labels.write_text(labels.read_text().replace(",1,", ",0,", 1))
+    run(tmp_path / "raw", tmp_path / "out")  # rebuilt once more
+    C.FaceCache.open(first.path)
+
+
+def test_a_datamodule_rebuilds_a_damaged_cache_or_names_the_file_and_the_fix(tmp_path):
+    F.write_genki(tmp_path / "raw")
+    kwargs = dict(root=tmp_path / "raw", cache_dir=tmp_path / "cache", prepare_workers=0)
+    dm = Genki4kDataModule(face=FaceSettings(detector="none"), **kwargs)
+    dm.prepare_data()
+    (dm.cache.path / "labels.csv").write_text("row,id\n")
+    other_rank = Genki4kDataModule(face=FaceSettings(detector="none"), **kwargs)
+    with pytest.raises(C.DamagedCache, match=r"labels.csv .*mtl prepare genki4k --root"):
+        other_rank.setup("fit")  # a rank that did not prepare: one line, the file and the fix
+    dm.prepare_data()  # the rank that prepares rebuilds it
+    other_rank.setup("fit")
+    assert len(other_rank.sources[0].train) > 0

@@ -18,7 +18,6 @@ from mtl.data.cache import DEFAULT_CACHE_DIR
 from mtl.data.faces import FaceSettings
 from mtl.data.prepare import prepare
 from mtl.data.readers import READERS
-from mtl.errors import UserError
 
 HELP = "Detect, crop, grey and resize a raw dataset's faces into a cache."
 
@@ -50,18 +49,15 @@ def main(argv: list[str]) -> int:
     cls = READERS[name]
     reader = cls(**{f.name: options[f.name] for f in dataclasses.fields(cls)})
     console = Console(stderr=True)
-    try:
-        cache = prepare(
-            reader,
-            options.out,
-            options.face,
-            device=options.device,
-            workers=options.workers,
-            batch_size=options.batch_size,
-            progress=options.progress,
-            console=console,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(f"mtl prepare {name}: {err}") from err
+    cache = prepare(
+        reader,
+        options.out,
+        options.face,
+        device=options.device,
+        workers=options.workers,
+        batch_size=options.batch_size,
+        progress=options.progress,
+        console=console,
+    )
     console.print(f"cache: {cache.path}")
     return 0

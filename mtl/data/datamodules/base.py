@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from mtl.data.sampler import Balance, BalancedSourceSampler
+from mtl.errors import ConfigError
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks, make_task
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -121,7 +122,7 @@ class FaceDataModule(L.LightningDataModule):
             return
         self.sources = self.load_sources(stage)
         if self.balance == "weights" and len(self.weights or ()) != len(self.sources):
-            raise ValueError(
+            raise ConfigError(
                 f"balance=weights needs one weight per source {self.source_names}, "
                 f"got {self.weights}"
             )
@@ -142,7 +143,7 @@ class FaceDataModule(L.LightningDataModule):
         sizes = [len(s.train) for s in self.sources]  # type: ignore[arg-type]
         empty = [s.name for s, n in zip(self.sources, sizes, strict=True) if n == 0]
         if empty:
-            raise ValueError(f"source(s) {empty} have no training samples")
+            raise ConfigError(f"source(s) {empty} have no training samples")
 
         def start_epoch(e: int) -> None:
             for s in self.sources:

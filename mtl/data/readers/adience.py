@@ -16,7 +16,13 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from mtl.data.readers.base import Reader, is_blank, open_text
+from mtl.data.readers.base import (
+    DatasetNotFound,
+    Reader,
+    UnreadableLabelFile,
+    is_blank,
+    open_text,
+)
 from mtl.data.readers.records import BadLabel, RawItem, Scan, check_age
 
 FOLDS = range(5)
@@ -60,7 +66,7 @@ class AdienceReader(Reader):
         scan = Scan()
         found = [self.find(f"fold_{k}_data.txt") for k in FOLDS]
         if not any(found):
-            raise FileNotFoundError(f"adience: no fold_{{0..4}}_data.txt under {self.root}")
+            raise DatasetNotFound(f"adience: no fold_{{0..4}}_data.txt under {self.root}")
         for fold, path in zip(FOLDS, found, strict=True):
             if path is None:
                 scan.notes.append(f"fold_{fold}_data.txt is missing; that fold is empty")
@@ -72,7 +78,9 @@ class AdienceReader(Reader):
     def _scan_fold(self, scan: Scan, fold: int, rows: list[list[str]]) -> None:
         header = [h.strip() for h in rows[0]] if rows else []
         if not set(REQUIRED) <= set(header):
-            raise ValueError(f"adience fold_{fold}_data.txt: header {header} lacks {REQUIRED}")
+            raise UnreadableLabelFile(
+                f"adience fold_{fold}_data.txt: header {header} lacks {REQUIRED}"
+            )
         for number, row in enumerate(rows[1:], start=2):
             if is_blank(row):
                 continue

@@ -16,8 +16,17 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from mtl.data.readers.records import Scan
+from mtl.errors import UserError
 
 TEXT_ENCODING = "utf-8-sig"  # UTF-8; a leading byte-order mark is dropped, not read as text
+
+
+class DatasetNotFound(UserError, FileNotFoundError):
+    """The dataset's files are not where ``root`` points (a wrong path is the usual cause)."""
+
+
+class UnreadableLabelFile(UserError, ValueError):
+    """A label file whose layout (header, columns) is not the dataset's."""
 
 
 def read_lines(path: Path) -> list[str]:
@@ -70,9 +79,9 @@ class Reader:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "root"}
 
     def require(self, path: Path, what: str) -> Path:
-        """``path`` if it exists, else a FileNotFoundError that says what was expected."""
+        """``path`` if it exists, else :class:`DatasetNotFound` saying what was expected."""
         if not path.exists():
-            raise FileNotFoundError(f"{self.name}: {what} not found at {path} (root={self.root})")
+            raise DatasetNotFound(f"{self.name}: {what} not found at {path} (root={self.root})")
         return path
 
     def find(self, filename: str, subdirs: tuple[str, ...] = ("",)) -> Path | None:

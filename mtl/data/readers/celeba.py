@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtl.data.readers.base import Reader, read_lines
+from mtl.data.readers.base import DatasetNotFound, Reader, UnreadableLabelFile, read_lines
 from mtl.data.readers.records import RawItem, Scan
 
 PARTITION = {"0": "train", "1": "val", "2": "test"}
@@ -30,14 +30,16 @@ class CelebAReader(Reader):
     def scan(self) -> Scan:
         attrs = self.find("list_attr_celeba.txt", ANNO_DIRS)
         if attrs is None:
-            raise FileNotFoundError(f"celeba: list_attr_celeba.txt not found under {self.root}")
+            raise DatasetNotFound(f"celeba: list_attr_celeba.txt not found under {self.root}")
         scan = Scan()
         partition = self._partition(scan)
         images = next((self.root / d for d in IMAGE_DIRS if (self.root / d).is_dir()), self.root)
         lines = read_lines(attrs)
         if len(lines) < 2:
-            raise ValueError(f"{attrs}: expected a count line and an attribute-name line")
+            raise UnreadableLabelFile(f"{attrs}: expected a count line and an attribute line")
         names = lines[1].split()
+        if not {"Smiling", "Male"} <= set(names):
+            raise UnreadableLabelFile(f"{attrs}: the attribute line lacks Smiling and Male")
         smiling, male = names.index("Smiling"), names.index("Male")
         rows = [line for line in lines[2:] if line.strip()]
         self._check_count(scan, lines[0], len(rows))

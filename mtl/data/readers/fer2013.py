@@ -18,7 +18,13 @@ from typing import Literal
 
 import numpy as np
 
-from mtl.data.readers.base import Reader, is_blank, open_text
+from mtl.data.readers.base import (
+    DatasetNotFound,
+    Reader,
+    UnreadableLabelFile,
+    is_blank,
+    open_text,
+)
 from mtl.data.readers.records import BadLabel, RawItem, Scan, class_label
 from mtl.tasks import EMOTIONS
 
@@ -53,7 +59,7 @@ class Fer2013Reader(Reader):
             header = next(rows, [])
             columns = {name.strip(): i for i, name in enumerate(header)}
             if not {"emotion", "pixels", "Usage"} <= columns.keys():
-                raise ValueError(f"{path}: header {header} lacks emotion,pixels,Usage")
+                raise UnreadableLabelFile(f"{path}: header {header} lacks emotion,pixels,Usage")
             for number, row in enumerate(rows, start=1):
                 item = f"row{number:05d}"
                 try:
@@ -86,7 +92,7 @@ class Fer2013Reader(Reader):
         scan = Scan()
         split_dirs = [d for d in ("train", "test") if (self.root / d).is_dir()]
         if not split_dirs:
-            raise FileNotFoundError(
+            raise DatasetNotFound(
                 f"fer2013: neither fer2013.csv nor train/ or test/ folders under {self.root}"
             )
         stems: Counter[str] = Counter()
