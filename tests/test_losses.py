@@ -192,7 +192,7 @@ def test_age_in_years_trains_as_a_registered_regression_task(in_tmp):
     logged = cli.trainer.logged_metrics
     assert "val/age_years/mae" in logged and "val/age/acc" in logged
     assert logged["train/age_years/weight"] < 1.0  # the regression factor 1/2 times exp(-s)
-    preds = cli.model.predict_step(next(iter(cli.datamodule.val_dataloader())), 0)
+    preds = cli.model.predict_step(next(iter(cli.datamodule.predict_dataloader())), 0)
     assert preds["age_years"].ndim == 1 and preds["age"].shape[1] == 6
 
 

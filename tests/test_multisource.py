@@ -137,3 +137,13 @@ def test_metrics_are_reported_per_source_and_per_task(in_tmp):
     ):
         assert key in logged, key
     assert "val/genki4k/emotion/acc" not in logged  # a source reports only its own tasks
+
+
+def test_limited_validation_still_evaluates_every_source(in_tmp):
+    """One loader per source: limit_val_batches limits each source, it never skips one."""
+    from .conftest import tiny_fit_args
+
+    cli = run_cli([*tiny_fit_args(), "--trainer.limit_val_batches=1"])
+    logged = cli.trainer.logged_metrics
+    for task in ("smile", "emotion", "gender", "age"):
+        assert torch.isfinite(logged[f"val/{task}/acc"]), task

@@ -47,3 +47,10 @@ def test_missing_weights_and_unknown_names_are_clear_errors(tmp_path):
         TimmBackbone("resnet18", pretrained_file=str(tmp_path / "nope.pth"))
     with pytest.raises(ValueError, match="resnet_nonexistent"):
         TimmBackbone("resnet_nonexistent")
+
+
+def test_tagged_timm_names_are_accepted():
+    """``timm.is_model`` names include a pretrained tag (weights still come from a local file)."""
+    backbone = TimmBackbone("resnet18.a1_in1k")
+    assert backbone.num_features == 512
+    assert backbone.config()["init_args"]["model_name"] == "resnet18.a1_in1k"

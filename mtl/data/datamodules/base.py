@@ -4,8 +4,8 @@ Every DataModule serves one or more *sources* (a dataset samples come from: GENK
 synthetic smile-only set, …). Each source has a name, the tasks it labels and its own
 train / val / test datasets; ``batch["source"]`` is the source's index in :attr:`source_names`.
 Training draws from all sources through :class:`~mtl.data.sampler.BalancedSourceSampler`;
-validation and test read every source once, in order, and the model reports metrics per task
-and per source.
+validation and test read each source through its own loader, and the model reports metrics per
+task and per source.
 """
 
 from __future__ import annotations
@@ -173,11 +173,17 @@ class FaceDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.split("train"), self.train_sampler())
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.split("val"))
+    def _per_source(self, split: str) -> DataLoader | list[DataLoader]:
+        """One loader per source, so ``limit_val_batches`` and friends limit each source rather
+        than cutting the last sources off; one loader when there is one source."""
+        loaders = [self._loader(getattr(s, split)) for s in self.sources]
+        return loaders[0] if len(loaders) == 1 else loaders
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.split("test"))
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._per_source("val")
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self._per_source("test")
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.split("test"))
