@@ -67,7 +67,10 @@ class ResumeState(L.Callback):
             return
         if self.KEY in checkpoint:
             set_random_state(checkpoint[self.KEY])
-        step = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"]
+        loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+        step = loop.get("_batches_that_stepped")
+        if step is None:  # no training state: nothing was logged that will be again
+            return
         for logger in trainer.loggers:
             rewind = getattr(logger, "rewind", None)
             if callable(rewind):

@@ -61,16 +61,19 @@ class MTLCLI(LightningCLI):
         """Build data, model and trainer; a value a class refuses is the user's to fix."""
         try:
             super().instantiate_classes()
-        except (ValueError, KeyError, FileNotFoundError) as err:
+        except (ValueError, FileNotFoundError) as err:
             raise UserError(f"invalid configuration: {_first_cause(err)}") from err
 
 
 def _first_cause(err: BaseException) -> BaseException:
     """The exception that started a chain (jsonargparse wraps a class's own error in several
-    lines about union types; the class's one line is what the user needs)."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return err
+    lines about union types; the class's one line is what the user needs). A context the
+    raiser suppressed (``raise ... from None``) is not followed."""
+    while True:
+        inner = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+        if inner is None:
+            return err
+        err = inner
 
 
 def default_callbacks(trainer: Namespace) -> list[Callback]:

@@ -24,10 +24,12 @@ def class_path(cls: type) -> str:
 
 
 def _partial_class(value: functools.partial) -> type | None:
-    """The class a partial builds: ``partial(cls, ...)`` or jsonargparse's ``partial(..., cls)``."""
+    """The class a partial builds with keywords only: ``partial(cls, **kw)`` or jsonargparse's
+    ``partial(instantiate, ..., cls, **kw)``; None if it also binds positional arguments."""
     if isinstance(value.func, type):
-        return value.func
-    return next((a for a in reversed(value.args) if isinstance(a, type)), None)
+        return None if value.args else value.func
+    last = value.args[-1] if value.args else None
+    return last if isinstance(last, type) else None
 
 
 def to_plain(value: Any, name: str = "value") -> Any:
@@ -52,7 +54,7 @@ def to_plain(value: Any, name: str = "value") -> Any:
         return to_plain(config(), name)
     raise TypeError(
         f"{name}: a {type(value).__name__} cannot be saved as a plain hyper-parameter; pass a "
-        "class, a functools.partial of a class, a dataclass or a Backbone"
+        "class, a functools.partial of a class with keyword arguments, a dataclass or a Backbone"
     )
 
 

@@ -87,7 +87,9 @@ class StageMetrics(nn.Module):
             }
         )
 
-    def update(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]):
+    def update(
+        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> None:
         """Feed every task's metrics the rows labelled for it (per source too)."""
         mask, targets = batch["mask"], batch["targets"]  # B x T each
         for j, task in enumerate(self.tasks):
@@ -100,7 +102,13 @@ class StageMetrics(nn.Module):
                     self._update(collection, task, outputs, targets[:, j], mask[:, j] & rows)
 
     @staticmethod
-    def _update(collection, task: Task, outputs, target: torch.Tensor, labelled: torch.Tensor):
+    def _update(
+        collection: MetricCollection,
+        task: Task,
+        outputs: Mapping[str, torch.Tensor],
+        target: torch.Tensor,
+        labelled: torch.Tensor,
+    ) -> None:
         pred = outputs[task.name][labelled].detach()  # L x C (classification) or L
         target = target[labelled]  # L
         collection.update(pred, target if task.kind == "regression" else target.long())

@@ -11,6 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
+from mtl.errors import ConfigError
 from mtl.hparams import plain_hparams
 from mtl.losses import CLASSIFICATION_LOSSES, EuclideanGaussian, FixedWeighting, WeightingCallable
 from mtl.losses.task_losses import Normalization
@@ -62,9 +63,9 @@ class MultiTaskModule(L.LightningModule):
             decay_norm_and_bias: also apply weight decay to biases and norm parameters.
             monitor: metric a plateau scheduler watches.
         """
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
-        self.save_hyperparameters()  # the CLI's plain config, or the arguments as given
-        self.save_hyperparameters(plain_hparams(self.hparams))  # class paths, not objects
+        self.save_hyperparameters(plain_hparams(arguments))  # class paths, never objects
         self.tasks: tuple[Task, ...] = build_tasks(tasks, age_edges)
         self.task_names = [t.name for t in self.tasks]
         self.net = MultiTaskNet(self.tasks, backbone or BKNet(), head, init_std)
@@ -138,10 +139,10 @@ class MultiTaskModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.shared_step(batch, "train")
 
-    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.shared_step(batch, "val")  # the source is in the batch: one loader per source
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.shared_step(batch, "val")
 
-    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def test_step(self, batch: dict, batch_idx: int) -> None:
         self.shared_step(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -167,12 +168,16 @@ class MultiTaskModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> dict | torch.optim.Optimizer:
         groups = param_groups(self.net, self.weighting.parameters(), self.decay_norm_and_bias)
-        optimizer = self.optimizer_factory(groups)
-        if self.scheduler_factory is None:
+        try:  # built only now, during fit: a refused value is still the user's to fix
+            optimizer = self.optimizer_factory(groups)
+            schedule = self.scheduler_factory
+            scheduler = None if schedule is None else schedule(optimizer)
+        except ValueError as err:
+            raise ConfigError(f"model.optimizer / model.lr_scheduler: {err}") from err
+        if scheduler is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
         interval = getattr(scheduler, "interval", "epoch")
         return {
             "optimizer": optimizer,

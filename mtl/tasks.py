@@ -17,7 +17,6 @@ Conventions fixed for the whole project:
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -89,14 +88,6 @@ class Task:
     def num_classes(self) -> int:
         """Classes of a classification task; a regression predicts one value."""
         return len(self.class_names) if self.kind == "classification" else 1
-
-    def age_to_class(self, years: float) -> int:
-        """Map an age in years to its group index (half-open bins)."""
-        if self.age_edges is None:
-            raise ValueError(f"task {self.name!r} has no age bins")
-        if not 0 <= years < 150:
-            raise ValueError(f"impossible age {years!r} years")
-        return bisect.bisect_right(self.age_edges, years)
 
     def targets(self, column: np.ndarray) -> np.ndarray:
         """N float targets from the task's label column; :data:`MISSING` where unlabelled."""

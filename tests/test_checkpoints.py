@@ -72,4 +72,8 @@ def test_a_trainer_checkpoint_of_a_python_built_model_is_plain_data(tmp_path):
 def test_what_cannot_be_plain_data_is_named():
     with pytest.raises(TypeError, match="weighting: a function cannot be saved"):
         MultiTaskModule(["smile"], weighting=lambda tasks: UncertaintyWeighting(tasks))
+    with pytest.raises(TypeError, match="optimizer: a partial cannot be saved"):
+        MultiTaskModule(
+            ["smile"], optimizer=functools.partial(torch.optim.SGD, 0.1)
+        )  # lr by position
     assert to_plain({"size": (1, 2), "path": Path("/x")}) == {"size": [1, 2], "path": "/x"}

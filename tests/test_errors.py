@@ -32,6 +32,7 @@ def one_line_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
         ("--model.weighting.weights={gender_typo: 2}", "gender_typo"),
         ("--data.balance=weights", "one weight per source"),  # found once the data is known
         ("--model.backbone.input_size=50", "not divisible"),
+        ("--model.optimizer.lr=-1", "model.optimizer"),  # only built once fit starts
     ],
 )
 def test_a_value_the_classes_refuse_is_one_line(override, named, in_tmp, capsys):

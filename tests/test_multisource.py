@@ -72,6 +72,9 @@ def test_a_child_restricted_to_tasks_brings_only_those(children):
     utk = UTKFaceDataModule(root=children[2].root, cache_dir=children[2].cache_dir)
     dm = MultiSourceDataModule([children[0], utk], tasks=["smile", "age_years"])
     assert dm.task_names == ["smile", "age_years"] and utk.task_names == ["age_years"]
+    years_only = UTKFaceDataModule(root=children[2].root, tasks=["gender", "age_years"])
+    by_default = MultiSourceDataModule([children[0], years_only])  # the union, opt-in included
+    assert by_default.task_names == ["smile", "gender", "age_years"]
 
 
 def test_the_run_seed_reaches_every_child_and_changes_their_data(children):
@@ -140,7 +143,7 @@ def test_metrics_are_reported_per_source_and_per_task(in_tmp):
 
 
 def test_limited_validation_still_evaluates_every_source(in_tmp):
-    """One loader per source: limit_val_batches limits each source, it never skips one."""
+    """Sources are interleaved: limit_val_batches samples each source, it never skips one."""
     from .conftest import tiny_fit_args
 
     cli = run_cli([*tiny_fit_args(), "--trainer.limit_val_batches=1"])

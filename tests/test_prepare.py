@@ -178,6 +178,11 @@ def test_a_damaged_cache_is_noticed_and_rebuilt(tmp_path, fake):
     labels = first.path / "labels.csv"
     labels.write_text(labels.read_text().replace(",1,", ",0,", 1))
     run(tmp_path / "raw", tmp_path / "out")  # rebuilt once more
+    manifest = first.path / "manifest.json"
+    manifest.write_text(manifest.read_text()[:40])  # the manifest itself cut short
+    with pytest.raises(C.DamagedCache, match="manifest.json is unreadable"):
+        C.FaceCache.open(first.path)
+    run(tmp_path / "raw", tmp_path / "out")
     C.FaceCache.open(first.path)
 
 

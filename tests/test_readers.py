@@ -45,8 +45,8 @@ def case(request, tmp_path) -> tuple[Reader, dict]:
 
 
 def test_scan_reads_labels_and_reports_bad_records(case):
-    source, expected = case
-    scan = source.scan()
+    reader, expected = case
+    scan = reader.scan()
     labels = {item.id: item.labels for item in scan.items}
     for item_id, (want, *_rest) in expected["good"].items():
         assert labels[item_id] == want, item_id
@@ -64,9 +64,9 @@ def test_scan_reads_labels_and_reports_bad_records(case):
 
 
 def test_prepare_keeps_good_items_with_their_own_labels(case, tmp_path):
-    source, expected = case
+    reader, expected = case
     cache = prepare(
-        source, tmp_path / "cache", FaceSettings(detector="none"), workers=0, progress=False
+        reader, tmp_path / "cache", FaceSettings(detector="none"), workers=0, progress=False
     )
     table = cache.table
     row_of = {item_id: i for i, item_id in enumerate(table["id"])}

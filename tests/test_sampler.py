@@ -153,3 +153,15 @@ def test_a_sampler_starts_at_its_epoch_and_tells_the_augmentation():
     assert list(resumed) == list(fresh) and seen == [3]
     resumed.set_epoch(4)
     assert seen == [3, 4]
+
+
+def test_interleaved_evaluation_order_keeps_every_source_in_any_prefix():
+    from mtl.data.sampler import InterleavedSampler
+
+    sizes = [4, 40, 12]
+    order = list(InterleavedSampler(sizes))
+    assert sorted(order) == list(range(56)) and len(InterleavedSampler(sizes)) == 56
+    assert per_source(order[:14], sizes) == [1, 10, 3]  # a quarter of the way: a quarter each
+    for lo, hi in ((0, 4), (4, 44), (44, 56)):
+        own = [i for i in order if lo <= i < hi]
+        assert own == sorted(own)  # each source keeps its own order

@@ -31,9 +31,8 @@ def test_rendering_is_deterministic_and_attribute_dependent():
 def test_batches_follow_the_contract_with_masks_per_source():
     dm = _dm()
     assert dm.task_names == ["smile", "emotion", "gender", "age"]
-    loaders = dm.val_dataloader()
-    assert len(loaders) == 3  # one per source
-    batch = next(iter(loaders[0]))
+    batch = next(iter(dm.val_dataloader()))
+    assert set(batch["source"].tolist()) == {0, 1, 2}  # sources interleaved
     assert batch["image"].shape == (8, 1, 48, 48) and batch["image"].dtype == torch.float32
     assert batch["image"].min() >= 0.0 and batch["image"].max() <= 1.0
     assert batch["targets"].dtype == torch.float32 and batch["mask"].dtype == torch.bool

@@ -1,12 +1,15 @@
+import numpy as np
 import pytest
 
 from mtl.tasks import (
     DEFAULT_AGE_EDGES,
+    DEFAULT_TASK_NAMES,
     EMOTIONS,
     TASK_NAMES,
     age_group_names,
     build_tasks,
     make_task,
+    task_kind,
 )
 
 
@@ -48,13 +51,14 @@ def test_build_tasks_uses_canonical_order_and_dedups():
     ],
 )
 def test_default_age_bins_are_half_open(years, group):
-    assert make_task("age").age_to_class(years) == group
+    assert make_task("age").targets(np.array([years]))[0] == group
 
 
 def test_age_edges_are_configurable():
     task = make_task("age", age_edges=[30, 46, 60])  # Kang et al.'s code: <30, 30-45, 46-59, >=60
     assert task.class_names == ("0-29", "30-45", "46-59", "60+")
-    assert [task.age_to_class(a) for a in (29, 30, 45, 46, 59, 60)] == [0, 1, 1, 2, 2, 3]
+    groups = task.targets(np.array([29, 30, 45, 46, 59, 60]))
+    assert groups.tolist() == [0, 1, 1, 2, 2, 3]
 
 
 @pytest.mark.parametrize("edges", [[], [16, 16], [26, 16], [0, 10]])
@@ -63,10 +67,20 @@ def test_bad_age_edges_are_rejected(edges):
         make_task("age", age_edges=edges)
 
 
-@pytest.mark.parametrize("years", [-1, 150, float("nan")])
-def test_impossible_age_is_rejected(years):
-    with pytest.raises(ValueError, match="impossible age"):
-        make_task("age").age_to_class(years)
+def test_the_registry_knows_each_task_kind_column_and_missing_labels():
+    assert {t: task_kind(t) for t in TASK_NAMES} == {
+        "smile": "classification",
+        "emotion": "classification",
+        "gender": "classification",
+        "age": "classification",
+        "age_years": "regression",
+    }
+    assert DEFAULT_TASK_NAMES == ("smile", "emotion", "gender", "age")  # age_years is opt-in
+    years = np.array([12.0, np.nan, 70.5])
+    np.testing.assert_array_equal(make_task("age_years").targets(years), years)
+    assert np.isnan(make_task("age").targets(years)[1])  # unknown age: no target
+    assert np.isnan(make_task("smile").targets(np.array([1, -1, 0]))).tolist() == [0, 1, 0]
+    assert make_task("age_years").num_classes == 1 and make_task("age").column == "age"
 
 
 def test_unknown_task_names_the_task():

@@ -37,6 +37,7 @@ def test_pretrained_weights_load_from_a_local_file_adapted_to_grayscale(tmp_path
     path = tmp_path / "resnet18.pth"
     torch.save(rgb.state_dict(), path)
     gray = TimmBackbone("resnet18", pretrained_file=str(path))
+    assert "pretrained_file" not in gray.config()["init_args"]  # a checkpoint has its weights
     expected = rgb.conv1.weight.sum(dim=1, keepdim=True)  # timm folds RGB into one channel
     assert torch.allclose(gray.model.conv1.weight, expected, atol=1e-6)
     assert torch.equal(gray.model.layer4[1].conv2.weight, rgb.layer4[1].conv2.weight)

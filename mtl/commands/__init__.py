@@ -10,22 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jsonargparse import ArgumentParser
-
 from mtl.commands import bench, models, prepare
 
 
 @dataclass(frozen=True)
 class Command:
-    """One ``mtl`` command: its one-line help, its parser and what runs it."""
+    """One ``mtl`` command: its one-line help and what runs it (it parses its own options)."""
 
     help: str
-    parser: Callable[[], ArgumentParser]
     run: Callable[[list[str]], int]
 
 
 COMMANDS: dict[str, Command] = {
-    "prepare": Command(prepare.HELP, prepare.build_parser, prepare.main),
-    "bench": Command(bench.HELP, bench.build_parser, bench.main),
-    "models": Command(models.HELP, models.build_parser, models.main),
+    "prepare": Command(prepare.HELP, prepare.main),
+    "bench": Command(bench.HELP, bench.main),
+    "models": Command(models.HELP, models.main),
 }

@@ -154,7 +154,7 @@ class FaceCache:
         return len(self.images)
 
     @classmethod
-    def open(cls, path: Path, mmap: bool = False) -> FaceCache:
+    def open(cls, path: Path) -> FaceCache:
         """Load a verified cache folder.
 
         Raises FileNotFoundError if it is missing or incomplete (no manifest yet) and
@@ -164,9 +164,12 @@ class FaceCache:
         manifest_file = path / "manifest.json"
         if not manifest_file.is_file():
             raise FileNotFoundError(f"no complete face cache at {path} (manifest.json missing)")
-        manifest = json.loads(manifest_file.read_text())
+        try:
+            manifest = json.loads(manifest_file.read_text())
+        except (ValueError, UnicodeDecodeError) as err:  # truncated or overwritten
+            raise DamagedCache(f"{manifest_file} is unreadable ({err}); rebuild the cache") from err
         verify(path, manifest)
-        images = np.load(path / "images.npy", mmap_mode="r" if mmap else None)
+        images = np.load(path / "images.npy")
         table = read_labels(path / "labels.csv")
         if len(table["id"]) != len(images):
             raise DamagedCache(

@@ -19,8 +19,9 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
+import numpy as np
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DistributedSampler, Sampler
 
 Balance = Literal["equal", "proportional", "weights"]
 
@@ -94,3 +95,21 @@ class BalancedSourceSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class InterleavedSampler(Sampler[int]):
+    """Every sample of a ConcatDataset of sources once, each source in its own order, the
+    sources interleaved in proportion to their sizes: any prefix of the order holds each source
+    in its share, so evaluating only the first batches (``limit_val_batches``) still sees
+    every source."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        self.sizes = list(sizes)
+
+    def __iter__(self) -> Iterator[int]:
+        # item j of a source of size n sits at (j + 0.5) / n of the way through the epoch
+        keys = np.concatenate([(np.arange(n) + 0.5) / n for n in self.sizes])
+        return iter(np.argsort(keys, kind="stable").tolist())
+
+    def __len__(self) -> int:
+        return sum(self.sizes)

@@ -4,8 +4,9 @@ Every DataModule serves one or more *sources* (a dataset samples come from: GENK
 synthetic smile-only set, …). Each source has a name, the tasks it labels and its own
 train / val / test datasets; ``batch["source"]`` is the source's index in :attr:`source_names`.
 Training draws from all sources through :class:`~mtl.data.sampler.BalancedSourceSampler`;
-validation and test read each source through its own loader, and the model reports metrics per
-task and per source.
+validation and test read every sample once, the sources interleaved
+(:class:`~mtl.data.sampler.InterleavedSampler`), and the model reports metrics per task and per
+source.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
-from mtl.data.sampler import Balance, BalancedSourceSampler
+from mtl.data.sampler import Balance, BalancedSourceSampler, InterleavedSampler, source_counts
 from mtl.errors import ConfigError
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks, make_task
 
@@ -133,57 +134,69 @@ class FaceDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__} has no {name} set; was setup() called?")
         return ConcatDataset([getattr(s, name) for s in self.sources])
 
-    def train_sampler(self) -> BalancedSourceSampler:
-        """The seeded, balanced training order, sharded for this DDP rank, starting at the
-        trainer's current epoch, and driving the augmentation's random streams."""
-        world, rank, epoch = 1, 0, 0
-        if self.trainer is not None:  # the epoch about to run, also when resuming
-            world, rank = self.trainer.world_size, self.trainer.global_rank
-            epoch = self.trainer.fit_loop.epoch_progress.current.processed
+    def train_sizes(self) -> list[int]:
+        """Training samples of each source; a source with none cannot be balanced."""
         sizes = [len(s.train) for s in self.sources]  # type: ignore[arg-type]
         empty = [s.name for s, n in zip(self.sources, sizes, strict=True) if n == 0]
         if empty:
             raise ConfigError(f"source(s) {empty} have no training samples")
+        return sizes
+
+    def train_sampler(self, generator: torch.Generator | None = None) -> BalancedSourceSampler:
+        """The seeded, balanced training order, sharded for this DDP rank and starting at the
+        epoch about to run (also when resuming). Each epoch it also sets the augmentation's
+        random streams and reseeds the loader's ``generator`` (the workers' base seed) from
+        (seed, epoch), so nothing in an epoch depends on the epochs before it."""
+        world, rank, epoch = 1, 0, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+            epoch = self.trainer.fit_loop.epoch_progress.current.processed
 
         def start_epoch(e: int) -> None:
             for s in self.sources:
                 s.train.set_epoch(e, rank)  # type: ignore[attr-defined]
+            if generator is not None:
+                generator.manual_seed(self.seed * 1_000_003 + e)
 
+        sizes = self.train_sizes()
         return BalancedSourceSampler(
             sizes, self.balance, self.weights, self.seed, world, rank, epoch, [start_epoch]
         )
 
     def epoch_composition(self) -> dict[str, int]:
         """Samples each source contributes to one training epoch (all ranks together)."""
-        return dict(zip(self.source_names, self.train_sampler().counts, strict=True))
+        counts = source_counts(self.train_sizes(), self.balance, self.weights)
+        return dict(zip(self.source_names, counts, strict=True))
 
-    def _loader(self, dataset: Dataset, sampler: BalancedSourceSampler | None = None):
-        # Workers of the training loader are started afresh every epoch (not persistent), so
-        # they pick up the epoch's augmentation stream. Every loader has its own generator:
-        # nothing draws from the global RNG, which a resumed run restores.
+    def _loader(
+        self, dataset: Dataset, sampler: Sampler, generator: torch.Generator | None = None
+    ) -> DataLoader:
+        # Every loader has its own generator: nothing draws from the global RNG, which a
+        # resumed run restores. Training workers start afresh every epoch (not persistent), so
+        # they pick up the epoch's augmentation stream.
+        training = isinstance(sampler, BalancedSourceSampler)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0 and sampler is None,
-            generator=torch.Generator().manual_seed(self.seed),
+            persistent_workers=self.num_workers > 0 and not training,
+            generator=generator or torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.split("train"), self.train_sampler())
+        generator = torch.Generator()
+        return self._loader(self.split("train"), self.train_sampler(generator), generator)
 
-    def _per_source(self, split: str) -> DataLoader | list[DataLoader]:
-        """One loader per source, so ``limit_val_batches`` and friends limit each source rather
-        than cutting the last sources off; one loader when there is one source."""
-        loaders = [self._loader(getattr(s, split)) for s in self.sources]
-        return loaders[0] if len(loaders) == 1 else loaders
+    def _evaluation(self, split: str) -> DataLoader:
+        sizes = [len(getattr(s, split)) for s in self.sources]
+        return self._loader(self.split(split), InterleavedSampler(sizes))
 
-    def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        return self._per_source("val")
+    def val_dataloader(self) -> DataLoader:
+        return self._evaluation("val")
 
-    def test_dataloader(self) -> DataLoader | list[DataLoader]:
-        return self._per_source("test")
+    def test_dataloader(self) -> DataLoader:
+        return self._evaluation("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.split("test"))
+        return self._evaluation("test")

@@ -13,15 +13,17 @@ the children's own ``batch_size``, ``num_workers``, ``balance`` and ``weights`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lightning.pytorch.utilities import rank_zero_info
 
 from mtl.data.datamodules.base import SPLIT_NAMES, FaceDataModule, SourceData
 from mtl.data.datasets import TaskView
-from mtl.tasks import TASK_NAMES, build_tasks
+from mtl.tasks import TASK_NAMES, Task, build_tasks
 
 
 def offered(child: FaceDataModule) -> list[str]:
-    """The tasks a child brings to the run: those it was restricted to, else all it labels."""
+    """The tasks a child can bring to the run: those it was restricted to, else all it labels."""
     return child.requested_tasks if child.requested_tasks is not None else child.labelled_tasks()
 
 
@@ -51,6 +53,13 @@ class MultiSourceDataModule(FaceDataModule):
     def labelled_tasks(self) -> list[str]:
         owned = {t for child in self.datamodules for t in offered(child)}
         return [t for t in TASK_NAMES if t in owned]
+
+    def select_tasks(self, requested: Sequence[str] | None) -> tuple[Task, ...]:
+        """By default the union of the children's tasks: what each was restricted to (an
+        opt-in ``age_years`` included), or the default tasks of a child that names none."""
+        if requested is None:
+            requested = [t for child in self.datamodules for t in child.task_names]
+        return super().select_tasks(requested)
 
     def prepare_data(self) -> None:
         for child in self.datamodules:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mtl.hparams import class_path
 from mtl.models.heads import HeadConfig
 
 
@@ -24,7 +25,8 @@ class Backbone(nn.Module):
 
     Every backbone remembers the arguments it was built with, so :meth:`config` names it as
     plain data (class path and arguments): a model's hyper-parameters never hold a module, and
-    a checkpoint rebuilds the backbone with no config file.
+    a checkpoint rebuilds the backbone with no config file. Arguments in ``unsaved`` (where the
+    starting weights came from) are left out: the checkpoint's own weights replace them.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Backbone:
@@ -44,11 +46,12 @@ class Backbone(nn.Module):
                 init_args.update(value)
             elif kind is not inspect.Parameter.VAR_POSITIONAL:
                 init_args[name] = value
-        cls = type(self)
-        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+        kept = {k: v for k, v in init_args.items() if k not in self.unsaved}
+        return {"class_path": class_path(type(self)), "init_args": kept}
 
     default_init_std: float | None = None
     default_head: HeadConfig | None = None
+    unsaved: tuple[str, ...] = ()  # arguments a checkpoint need not (or cannot) carry
     num_features: int
     in_chans: int
     input_size: int

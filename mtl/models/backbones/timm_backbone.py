@@ -19,6 +19,8 @@ from mtl.models.backbones.base import Backbone
 class TimmBackbone(Backbone):
     """A timm model by name, e.g. ``resnet18``, ``mobilenetv3_small_100``, ``resnetv2_50``."""
 
+    unsaved = ("pretrained_file",)  # a trained checkpoint carries its own weights
+
     def __init__(
         self,
         model_name: str,
