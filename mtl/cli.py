@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -186,6 +187,26 @@ def overview_parser() -> ArgumentParser:
     return parser
 
 
+_WHOLE_FLOAT = re.compile(r"^-?\d+\.0+$")
+
+
+def normalize_agent_args(argv: list[str]) -> list[str]:
+    """Read values the way a W&B sweep agent writes them (Python's ``str()``): ``None`` means
+    null, and a whole float such as ``32.0`` (what ``q_*`` distributions give) is the integer
+    32, which an int option accepts and a float option reads as 32.0."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if arg.startswith("--") and eq:
+            if value == "None":
+                value = "null"
+            elif _WHOLE_FLOAT.match(value):
+                value = value.split(".")[0]
+            arg = f"{key}={value}"
+        out.append(arg)
+    return out
+
+
 def main(args: ArgsType = None) -> None:
     """Entry point of ``mtl`` and ``python -m mtl``; ``args`` lets tests call it in-process.
 
@@ -194,14 +215,16 @@ def main(args: ArgsType = None) -> None:
     configuration error ends the process with one line on stderr and status 2
     (``MTL_TRACEBACK=1`` shows the traceback instead).
     """
-    argv = list(sys.argv[1:] if args is None else args)
+    argv = normalize_agent_args(list(sys.argv[1:] if args is None else args))
     try:
         if argv and argv[0] in COMMANDS:
             status = COMMANDS[argv[0]].run(argv[1:])
             if status:
                 raise SystemExit(status)
         elif argv and (argv[0] in TRAINER_COMMANDS or argv[0] in ("-c", "--config")):
-            run_cli(args)
+            if args is None:  # from the console: DDP re-runs sys.argv on the other ranks
+                sys.argv[1:] = argv
+            run_cli(None if args is None else argv)
         else:
             overview_parser().parse_args(argv or ["--help"])
     except (UserError, MisconfigurationException) as err:

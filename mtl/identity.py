@@ -1,0 +1,63 @@
+"""What a run is, in the words a dashboard groups by: task set, backbone, weighting, fold.
+
+W&B runs get their ``group`` (the experiment: task set, backbone and weighting, so the folds
+and seeds of one experiment share a group), ``job_type`` (single- or multi-task) and ``tags``
+from here, and ``wandb.config["mtl"]`` holds the same fields, so dashboards compare single- vs
+multi-task, backbones and weightings with no hand-made names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import lightning as L
+
+
+def backbone_label(backbone: object) -> str:
+    """A short name of a backbone: its class, and the choice that tells variants apart
+    (a timm model's name, a ResNet-v2 version)."""
+    name = type(backbone).__name__
+    config = getattr(backbone, "config", None)
+    args = config()["init_args"] if callable(config) else {}
+    if "model_name" in args and name == "TimmBackbone":
+        return f"timm:{args['model_name']}"
+    if "version" in args:
+        return f"{name}-ver{args['version']}"
+    return name
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    tasks: tuple[str, ...]
+    backbone: str
+    weighting: str
+    fold: int | None = None
+
+    @classmethod
+    def of(cls, model: L.LightningModule, datamodule: L.LightningDataModule | None) -> RunIdentity:
+        tasks = tuple(getattr(model, "task_names", ()))
+        net = getattr(model, "net", None)
+        backbone = backbone_label(getattr(net, "backbone", None)) if net is not None else "?"
+        weighting = type(getattr(model, "weighting", None)).__name__
+        return cls(tasks, backbone, weighting, getattr(datamodule, "val_fold", None))
+
+    @property
+    def task_set(self) -> str:
+        return "+".join(self.tasks)
+
+    @property
+    def job_type(self) -> str:
+        return "multi-task" if len(self.tasks) > 1 else "single-task"
+
+    @property
+    def group(self) -> str:
+        return f"{self.task_set}|{self.backbone}|{self.weighting}"
+
+    @property
+    def tags(self) -> list[str]:
+        tags = [self.job_type, f"tasks:{self.task_set}", f"backbone:{self.backbone}"]
+        tags.append(f"weighting:{self.weighting}")
+        return tags + ([f"fold:{self.fold}"] if self.fold is not None else [])
+
+    def as_config(self) -> dict:
+        return asdict(self) | {"task_set": self.task_set, "job_type": self.job_type}
