@@ -112,10 +112,19 @@ class MultiTaskModule(L.LightningModule):
             losses[t.name] = loss
         return losses
 
+    def present(self, mask: torch.Tensor) -> torch.Tensor:
+        """T bool: tasks labelled anywhere in the global batch. Under DDP every rank takes part
+        in this all-reduce on every step, so a weighting treats a task the same on all ranks
+        (a rank-local "absent" would, e.g., drop an uncertainty term on one rank only)."""
+        present = mask.any(dim=0)  # B x T -> T
+        if self._trainer is not None and self.trainer.world_size > 1:
+            present = self.trainer.strategy.reduce(present.float(), reduce_op="max") > 0
+        return present
+
     def shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         outputs = self(batch["image"])
         losses = self.task_losses(outputs, batch)
-        present = batch["mask"].any(dim=0)  # T: tasks labelled in this batch
+        present = self.present(batch["mask"])  # T: tasks labelled in this global batch
         shared = None
         if stage == "train" and self.weighting.needs_shared_params:
             shared = [p for p in self.net.backbone.parameters() if p.requires_grad]

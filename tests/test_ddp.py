@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from .conftest import NARROW_BKNET, tiny_sources
 
 MTL = str(Path(sys.executable).with_name("mtl"))  # a console script: Lightning re-runs it
@@ -43,3 +45,26 @@ def test_two_process_fit_validate_and_test_with_sparse_labels(tmp_path):
     ckpt = str(run / "checkpoints" / "last.ckpt")
     mtl(["validate", *common, f"--ckpt_path={ckpt}"], tmp_path)
     mtl(["test", *common, f"--ckpt_path={ckpt}"], tmp_path)
+
+
+def test_a_ddp_step_over_a_global_batch_equals_one_process_on_all_of_it(tmp_path):
+    """Two ranks with half the batch each update the weights exactly as one process with the
+    whole batch: the masked losses are normalised by the global batch, absent tasks are decided
+    globally, and DWA's epoch means come from every rank."""
+    script = str(Path(__file__).with_name("ddp_step_run.py"))
+    for devices in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, script, str(tmp_path), devices],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    trained = {}
+    for weighting in ("fixed", "uncertainty", "dwa"):
+        one, two = (torch.load(tmp_path / f"{weighting}-{d}.pt") for d in (1, 2))
+        for key in one:
+            torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
+        trained[weighting] = one
+    assert (trained["uncertainty"]["weighting.log_vars"] != 0).all()  # learned weights moved
+    assert not torch.allclose(trained["dwa"]["weighting.weight"], torch.ones(4))  # epoch 3

@@ -68,8 +68,8 @@ def sample(spec: Spec, rng: np.random.Generator) -> Any:
             math.exp(rng.uniform(math.log(lo), math.log(hi))), q
         ),
         "inv_log_uniform": lambda: math.exp(-rng.uniform(lo, hi)),
-        "inv_log_uniform_values": lambda: 1 / math.exp(
-            rng.uniform(math.log(1 / hi), math.log(1 / lo))
+        "inv_log_uniform_values": lambda: (
+            1 / math.exp(rng.uniform(math.log(1 / hi), math.log(1 / lo)))
         ),
         "normal": lambda: float(rng.normal(mu, sigma)),
         "q_normal": lambda: quantize(rng.normal(mu, sigma), q),

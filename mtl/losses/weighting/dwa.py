@@ -3,7 +3,11 @@
 w_t = T * softmax_t(r_t / tau), with r_t = Lbar_t(k-1) / Lbar_t(k-2) the ratio of the task's
 mean training loss over the last two epochs; w_t = 1 for the first two epochs. Epoch means
 count only batches where the task was labelled, and are all-reduced under DDP so every rank
-uses the same weights.
+uses the same weights, computed from every rank's batches.
+
+The running sums of an epoch are rank-local and must stay so until the all-reduce: they are not
+buffers (DDP overwrites every buffer with rank 0's copy before each forward) but plain tensors,
+saved in checkpoints through ``get_extra_state``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,7 @@ class DynamicWeightAverage(Weighting):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         n = len(self.tasks)
-        self.register_buffer("epoch_sum", torch.zeros(n))
-        self.register_buffer("epoch_count", torch.zeros(n))
+        self.epoch_sum, self.epoch_count = torch.zeros(n), torch.zeros(n)  # T each, rank-local
         self.register_buffer("history", torch.ones(2, n))  # epoch means k-2, k-1
         self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("weight", torch.ones(n))
@@ -56,3 +59,16 @@ class DynamicWeightAverage(Weighting):
     def weights(self) -> dict[str, torch.Tensor]:
         """The weights every step of the current epoch uses."""
         return {t: self.weight[i].detach() for i, t in enumerate(self.tasks)}
+
+    def get_extra_state(self) -> dict[str, torch.Tensor]:
+        return {"epoch_sum": self.epoch_sum, "epoch_count": self.epoch_count}
+
+    def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        device = self.history.device
+        self.epoch_sum = state["epoch_sum"].to(device)
+        self.epoch_count = state["epoch_count"].to(device)
+
+    def _apply(self, fn, recurse: bool = True):  # move the running sums with the module
+        super()._apply(fn, recurse)
+        self.epoch_sum, self.epoch_count = fn(self.epoch_sum), fn(self.epoch_count)
+        return self
