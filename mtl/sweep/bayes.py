@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from mtl.sweep.params import Spec, quantize, distribution
+from mtl.sweep.params import Spec, distribution, quantize
 
 
 def suggest(trial: optuna.Trial, name: str, spec: Spec) -> Any:
