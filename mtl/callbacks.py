@@ -9,15 +9,24 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import yaml
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from rich.console import Console
 from rich.table import Table
 
 
 class SaveConfigToCheckpoint(SaveConfigCallback):
-    """Writes ``config.yaml`` to the run folder and embeds the same resolved config in every
+    """Writes ``config.yaml`` to the run folder, sends the same fully resolved config (data,
+    model, trainer) to loggers that keep configs (W&B: ``wandb.config``), and embeds it in every
     checkpoint (key ``"mtl_config"``), so a checkpoint alone says how it was trained."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:  # rank 0 only
+        resolved = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(resolved, allow_val_change=True)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["mtl_config"] = self.parser.dump(self.config, skip_none=False)
@@ -46,6 +55,18 @@ def set_random_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
+def run_ids(trainer: L.Trainer) -> dict[str, str]:
+    """The runs this one logs to (W&B run id, CSV version folder), for ``--ckpt_path last``."""
+    ids = {}
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            ids["wandb"] = str(logger.version)
+        elif isinstance(logger, CSVLogger):
+            version = logger.version
+            ids["csv"] = version if isinstance(version, str) else f"version_{version}"
+    return ids
+
+
 class ResumeState(L.Callback):
     """What a resumed run needs beyond Lightning's own checkpoint to continue exactly.
 
@@ -61,6 +82,7 @@ class ResumeState(L.Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint[self.KEY] = random_state()
+        checkpoint["run_ids"] = run_ids(trainer)
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         if trainer.state.fn != "fit":

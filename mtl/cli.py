@@ -14,20 +14,21 @@ import importlib
 import os
 import re
 import sys
-from pathlib import Path
 
 from jsonargparse import ArgumentParser, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities import rank_zero_warn
 
 from mtl import __version__
 from mtl.callbacks import ResultsTable, ResumeState, SaveConfigToCheckpoint
 from mtl.commands import COMMANDS
 from mtl.data import FaceDataModule
 from mtl.errors import UserError
+from mtl.eval_logs import ConfusionMatrices, PredictionSamples
+from mtl.identity import RunIdentity
 from mtl.module import MultiTaskModule
+from mtl.resume import resolve_last_checkpoint
 
 RUNS_DIR = "runs"
 TRAINER_COMMANDS = tuple(LightningCLI.subcommands())  # fit, validate, test, predict
@@ -58,6 +59,14 @@ class MTLCLI(LightningCLI):
         )
         self.trainer_defaults["callbacks"] = default_callbacks(trainer or Namespace())
 
+    def after_instantiate_classes(self) -> None:
+        """Loggers that name runs (W&B: group, job type, tags) learn what this run is."""
+        identity = RunIdentity.of(self.model, self.datamodule)
+        for logger in self.trainer.loggers:
+            describe = getattr(logger, "describe", None)
+            if callable(describe):
+                describe(identity)
+
     def instantiate_classes(self) -> None:
         """Build data, model and trainer; a value a class refuses is the user's to fix."""
         try:
@@ -80,7 +89,9 @@ def _first_cause(err: BaseException) -> BaseException:
 def default_callbacks(trainer: Namespace) -> list[Callback]:
     """The project's callbacks, minus those the trainer options rule out: no checkpointing,
     or a ModelCheckpoint of the user's own, drops the default ModelCheckpoint."""
-    callbacks: list[Callback] = [ResultsTable(), ResumeState()]
+    callbacks: list[Callback] = [ResultsTable(), ResumeState(), ConfusionMatrices()]
+    if trainer.get("logger") is not False:  # Lightning's LR monitor needs a logger
+        callbacks += [LearningRateMonitor(), PredictionSamples()]
     own = [c for c in (trainer.get("callbacks") or []) if _is_checkpoint(c)]
     if trainer.get("enable_checkpointing") is not False and not own:
         checkpoint = ModelCheckpoint(
@@ -101,51 +112,6 @@ def _is_checkpoint(callback: object) -> bool:
     except (ImportError, AttributeError):
         return False
     return isinstance(cls, type) and issubclass(cls, ModelCheckpoint)
-
-
-def _logger_root(logger: object) -> tuple[Path, bool] | None:
-    """Where a configured logger keeps its runs (``save_dir/name``, W&B: ``save_dir/project``)
-    and whether it is W&B's; None for no or an unknown logger."""
-    if not isinstance(logger, Namespace) or "init_args" not in logger:
-        return None
-    init, wandb = logger.init_args, str(logger.get("class_path", "")).endswith("WandbLogger")
-    if wandb:
-        return Path(init.get("save_dir") or ".") / (init.get("project") or "lightning_logs"), True
-    if init.get("save_dir") is None:
-        return None
-    return Path(init.save_dir) / (init.get("name") or ""), False
-
-
-def resolve_last_checkpoint(config: Namespace, fit: bool = True) -> None:
-    """Turn ``ckpt_path: last`` into the newest ``last.ckpt`` of this experiment, in place.
-
-    A resumed fit continues the same run: it logs into the same version folder (CSV) or the same
-    W&B run id. With no earlier checkpoint, fit starts from scratch with a warning (so
-    ``--ckpt_path last`` is safe in a job script that may or may not have run before); the
-    other commands need one.
-    """
-    logger = config.trainer.get("logger")
-    found = _logger_root(logger)
-    if found is None:
-        return  # leave "last" to Lightning's own lookup
-    root, wandb = found
-    candidates = sorted(root.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        if not fit:
-            raise UserError(f"--ckpt_path last: no last.ckpt under {root}")
-        rank_zero_warn(f"--ckpt_path last: no last.ckpt under {root}; training from scratch")
-        config.ckpt_path = None
-        return
-    newest = candidates[-1]
-    config.ckpt_path = str(newest)
-    if not fit:
-        return
-    run = newest.parent.parent.name
-    if wandb:
-        logger.init_args.id = run
-        logger.dict_kwargs = {**(logger.get("dict_kwargs") or {}), "resume": "allow"}
-    else:
-        logger.init_args.version = run
 
 
 def trainer_defaults() -> dict:
@@ -232,3 +198,13 @@ def main(args: ArgsType = None) -> None:
             raise
         print(f"mtl: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        finish_wandb()
+
+
+def finish_wandb() -> None:
+    """End this process's W&B run, if it started one, so the process never hangs at exit and
+    the next run in the same process (tests, notebooks) starts its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=0 if sys.exc_info()[0] is None else 1)

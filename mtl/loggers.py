@@ -1,20 +1,30 @@
-"""A CSV logger whose history survives a resumed run.
+"""Loggers: a CSV logger whose history survives a resumed run, and W&B with run identity,
+confusion matrices and sample predictions.
 
 Lightning's ``CSVLogger`` deletes ``metrics.csv`` when it logs into a version folder that
 already has one, so resuming a run into its own folder (``--ckpt_path last``) loses every row
 logged before the interruption. This one appends instead. When a run resumes from a checkpoint,
 :meth:`CSVLogger.rewind` drops the rows logged after that checkpoint (an interrupted epoch that
 the resumed run trains again), so no step is logged twice.
+
+Both take the model's evaluation extras through optional methods the module calls on every
+logger that has them: ``log_confusion_matrix`` and ``log_predictions``.
 """
 
 from __future__ import annotations
 
 import csv
+from pathlib import Path
+from typing import Any
 
+import torch
 from lightning.fabric.loggers.csv_logs import _ExperimentWriter
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
+
+from mtl.identity import RunIdentity
 
 
 class AppendingWriter(ExperimentWriter):
@@ -55,3 +65,85 @@ class CSVLogger(LightningCSVLogger):
     def rewind(self, step: int) -> None:
         """Forget the rows logged at ``step`` or later: the resumed run logs them again."""
         self.experiment.rewind(step)
+
+    @rank_zero_only
+    def log_confusion_matrix(
+        self, key: str, class_names: list[str], matrix: torch.Tensor, step: int
+    ) -> None:
+        """The latest confusion matrix of ``key`` as ``confusion/<key>.csv`` (rows: actual)."""
+        path = Path(self.log_dir) / "confusion" / f"{key.replace('/', '-')}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["actual \\ predicted", *class_names])
+            for name, row in zip(class_names, matrix.tolist(), strict=True):
+                writer.writerow([name, *row])
+
+
+class WandbLogger(LightningWandbLogger):
+    """``lightning.pytorch.loggers.WandbLogger`` with what mtl's dashboards use.
+
+    * ``group``, ``job_type`` and ``tags`` (wandb.init's) are options; those left unset are
+      derived from the run (task set, backbone, weighting, fold; see :mod:`mtl.identity`)
+      by :meth:`describe`, which the CLI calls before the run starts;
+    * confusion matrices (W&B's confusion-matrix chart) and a table of sample predictions.
+
+    Everything touching W&B runs on rank 0 only; offline mode (``offline: true`` or
+    ``WANDB_MODE=offline``) needs no account or network (``wandb sync`` later).
+    """
+
+    def __init__(
+        self,
+        group: str | None = None,
+        job_type: str | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            group: W&B run group (default: the experiment: task set, backbone, weighting).
+            job_type: W&B job type (default: ``single-task`` or ``multi-task``).
+            tags: W&B tags (default: job type, tasks, backbone, weighting, fold).
+            **kwargs: ``lightning.pytorch.loggers.WandbLogger``'s options (project, save_dir,
+                offline, id, …) and any other ``wandb.init`` argument.
+        """
+        given = {"group": group, "job_type": job_type, "tags": tags}
+        super().__init__(**kwargs, **{k: v for k, v in given.items() if v is not None})
+
+    def describe(self, identity: RunIdentity) -> None:
+        """Fill the group, job type and tags the user left unset, before the run starts."""
+        init = self._wandb_init  # the wandb.init arguments Lightning's logger keeps
+        derived = {"group": identity.group, "job_type": identity.job_type, "tags": identity.tags}
+        for key, value in derived.items():
+            if init.get(key) is None:
+                init[key] = value
+        init["config"] = {**(init.get("config") or {}), "mtl": identity.as_config()}
+
+    @rank_zero_only
+    def log_confusion_matrix(
+        self, key: str, class_names: list[str], matrix: torch.Tensor, step: int
+    ) -> None:
+        """``matrix[i, j]``: samples of class i predicted as j, as W&B's confusion chart."""
+        import wandb
+
+        rows = [
+            [actual, predicted, int(matrix[i, j])]
+            for i, actual in enumerate(class_names)
+            for j, predicted in enumerate(class_names)
+        ]
+        table = wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=rows)
+        fields = {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"}
+        chart = wandb.plot_table("wandb/confusion_matrix/v1", table, fields, {"title": key})
+        self.experiment.log({key: chart, "trainer/global_step": step})
+
+    @rank_zero_only
+    def log_predictions(
+        self, key: str, images: torch.Tensor, columns: list[str], rows: list[list], step: int
+    ) -> None:
+        """A table of sample faces (``images``: N x C x H x W in [0, 1]) beside ``rows``."""
+        import wandb
+
+        faces = [wandb.Image(image.squeeze(0).numpy()) for image in images.cpu()]
+        data = [[face, *row] for face, row in zip(faces, rows, strict=True)]
+        table = wandb.Table(columns=["face", *columns], data=data)
+        self.experiment.log({key: table, "trainer/global_step": step})

@@ -121,7 +121,8 @@ class MultiTaskModule(L.LightningModule):
             present = self.trainer.strategy.reduce(present.float(), reduce_op="max") > 0
         return present
 
-    def shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+    def shared_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss, logs and metrics of one batch; returns the total loss and the outputs."""
         outputs = self(batch["image"])
         losses = self.task_losses(outputs, batch)
         present = self.present(batch["mask"])  # T: tasks labelled in this global batch
@@ -143,16 +144,16 @@ class MultiTaskModule(L.LightningModule):
             for name in self.task_names:
                 means[f"{name}/loss"].update(losses[name].detach(), n)
         self.metrics[f"{stage}_metrics"].update(outputs, batch)
-        return total
+        return total, outputs
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self.shared_step(batch, "train")
+        return self.shared_step(batch, "train")[0]
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.shared_step(batch, "val")
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.shared_step(batch, "val")[1]  # outputs, for callbacks (confusion matrices)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.shared_step(batch, "test")
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.shared_step(batch, "test")[1]
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         """Class probabilities of classification tasks (B x C_t), values of regressions (B)."""

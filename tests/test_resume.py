@@ -39,6 +39,15 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
     return torch.load(ckpt, weights_only=True)["state_dict"]
 
 
+def identical(a: object, b: object) -> bool:
+    """Bit-for-bit equal tensors, also inside a module's extra state (a dict of tensors)."""
+    try:
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    except AssertionError:
+        return False
+    return True
+
+
 def history(folder: Path) -> list[dict[str, str]]:
     with (folder / "runs" / "mtl" / "version_0" / "metrics.csv").open(newline="") as f:
         return list(csv.DictReader(f))
@@ -53,10 +62,10 @@ def test_kill_and_resume_equals_an_uninterrupted_run(weighting, tmp_path, monkey
 
     straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
     assert straight.keys() == resumed.keys()
-    differ = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+    differ = [k for k in straight if not identical(straight[k], resumed[k])]
     assert not differ, f"weights differ after resuming: {differ[:5]}"
     rows = history(tmp_path / "straight")
-    assert {r["epoch"] for r in rows} == {"0", "1", "2"}
+    assert {r["epoch"] for r in rows if r["epoch"]} == {"0", "1", "2"}
     assert history(tmp_path / "resumed") == rows  # every row, every value, in order
 
 

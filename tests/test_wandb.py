@@ -1,0 +1,70 @@
+"""W&B logging from config, offline (no account, no network): the full config, run identity,
+learning rate, confusion matrices and sample predictions; one run per training run."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import wandb
+
+from mtl.cli import run_cli
+
+from .conftest import CONF_DIR, tiny_fit_args
+
+WANDB = ["--config", str(CONF_DIR / "wandb.yaml")]  # offline: WANDB_MODE (tests/conftest.py)
+
+
+def test_a_run_logs_its_config_identity_and_evaluation_to_wandb(in_tmp):
+    args = [*tiny_fit_args(), *WANDB, "--model.weighting=UncertaintyWeighting"]
+    cli = run_cli(args)
+    csv_logger, wandb_logger = cli.trainer.loggers
+    run = wandb_logger.experiment
+    try:
+        config = dict(run.config)
+        assert {"data", "model", "trainer", "seed_everything"} <= config.keys()  # everything
+        assert config["data"]["init_args"]["batch_size"] == 32
+        assert config["mtl"]["task_set"] == "smile+emotion+gender+age"
+        assert run.group == "smile+emotion+gender+age|BKNet|UncertaintyWeighting"
+        assert run.job_type == "multi-task"
+        assert {"multi-task", "backbone:BKNet", "weighting:UncertaintyWeighting"} <= set(run.tags)
+        summary = dict(run.summary)
+        assert "val/predictions" in summary and "val/smile/confusion_table" in summary
+        assert "train/age/weight" in summary  # effective loss weights
+        assert "lr-MomentumSGD/pg1" in summary  # learning rate (weights; no-decay group: pg2)
+    finally:
+        wandb.finish()
+    matrix = Path(csv_logger.log_dir) / "confusion" / "val-smile-confusion.csv"
+    with matrix.open(newline="") as f:
+        rows = list(csv.reader(f))
+    counts = sum(int(v) for row in rows[1:] for v in row[1:])
+    assert rows[0] == ["actual \\ predicted", "non_smile", "smile"]
+    assert counts == 32  # every labelled smile face of the validation split, once
+
+
+def test_given_group_and_tags_win_over_derived_ones(in_tmp):
+    args = [*tiny_fit_args(), *WANDB, "--trainer.limit_train_batches=1"]
+    args += ["--trainer.logger.init_args.group=mine", "--trainer.logger.init_args.tags=[a]"]
+    cli = run_cli(args)
+    try:
+        run = cli.trainer.loggers[1].experiment
+        assert run.group == "mine" and list(run.tags) == ["a"]
+        assert run.job_type == "multi-task"  # not given: derived
+    finally:
+        wandb.finish()
+
+
+def test_a_ddp_run_started_by_an_agent_makes_exactly_one_wandb_run(tmp_path):
+    """The agent's WANDB_RUN_ID reaches every rank; only rank 0 may start (this) run."""
+    mtl = str(Path(sys.executable).with_name("mtl"))
+    args = [a for a in tiny_fit_args(train=12, val=6, test=6) if a != "fit"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_RUN_ID": "agentrun1"}
+    command = [mtl, "fit", *args, *WANDB, "--data.batch_size=2"]
+    command += ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(p.name for p in (tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and runs[0].endswith("-agentrun1"), runs
