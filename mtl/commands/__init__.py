@@ -1,5 +1,5 @@
 """Commands beside LightningCLI's fit/validate/test/predict: ``mtl prepare``, ``mtl bench``,
-``mtl models``.
+``mtl models``, ``mtl sweep``.
 
 Each takes options the way ``mtl fit`` does (jsonargparse: typed ``--key value`` options,
 ``--config`` files, ``--help``) and returns an exit status.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mtl.commands import bench, models, prepare
+from mtl.commands import bench, models, prepare, sweep
 
 
 @dataclass(frozen=True)
@@ -25,4 +25,5 @@ COMMANDS: dict[str, Command] = {
     "prepare": Command(prepare.HELP, prepare.main),
     "bench": Command(bench.HELP, bench.main),
     "models": Command(models.HELP, models.main),
+    "sweep": Command(sweep.HELP, sweep.main),
 }

@@ -1,0 +1,66 @@
+"""``mtl sweep sweeps/<file>.yaml``: run a W&B sweep file with no W&B server.
+
+Grid and random search as W&B defines them, bayes with Optuna's TPE, ``run_cap``, the metric's
+name and goal, and hyperband as Optuna's successive-halving pruner (:mod:`mtl.sweep.config`).
+Start the same command in several terminals or on several machines (with ``--storage`` an RDB
+URL) and the workers share the sweep; stop and start it again and finished trials stay done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+from rich.console import Console
+
+from mtl.sweep import report
+from mtl.sweep.config import SweepConfig
+from mtl.sweep.runner import SweepRunner
+
+HELP = "Run a W&B sweep file locally (Optuna storage; several workers may share it)."
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="mtl sweep", description=__doc__)
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
+    parser.add_argument("file", type=Path, help="a W&B sweep file, e.g. sweeps/backbones.yaml")
+    parser.add_argument(
+        "--storage",
+        type=str | None,
+        default=None,
+        help="Optuna storage: journal:<path> (one host) or an RDB URL such as "
+        "postgresql://user:pass@host/db (several machines); default: a journal in --out",
+    )
+    parser.add_argument("--count", type=int | None, default=None, help="trials for this worker")
+    parser.add_argument("--out", type=Path, default=Path("runs/sweeps"), help="trial folders")
+    parser.add_argument(
+        "--wandb",
+        type=Literal["offline", "online", "off"],
+        default="offline",
+        help="log trials to W&B (offline: `wandb sync` later), grouped by the sweep's name",
+    )
+    parser.add_argument("--project", type=str, default="mtl", help="W&B project")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random and bayes draws")
+    parser.add_argument("--poll", type=float, default=2.0, help="seconds between metric reads")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    config = SweepConfig.load(args.file)
+    console = Console(stderr=True)
+    folder = args.out / config.name
+    storage = args.storage or f"journal:{folder / 'study.journal'}"
+    runner = SweepRunner(
+        config, storage, args.out, args.wandb, args.project, args.seed, args.poll, console.print
+    )
+    try:
+        runner.run(args.count)
+    finally:
+        console.print(report.table(runner.study, config.metric))
+        best = report.write(runner.study, folder)
+        console.print(f"trials: {folder / 'trials.csv'}")
+        if best is not None:
+            console.print(f"best: {best} (add it as a --config after the sweep's own)")
+    return 0
