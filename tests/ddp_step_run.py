@@ -12,7 +12,7 @@ import lightning as L
 import torch
 
 from mtl.data import SyntheticDataModule, SyntheticSource
-from mtl.losses import DynamicWeightAverage, FixedWeighting, UncertaintyWeighting
+from mtl.losses import DynamicWeightAverage, FixedWeighting, GradNorm, PCGrad, UncertaintyWeighting
 from mtl.models import BKNet, HeadConfig
 from mtl.module import MultiTaskModule
 
@@ -20,6 +20,8 @@ WEIGHTINGS = {
     "fixed": FixedWeighting,
     "uncertainty": UncertaintyWeighting,
     "dwa": DynamicWeightAverage,  # epoch means from every rank set epoch 3's weights
+    "gradnorm": GradNorm,  # act on each rank's gradients (see the README): ranks stay in sync
+    "pcgrad": PCGrad,
 }
 GLOBAL_BATCH = 8
 
@@ -47,8 +49,7 @@ def train(name: str, devices: int, out: Path) -> None:
         default_root_dir=out,
     )  # fmt: skip
     trainer.fit(model, data)
-    if trainer.global_rank == 0:
-        torch.save(model.state_dict(), out / f"{name}-{devices}.pt")
+    torch.save(model.state_dict(), out / f"{name}-{devices}-rank{trainer.global_rank}.pt")
 
 
 if __name__ == "__main__":

@@ -60,11 +60,20 @@ def test_a_ddp_step_over_a_global_batch_equals_one_process_on_all_of_it(tmp_path
             timeout=600,
         )
         assert done.returncode == 0, done.stderr[-3000:]
-    trained = {}
+
+    def state(weighting: str, devices: int, rank: int = 0) -> dict:
+        return torch.load(tmp_path / f"{weighting}-{devices}-rank{rank}.pt")
+
     for weighting in ("fixed", "uncertainty", "dwa"):
-        one, two = (torch.load(tmp_path / f"{weighting}-{d}.pt") for d in (1, 2))
+        one, two = state(weighting, 1), state(weighting, 2)
         for key in one:
             torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
-        trained[weighting] = one
-    assert (trained["uncertainty"]["weighting.log_vars"] != 0).all()  # learned weights moved
-    assert not torch.allclose(trained["dwa"]["weighting.weight"], torch.ones(4))  # epoch 3
+    assert (state("uncertainty", 1)["weighting.log_vars"] != 0).all()  # learned weights moved
+    assert not torch.allclose(state("dwa", 1)["weighting.weight"], torch.ones(4))  # epoch 3
+    # GradNorm and PCGrad act on each rank's own task gradients; DDP then averages what they
+    # produce, so every rank keeps the same weights (GradNorm's w too) and the run finishes.
+    for weighting in ("gradnorm", "pcgrad"):
+        rank0, rank1 = state(weighting, 2, 0), state(weighting, 2, 1)
+        for key in rank0:
+            torch.testing.assert_close(rank1[key], rank0[key], rtol=0, atol=0, msg=key)
+    assert not torch.equal(state("gradnorm", 2)["weighting.w"], torch.ones(4))

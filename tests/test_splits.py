@@ -122,3 +122,33 @@ def test_setup_without_a_cache_says_how_to_make_one(tmp_path):
     dm = Genki4kDataModule(root=tmp_path / "raw", cache_dir=tmp_path / "cache")
     with pytest.raises(FileNotFoundError, match="mtl prepare genki4k"):
         dm.setup("fit")
+
+
+def _write_many(path, rows: int, times: int) -> None:
+    from mtl.data.cache import write_csv
+
+    for _ in range(times):
+        write_csv(path, ("id", "split", "fold"), ((f"i{k}", "train", k % 4) for k in range(rows)))
+
+
+def test_ranks_writing_one_split_file_at_once_never_leave_a_partial_file(tmp_path):
+    """Every DDP rank may save the (identical) split plan at the same moment: each writes its
+    own temporary file and renames it, so a reader only ever sees a whole file."""
+    import multiprocessing as mp
+
+    path, rows = tmp_path / "seed0-k4.csv", 5000
+    writers = [
+        mp.get_context("fork").Process(target=_write_many, args=(path, rows, 30)) for _ in range(2)
+    ]
+    for w in writers:
+        w.start()
+    seen = 0
+    while any(w.is_alive() for w in writers):
+        if path.is_file():
+            saved = S.read_split_file(path)
+            assert saved is not None and len(saved[0]) == rows
+            seen += 1
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert seen > 0 and not list(tmp_path.glob("*.tmp"))

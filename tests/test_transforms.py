@@ -49,3 +49,24 @@ def test_workers_do_not_repeat_each_other():
         )
     )
     assert torch.equal(first, again[0])  # and the same ones again for the same loader seed
+
+
+def test_streams_differ_by_rank_and_epoch_and_repeat_for_the_same_key():
+    """Under DDP each rank draws its own stream; an epoch's stream never depends on earlier
+    epochs, so a resumed run draws exactly what an uninterrupted one did."""
+    face = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
+
+    def draws(epoch: int, rank: int, warmup_epochs: int = 0) -> list[np.ndarray]:
+        augment = Augment(Augmentation(), 48, seed=1, name="genki4k")
+        for e in range(warmup_epochs):  # what ran before must not matter
+            augment.set_epoch(e, rank)
+            augment(face)
+        augment.set_epoch(epoch, rank)
+        return [augment(face) for _ in range(4)]
+
+    base = draws(epoch=2, rank=0)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(base, draws(2, 0, warmup_epochs=2), strict=True)
+    )
+    assert not all(np.array_equal(a, b) for a, b in zip(base, draws(2, 1), strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(base, draws(3, 0), strict=True))
