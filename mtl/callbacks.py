@@ -59,7 +59,7 @@ def run_ids(trainer: L.Trainer) -> dict[str, str]:
     """The runs this one logs to (W&B run id, CSV version folder), for ``--ckpt_path last``."""
     ids = {}
     for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
+        if isinstance(logger, WandbLogger) and logger.version is not None:
             ids["wandb"] = str(logger.version)
         elif isinstance(logger, CSVLogger):
             version = logger.version

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 
 from jsonargparse import ArgumentParser, Namespace
@@ -65,7 +64,7 @@ class MTLCLI(LightningCLI):
         for logger in self.trainer.loggers:
             describe = getattr(logger, "describe", None)
             if callable(describe):
-                describe(identity)
+                describe(identity, self.subcommand or "fit")
 
     def instantiate_classes(self) -> None:
         """Build data, model and trainer; a value a class refuses is the user's to fix."""
@@ -153,23 +152,14 @@ def overview_parser() -> ArgumentParser:
     return parser
 
 
-_WHOLE_FLOAT = re.compile(r"^-?\d+\.0+$")
-
-
 def normalize_agent_args(argv: list[str]) -> list[str]:
-    """Read values the way a W&B sweep agent writes them (Python's ``str()``): ``None`` means
-    null, and a whole float such as ``32.0`` (what ``q_*`` distributions give) is the integer
-    32, which an int option accepts and a float option reads as 32.0."""
+    """Read ``None`` the way a W&B sweep agent writes null (Python's ``str()``). A whole float
+    (``32.0``) is left alone: a float option such as ``limit_train_batches`` means something else
+    as 32; quantized distributions give integers when their ``q`` is an integer."""
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if arg.startswith("--") and eq:
-            if value == "None":
-                value = "null"
-            elif _WHOLE_FLOAT.match(value):
-                value = value.split(".")[0]
-            arg = f"{key}={value}"
-        out.append(arg)
+        out.append(f"{key}=null" if arg.startswith("--") and eq and value == "None" else arg)
     return out
 
 

@@ -26,6 +26,15 @@ def backbone_label(backbone: object) -> str:
     return name
 
 
+def validation_fold(datamodule: object) -> int | None:
+    """The k-fold the run validates on: the DataModule's ``val_fold``, or the one its children
+    (a multi-source run's) share."""
+    fold = getattr(datamodule, "val_fold", None)
+    children = getattr(datamodule, "datamodules", [])
+    folds = {getattr(child, "val_fold", None) for child in children} - {None}
+    return fold if fold is not None or len(folds) != 1 else folds.pop()
+
+
 @dataclass(frozen=True)
 class RunIdentity:
     tasks: tuple[str, ...]
@@ -39,7 +48,7 @@ class RunIdentity:
         net = getattr(model, "net", None)
         backbone = backbone_label(getattr(net, "backbone", None)) if net is not None else "?"
         weighting = type(getattr(model, "weighting", None)).__name__
-        return cls(tasks, backbone, weighting, getattr(datamodule, "val_fold", None))
+        return cls(tasks, backbone, weighting, validation_fold(datamodule))
 
     @property
     def task_set(self) -> str:

@@ -7,8 +7,8 @@ logged before the interruption. This one appends instead. When a run resumes fro
 :meth:`CSVLogger.rewind` drops the rows logged after that checkpoint (an interrupted epoch that
 the resumed run trains again), so no step is logged twice.
 
-Both take the model's evaluation extras through optional methods the module calls on every
-logger that has them: ``log_confusion_matrix`` and ``log_predictions``.
+Both take the evaluation extras of :mod:`mtl.eval_logs` through optional methods its callbacks
+call on every logger that has them: ``log_confusion_matrix`` and ``log_predictions``.
 """
 
 from __future__ import annotations
@@ -110,10 +110,13 @@ class WandbLogger(LightningWandbLogger):
         given = {"group": group, "job_type": job_type, "tags": tags}
         super().__init__(**kwargs, **{k: v for k, v in given.items() if v is not None})
 
-    def describe(self, identity: RunIdentity) -> None:
-        """Fill the group, job type and tags the user left unset, before the run starts."""
-        init = self._wandb_init  # the wandb.init arguments Lightning's logger keeps
-        derived = {"group": identity.group, "job_type": identity.job_type, "tags": identity.tags}
+    def describe(self, identity: RunIdentity, command: str = "fit") -> None:
+        """Fill the group, job type and tags the user left unset, before the run starts. Runs
+        of ``validate`` and ``test`` get their command in the job type (``multi-task:test``),
+        so they do not mix with training runs on a dashboard grouped by job type."""
+        init = self._wandb_init  # wandb.init's arguments, as Lightning's logger keeps them
+        job_type = identity.job_type if command == "fit" else f"{identity.job_type}:{command}"
+        derived = {"group": identity.group, "job_type": job_type, "tags": identity.tags}
         for key, value in derived.items():
             if init.get(key) is None:
                 init[key] = value

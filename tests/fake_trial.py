@@ -9,6 +9,7 @@ import argparse
 import csv
 import math
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,11 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--lr", type=float, default=0.01)
 parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--seconds", type=float, default=0.05, help="per epoch")
+parser.add_argument("--child", type=str, default="", help="start a child, write its pid here")
 args, _ = parser.parse_known_args()
+if args.child:  # like a DDP rank: a process of the trial's group that outlives its leader
+    child = subprocess.Popen(["sleep", "600"])
+    Path(args.child).write_text(str(child.pid))
 metrics = Path(os.environ["MTL_TRIAL_DIR"]) / "logs" / "metrics.csv"
 metrics.parent.mkdir(parents=True, exist_ok=True)
 with metrics.open("w", newline="") as f:

@@ -82,6 +82,27 @@ def test_rows_logged_after_the_checkpoint_are_not_logged_twice(tmp_path, monkeyp
     assert history(tmp_path / "resumed") == history(tmp_path / "straight")
 
 
+def test_csv_and_wandb_together_resume_both_runs(in_tmp):
+    """conf/wandb.yaml logs to CSV (first: it holds the checkpoints) and W&B: a resumed fit
+    continues the same version folder and the same W&B run, from the ids the checkpoint keeps."""
+    import wandb
+
+    from .conftest import CONF_DIR
+
+    both = ["--config", str(CONF_DIR / "wandb.yaml")]
+    first = run_cli([*tiny_fit_args(train=32, val=8, test=8), *both])
+    run_id = first.trainer.loggers[1].version
+    wandb.finish()
+    args = [*tiny_fit_args(train=32, val=8, test=8), *both, "--trainer.max_epochs=2"]
+    resumed = run_cli([*args, "--ckpt_path=last"])
+    assert resumed.trainer.loggers[1].experiment.id == run_id
+    assert resumed.trainer.loggers[0].log_dir.endswith("version_0")
+    wandb.finish()
+    assert sorted(p.name for p in (in_tmp / "runs" / "mtl").iterdir()) == ["version_0"]
+    epochs = {r["epoch"] for r in history(in_tmp) if r["epoch"]}
+    assert epochs == {"0", "1"}  # both epochs in one metrics.csv
+
+
 def test_a_resumed_wandb_run_continues_the_same_run_id(in_tmp):
     import wandb
 

@@ -23,7 +23,8 @@ from mtl.cli import main
 from mtl.sweep import report
 from mtl.sweep.bayes import suggest
 from mtl.sweep.command import build_command
-from mtl.sweep.config import Hyperband, SweepConfig
+from mtl.sweep.config import SweepConfig
+from mtl.sweep.hyperband import bands, should_stop
 from mtl.sweep.params import draw, grid, sample
 from mtl.sweep.runner import open_storage
 
@@ -100,12 +101,14 @@ def test_command_macros_and_values_the_cli_reads():
     ]  # fmt: skip
 
 
-def test_hyperband_maps_to_successive_halving():
-    assert Hyperband.from_wandb({"type": "hyperband", "min_iter": 2, "eta": 2}) == Hyperband(2, 2)
-    # max_iter 27, s 2, eta 3: W&B's bands are 27/3 = 9 and 27/9 = 3; the first is min_iter
-    assert Hyperband.from_wandb({"type": "hyperband", "max_iter": 27, "s": 2}).min_iter == 3
-    pruner = Hyperband(3, 3).pruner()
-    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+def test_hyperband_bands_and_rule_are_wandbs():
+    assert bands({"type": "hyperband", "min_iter": 2, "eta": 2})[:4] == [2, 4, 8, 16]
+    assert bands({"type": "hyperband", "max_iter": 27, "s": 2}) == [3, 9]  # 27/9, 27/3
+    # W&B's own example (hyperband_stopping.py): max_iter 5, eta 2, s 2 -> bands 1 and 2
+    runs = {"a": [10, 9], "b": [10, 10], "c": [10, 8, 8], "d": [10, 7, 7], "e": [10, 6, 6]}
+    band = bands({"type": "hyperband", "max_iter": 5, "eta": 2, "s": 2})
+    stop = {n: should_stop(h, list(runs.values()), band, 2) for n, h in runs.items() if n in "bcd"}
+    assert stop == {"b": True, "c": True, "d": False}  # c passes band 1 but not band 2
 
 
 # --- real sweeps of tiny trials -------------------------------------------------------------
@@ -238,24 +241,32 @@ def test_an_interrupted_trial_runs_again_after_a_restart(tmp_path):
 def test_two_workers_share_one_sweep_without_running_a_trial_twice(tmp_path):
     lrs = {"lr": {"values": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}, "seconds": {"value": 0.3}}
     path = write_fake_sweep(tmp_path, parameters=lrs)
-    main(sweep_args(path, "--count", "0"))  # create the study, queue the grid
-    workers = [runner_process(path) for _ in range(2)]
+    workers = [runner_process(path) for _ in range(2)]  # both create the sweep at once
     for worker in workers:
         assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
     rows = done(path)
-    assert sorted(r["lr"] for r in rows) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
-    hosts = {t.user_attrs["pid"] for t in study(path).trials if t.state.name == "COMPLETE"}
-    assert len(hosts) == 2  # both workers ran trials
+    assert sorted(r["lr"] for r in rows) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # each point once
+    owners = {t.user_attrs["pid"] for t in study(path).trials if t.state.name == "COMPLETE"}
+    assert len(owners) == 2  # both workers ran trials
 
 
-def test_hyperband_prunes_a_trial_falling_behind_and_kills_it(tmp_path):
-    params = {"lr": {"values": [0.5, 0.01]}, "epochs": {"value": 30}, "seconds": {"value": 0.1}}
+def test_hyperband_stops_a_trial_falling_behind_and_kills_its_process_group(tmp_path):
+    child = tmp_path / "child.pid"
+    params = {
+        "lr": {"values": [0.5, 0.4, 0.01]},
+        "epochs": {"value": 30},
+        "seconds": {"value": 0.1},
+        "child": {"value": str(child)},
+    }
     et = {"type": "hyperband", "min_iter": 1, "eta": 2}
     path = write_fake_sweep(tmp_path, parameters=params, early_terminate=et)
     main(sweep_args(path))
     trials = {json.loads(t.user_attrs["params"])["lr"]: t for t in study(path).trials}
-    assert trials[0.5].state.name == "COMPLETE" and trials[0.01].state.name == "PRUNED"
-    assert len(trials[0.01].intermediate_values) < 30  # killed before its last epoch
+    assert [trials[lr].state.name for lr in (0.5, 0.4, 0.01)] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert len(trials[0.01].intermediate_values) < 30  # stopped before its last epoch
+    pid = int(child.read_text())  # the last trial's child: killed with its group
+    time.sleep(0.5)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
 
 def test_run_cap_ends_a_random_sweep_and_bayes_suggests(tmp_path):

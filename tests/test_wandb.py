@@ -4,6 +4,7 @@ learning rate, confusion matrices and sample predictions; one run per training r
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -57,14 +58,29 @@ def test_given_group_and_tags_win_over_derived_ones(in_tmp):
         wandb.finish()
 
 
-def test_a_ddp_run_started_by_an_agent_makes_exactly_one_wandb_run(tmp_path):
-    """The agent's WANDB_RUN_ID reaches every rank; only rank 0 may start (this) run."""
+def test_ddp_runs_make_exactly_one_wandb_run_each_also_under_an_agent(tmp_path):
+    """The agent's WANDB_RUN_ID reaches every rank; only rank 0 may start (this) run. Fit,
+    validate and test under DDP (batches of two: a rank's batch misses tasks) each finish."""
     mtl = str(Path(sys.executable).with_name("mtl"))
     args = [a for a in tiny_fit_args(train=12, val=6, test=6) if a != "fit"]
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_RUN_ID": "agentrun1"}
-    command = [mtl, "fit", *args, *WANDB, "--data.batch_size=2"]
-    command += ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    args += [*WANDB, "--data.batch_size=2", "--trainer.accelerator=cpu"]
+    args += ["--trainer.devices=2", "--trainer.strategy=ddp"]
+
+    def run(command: str, *more: str, env: dict[str, str] | None = None) -> None:
+        done = subprocess.run(
+            [mtl, command, *args, *more], cwd=tmp_path, env={**os.environ, **(env or {})},
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    run("fit", "--trainer.max_epochs=2", env={"WANDB_RUN_ID": "agentrun1"})
     runs = sorted(p.name for p in (tmp_path / "runs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and runs[0].endswith("-agentrun1"), runs
+    with next((tmp_path / "runs" / "mtl").rglob("metrics.csv")).open(newline="") as f:
+        last = [r for r in csv.DictReader(f) if r.get("val/loss")][-1]
+    for key in ("val/smile/acc", "val/emotion/acc", "val/age/f1", "val/s_gender_age/gender/acc"):
+        assert math.isfinite(float(last[key])), key  # synced over ranks that missed it
+    checkpoint = next((tmp_path / "runs" / "mtl").rglob("last.ckpt"))
+    run("validate", f"--ckpt_path={checkpoint}")
+    run("test", f"--ckpt_path={checkpoint}")
+    assert len(list((tmp_path / "runs" / "wandb").glob("offline-run-*"))) == 3  # one each

@@ -8,6 +8,8 @@ URL) and the workers share the sweep; stop and start it again and finished trial
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -46,21 +48,40 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     config = SweepConfig.load(args.file)
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # logs: wide
     folder = args.out / config.name
     storage = args.storage or f"journal:{folder / 'study.journal'}"
     runner = SweepRunner(
-        config, storage, args.out, args.wandb, args.project, args.seed, args.poll, console.print
+        config,
+        storage,
+        args.out,
+        wandb=args.wandb,
+        project=args.project,
+        seed=args.seed,
+        poll_s=args.poll,
+        echo=console.print,
     )
+    # a kill, a scheduler's time limit or a closed terminal stops the running trial too (it
+    # runs in its own session, so it would not get those signals), and its point runs again
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    status = 0
     try:
         runner.run(args.count)
-    finally:
-        console.print(report.table(runner.study, config.metric))
-        best = report.write(runner.study, folder)
-        console.print(f"trials: {folder / 'trials.csv'}")
-        if best is not None:
-            console.print(f"best: {best} (add it as a --config after the sweep's own)")
-    return 0
+    except KeyboardInterrupt:
+        console.print("[yellow]sweep interrupted: the running trial was stopped; run the same "
+                      "command again to go on[/]")  # fmt: skip
+        status = 130
+    console.print(report.table(runner.study, config))
+    best = report.write(runner.study, config, folder)
+    console.print(f"trials: {folder / 'trials.csv'}")
+    if best is not None:
+        console.print(f"best: {best} (add it as a --config after the sweep's own)")
+    return status

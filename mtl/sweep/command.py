@@ -1,22 +1,25 @@
 """A trial's command line from a sweep file's ``command``, with W&B's macros (pure functions).
 
 W&B's agent replaces ``${env}``, ``${interpreter}``, ``${program}``, ``${args}``,
-``${args_no_hyphens}``, ``${args_json}`` and ``${args_json_file}`` in the sweep's ``command``;
-so does the local runner. Values are written as JSON (``["smile", "emotion"]``, ``true``,
-``null``), which the ``mtl`` CLI reads exactly; W&B's agent writes Python's ``str()`` instead
-(``['smile', 'emotion']``, ``True``, ``None``), which :func:`mtl.cli.normalize_agent_args`
-accepts too.
+``${args_no_hyphens}``, ``${args_json}``, ``${args_json_file}`` and ``${envvar:NAME}`` in the
+sweep's ``command``; so does the local runner. Values are written as JSON
+(``["smile", "emotion"]``, ``true``, ``null``), which the ``mtl`` CLI reads exactly; W&B's
+agent writes Python's ``str()`` instead (``['smile', 'emotion']``, ``True``, ``None``), which
+:func:`mtl.cli.normalize_agent_args` accepts too.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 DEFAULT_COMMAND = ("${env}", "${interpreter}", "${program}", "${args}")
 """W&B's command when a sweep file gives none."""
+ENVVAR = re.compile(r"\$\{envvar:([^}]+)\}")
 
 
 def format_value(value: Any) -> str:
@@ -43,5 +46,19 @@ def build_command(
     }
     argv: list[str] = []
     for part in command or DEFAULT_COMMAND:
+        part = ENVVAR.sub(lambda m: os.environ.get(m.group(1), m.group(1)), str(part))
         argv += macros.get(part, [part])
     return argv
+
+
+def mtl_arguments(argv: Sequence[str]) -> list[str] | None:
+    """The arguments of an ``mtl`` command line (``mtl …``, ``/usr/bin/env mtl …``,
+    ``python -m mtl …``), or None for another program."""
+    parts = list(argv)
+    if parts and Path(parts[0]).name == "env":
+        parts = parts[1:]
+    if parts and Path(parts[0]).name == "mtl":
+        return parts[1:]
+    if len(parts) > 2 and parts[1:3] == ["-m", "mtl"]:
+        return parts[3:]
+    return None

@@ -12,6 +12,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
+from mtl.sweep.config import SweepConfig
+
 SHOWN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 
 
@@ -46,14 +48,17 @@ def best(study: optuna.Study) -> FrozenTrial | None:
     )
 
 
-def table(study: optuna.Study, metric: str) -> Table:
+def table(study: optuna.Study, config: SweepConfig) -> Table:
     """Trials as a rich table: parameters, the sweep's metric, and the tasks' accuracies."""
     data = rows(study)
-    params = [k for k in (data[0] if data else {}) if "." in k or k == "seed_everything"]
+    varying = [p for p in sorted(config.parameters) if len({str(r.get(p)) for r in data}) > 1]
+    params = varying or sorted(config.parameters)  # constant settings would only crowd it
+    metric = config.ledger_metric
     accs = sorted({k for r in data for k in r if k.startswith("val/") and k.count("/") == 2
                    and k.endswith("/acc")})  # fmt: skip
-    winner = best(study)
-    out = Table(title=f"sweep {study.study_name}: {len(data)} trials ({metric})")
+    winner = best(study) if config.metric else None
+    chosen = f"best by {metric}" if config.metric else "no metric: no best"
+    out = Table(title=f"sweep {study.study_name}: {len(data)} trials ({chosen})")
     for column in ("trial", "state", *params, metric, *accs, "s"):
         out.add_column(column, justify="left" if column in ("state", *params) else "right")
     for r in data:
@@ -70,9 +75,9 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def write(study: optuna.Study, folder: Path) -> Path | None:
-    """``trials.csv`` (every trial) and ``best.yaml`` (the best parameters, usable as a
-    ``--config`` after the sweep's own); returns the best file, if any."""
+def write(study: optuna.Study, config: SweepConfig, folder: Path) -> Path | None:
+    """``trials.csv`` (every trial) and, when the sweep names a metric, ``best.yaml`` (the best
+    parameters, usable as a ``--config`` after the sweep's own); returns the best file."""
     data = rows(study)
     folder.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(k for r in data for k in r))
@@ -80,7 +85,7 @@ def write(study: optuna.Study, folder: Path) -> Path | None:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(data)
-    winner = best(study)
+    winner = best(study) if config.metric else None
     if winner is None:
         return None
     path = folder / "best.yaml"

@@ -38,12 +38,17 @@ class DynamicWeightAverage(Weighting):
         loss = self._stack(losses)  # T
         mask = self._present(present, loss)
         if self.training:
+            if self.epoch_sum.device != loss.device:  # plain tensors: .to() does not move them
+                self.epoch_sum = self.epoch_sum.to(loss.device)
+                self.epoch_count = self.epoch_count.to(loss.device)
             self.epoch_sum += loss.detach() * mask
             self.epoch_count += mask.detach()
         return (self.weight * loss).sum()
 
     def epoch_end(self) -> None:
-        total, count = self.epoch_sum.clone(), self.epoch_count.clone()
+        device = self.history.device
+        total = self.epoch_sum.to(device, copy=True)  # T, this rank's; all ranks' below
+        count = self.epoch_count.to(device, copy=True)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(total)
             dist.all_reduce(count)
@@ -64,11 +69,4 @@ class DynamicWeightAverage(Weighting):
         return {"epoch_sum": self.epoch_sum, "epoch_count": self.epoch_count}
 
     def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
-        device = self.history.device
-        self.epoch_sum = state["epoch_sum"].to(device)
-        self.epoch_count = state["epoch_count"].to(device)
-
-    def _apply(self, fn, recurse: bool = True):  # move the running sums with the module
-        super()._apply(fn, recurse)
-        self.epoch_sum, self.epoch_count = fn(self.epoch_sum), fn(self.epoch_count)
-        return self
+        self.epoch_sum, self.epoch_count = state["epoch_sum"], state["epoch_count"]
