@@ -22,7 +22,9 @@ class SaveConfigToCheckpoint(SaveConfigCallback):
     model, trainer) to loggers that keep configs (W&B: ``wandb.config``), and embeds it in every
     checkpoint (key ``"mtl_config"``), so a checkpoint alone says how it was trained."""
 
-    def save_config(self, trainer, pl_module, stage: str) -> None:  # rank 0 only
+    def save_config(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str
+    ) -> None:  # rank 0 only
         resolved = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

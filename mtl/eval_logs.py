@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from mtl.tasks import Task
+
 EVAL_STAGES = ("val", "test")
 
 
@@ -25,7 +27,7 @@ def _loggers_with(trainer: L.Trainer, method: str) -> list[Any]:
     return [logger for logger in trainer.loggers if callable(getattr(logger, method, None))]
 
 
-def _class_name(task: Any, value: float) -> str:
+def _class_name(task: Task, value: float) -> str:
     return task.class_names[int(value)] if task.kind == "classification" else f"{value:.1f}"
 
 
@@ -41,7 +43,9 @@ class ConfusionMatrices(L.Callback):
              for s in EVAL_STAGES}
         ).to(pl_module.device)  # fmt: skip
 
-    def _update(self, stage: str, pl_module: L.LightningModule, outputs: Any, batch: Mapping):
+    def _update(
+        self, stage: str, pl_module: L.LightningModule, outputs: Any, batch: Mapping
+    ) -> None:
         if not isinstance(outputs, Mapping):
             return
         for j, name in enumerate(pl_module.task_names):
@@ -67,10 +71,16 @@ class ConfusionMatrices(L.Callback):
                     key, list(self.tasks[name].class_names), matrix, trainer.global_step
                 )
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_):
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int, dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
         self._update("val", pl_module, outputs, batch)
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_):
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int, dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
         self._update("test", pl_module, outputs, batch)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -88,7 +98,10 @@ class PredictionSamples(L.Callback):
         self.count = count
         self.sample: dict[str, torch.Tensor] | None = None
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_):
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int, dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
         if batch_idx == 0 and trainer.is_global_zero and isinstance(outputs, Mapping):
             n = self.count
             self.sample = {k: v[:n].detach().cpu() for k, v in batch.items()}

@@ -32,7 +32,7 @@ def build_parser() -> ArgumentParser:
         type=str | None,
         default=None,
         help="Optuna storage: journal:<path> (one host) or an RDB URL such as "
-        "postgresql://user:pass@host/db (several machines); default: a journal in --out",
+        "postgresql+psycopg://user:pass@host/db (several machines); default: a journal in --out",
     )
     parser.add_argument("--count", type=int | None, default=None, help="trials for this worker")
     parser.add_argument("--out", type=Path, default=Path("runs/sweeps"), help="trial folders")

@@ -33,16 +33,19 @@ def suggest(trial: optuna.Trial, name: str, spec: Spec) -> Any:
     if kind in ("uniform", "q_uniform"):
         value = trial.suggest_float(name, lo, hi)
         return quantize(value, q) if kind == "q_uniform" else value
-    log_bounds = {
-        "log_uniform_values": (lo, hi),
-        "q_log_uniform_values": (lo, hi),
-        "inv_log_uniform_values": (lo, hi),
-        "log_uniform": (math.exp(lo or 0), math.exp(hi or 0)),
-        "q_log_uniform": (math.exp(lo or 0), math.exp(hi or 0)),
-        "inv_log_uniform": (math.exp(-(hi or 0)), math.exp(-(lo or 0))),
-    }
-    if kind in log_bounds:
-        value = trial.suggest_float(name, *log_bounds[kind], log=True)
+    log_kinds = ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values")
+    exp_kinds = ("log_uniform", "q_log_uniform", "inv_log_uniform")  # bounds in natural log
+    if kind in log_kinds + exp_kinds:
+        if lo is None or hi is None:
+            raise ValueError(f"parameter {name!r}: {kind} needs min and max")
+        bounds = (lo, hi)
+        if kind in exp_kinds:
+            bounds = (
+                (math.exp(-hi), math.exp(-lo))
+                if kind.startswith("inv")
+                else (math.exp(lo), math.exp(hi))
+            )
+        value = trial.suggest_float(name, *bounds, log=True)
         return quantize(value, q) if kind.startswith("q_") else value
     raise ValueError(
         f"parameter {name!r}: method bayes takes constant, categorical, int_uniform, (q_)uniform "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,27 @@ def mtl_arguments(argv: Sequence[str]) -> list[str] | None:
     if len(parts) > 2 and parts[1:3] == ["-m", "mtl"]:
         return parts[3:]
     return None
+
+
+def with_trial_loggers(
+    argv: list[str], folder: Path, wandb: str, project: str, group: str, name: str
+) -> list[str]:
+    """An ``mtl`` trial runs as this Python's ``-m mtl`` (whatever the PATH) with its loggers
+    in ``folder``: CSV, which the runner reads, and W&B (unless ``wandb`` is ``off``) in the
+    sweep's group. Another program's argv is returned as it is."""
+    rest = mtl_arguments(argv)
+    if rest is None:
+        return argv
+    csv_logger = {
+        "save_dir": str(folder),
+        "name": "",
+        "version": "logs",
+        "flush_logs_every_n_steps": 1,
+    }
+    loggers: list[dict[str, Any]] = [
+        {"class_path": "mtl.loggers.CSVLogger", "init_args": csv_logger}
+    ]
+    if wandb != "off":
+        init = {"project": project, "save_dir": str(folder), "group": group, "name": name}
+        loggers.append({"class_path": "mtl.loggers.WandbLogger", "init_args": init})
+    return [sys.executable, "-m", "mtl", *rest, f"--trainer.logger={json.dumps(loggers)}"]

@@ -23,7 +23,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mtl.errors import UserError
 from mtl.sweep.bayes import suggest
-from mtl.sweep.command import build_command, mtl_arguments
+from mtl.sweep.command import build_command, with_trial_loggers
 from mtl.sweep.config import SweepConfig
 from mtl.sweep.params import draw, grid
 from mtl.sweep.trial import alive, kill_group, metric_values, summary
@@ -190,30 +189,9 @@ class SweepRunner:
         return params
 
     def command(self, trial: optuna.Trial, params: dict[str, Any], folder: Path) -> list[str]:
-        """The trial's argv; an ``mtl`` command runs as this Python's ``-m mtl`` with the
-        trial's loggers added (CSV for the runner, W&B in the sweep's group)."""
         argv = build_command(self.config.command, params, self.config.program, folder / "args.json")
-        rest = mtl_arguments(argv)
-        if rest is None:
-            return argv
-        loggers: list[dict[str, Any]] = [
-            {
-                "class_path": "mtl.loggers.CSVLogger",
-                "init_args": {"save_dir": str(folder), "name": "", "version": "logs",
-                              "flush_logs_every_n_steps": 1},
-            }
-        ]  # fmt: skip
-        if self.wandb != "off":
-            loggers.append(
-                {
-                    "class_path": "mtl.loggers.WandbLogger",
-                    "init_args": {"project": self.project, "save_dir": str(folder),
-                                  "group": self.config.name,
-                                  "name": f"{self.config.name}-{trial.number:03d}"},
-                }
-            )  # fmt: skip
-        logger = f"--trainer.logger={json.dumps(loggers)}"
-        return [sys.executable, "-m", "mtl", *rest, logger]
+        name = f"{self.config.name}-{trial.number:03d}"
+        return with_trial_loggers(argv, folder, self.wandb, self.project, self.config.name, name)
 
     def run(self, count: int | None = None) -> int:
         """Run trials until the sweep is done or ``count`` trials ran here; returns how many."""
