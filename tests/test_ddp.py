@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+from .conftest import tiny_sources
 
 MTL = str(Path(sys.executable).with_name("mtl"))  # a console script: Lightning re-runs it
 
@@ -43,3 +46,34 @@ def test_a_ddp_step_over_a_global_batch_equals_one_process_on_all_of_it(tmp_path
         for key in rank0:
             torch.testing.assert_close(rank1[key], rank0[key], rtol=0, atol=0, msg=key)
     assert not torch.equal(state("gradnorm", 2)["weighting.w"], torch.ones(4))
+
+
+BACKBONES = {
+    "BKNet": ["--model.backbone=BKNet"],
+    "MBKNet": ["--model.backbone=MBKNet"],
+    "ResNetV2-ver1": ["--model.backbone=ResNetV2", "--model.backbone.version=1"],
+    "ResNetV2-ver2": ["--model.backbone=ResNetV2", "--model.backbone.version=2"],
+    "LeNet": ["--model.backbone=LeNet", "--model.backbone.input_size=48"],
+    "AlexNet": ["--model.backbone=AlexNet", "--model.backbone.input_size=48"],
+    "KangCNN": ["--model.backbone=KangCNN", "--model.backbone.input_size=48"],
+    "LightweightCNN": ["--model.backbone=LightweightCNN"],
+    "timm-resnet18": ["--model.backbone=TimmBackbone", "--model.backbone.model_name=resnet18"],
+    "kang-weighting": ["--model.weighting=KangWeighting"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_backbone_trains_validates_and_tests_on_two_ranks(name, tmp_path):
+    """Two gloo ranks, batches of two, one epoch of fit (with validation), then test."""
+    mtl = str(Path(sys.executable).with_name("mtl"))
+    args = ["--data=SyntheticDataModule", tiny_sources(train=8, val=4, test=4)]
+    args += ["--data.batch_size=2", "--model.head.hidden=[16]", *BACKBONES[name]]
+    args += ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+    args += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    for command in (["fit", "--trainer.max_epochs=1"], ["test"]):
+        done = subprocess.run(
+            [mtl, command[0], *args, *command[1:]], cwd=tmp_path, capture_output=True,
+            text=True, timeout=900,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
