@@ -24,6 +24,12 @@ STAGES = ("train", "val", "test")
 EVAL_STAGES = ("val", "test")
 
 
+def evaluation_sources(datamodule: object, stage: str) -> dict[str, list[str]]:
+    """The sources a stage reports on, with their tasks ({} for data that has no sources)."""
+    sources = getattr(datamodule, "evaluation_sources", None)
+    return sources(stage) if callable(sources) and getattr(datamodule, "sources", None) else {}
+
+
 class MultiTaskModule(L.LightningModule):
     """Learns every task of the run jointly from batches with per-task label masks."""
 
@@ -88,11 +94,12 @@ class MultiTaskModule(L.LightningModule):
         return MetricCollection(names, prefix=f"{stage}/", compute_groups=False)
 
     def setup(self, stage: str) -> None:
-        """Per-source evaluation metrics when the data has several sources."""
-        sources = getattr(self.trainer.datamodule, "source_tasks", {}) or {}
-        if len(sources) < 2 or self.metrics["val_metrics"].source_names == list(sources):
-            return
+        """Per-source evaluation metrics (``val/<source>/<task>/acc``), also for one source, so
+        every run's results name the dataset they were measured on."""
         for s in EVAL_STAGES:
+            sources = evaluation_sources(self.trainer.datamodule, s)
+            if not sources or self.metrics[f"{s}_metrics"].source_names == list(sources):
+                continue
             self.metrics[f"{s}_metrics"] = StageMetrics(self.tasks, s, sources).to(self.device)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:

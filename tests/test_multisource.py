@@ -93,7 +93,7 @@ def test_the_run_seed_reaches_every_child_and_changes_their_data(children):
     assert [c.seed for c in real.datamodules] == [5, 5, 5]
     real.prepare_data()
     real.setup("fit")  # the real children split with the run's seed, saved under its name
-    assert list((children[2].cache_dir / "utkface").rglob("splits/seed5-k4.csv"))
+    assert list((children[2].cache_dir / "utkface").rglob("splits/v2-seed5-k4.csv"))
 
 
 def test_a_child_with_several_sources_brings_each_of_them(children):

@@ -106,7 +106,7 @@ def test_datamodule_saves_its_split_with_the_cache_and_reuses_it(tmp_path):
     dm = Genki4kDataModule(**kwargs, prepare_workers=0)
     dm.prepare_data()
     dm.setup("fit")
-    saved = list((tmp_path / "cache").rglob("splits/seed0-k4.csv"))
+    saved = list((tmp_path / "cache").rglob("splits/v2-seed0-k4.csv"))
     assert len(saved) == 1
     assert dm.sources[0].train.transform is not None and dm.sources[0].val.transform is None
     train, test = dm.sources[0].train, dm.sources[0].test

@@ -105,3 +105,18 @@ class TaskView(Dataset):
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(epoch, rank)
+
+
+class WithSource(Dataset):
+    """A dataset whose samples carry ``source`` = ``index`` (its place among the sources an
+    evaluation reports on)."""
+
+    def __init__(self, dataset: Dataset, index: int) -> None:
+        self.dataset = dataset
+        self.source = torch.tensor(index, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return dict(self.dataset[index], source=self.source)

@@ -2,8 +2,14 @@
 
 Official splits (FER-2013 Usage, CelebA partition) are used as they are. Datasets without one get
 a split stratified by their labels, so a class-sorted file (GENKI-4K) still gives balanced
-splits. Folds are assigned round-robin within each stratum of the training pool, so each fold
+splits. Folds are assigned round-robin within each stratum of the k-fold pool, so each fold
 has the same class mix. Everything depends only on the labels, the item ids' order and the seed.
+
+The k-fold pool is what cross-validation may train on: a dataset's official training split, or
+every item of a dataset without an official split. With ``val_fold`` set, a run trains on the
+other folds and validates on the held-out one; a dataset with an official test split still tests
+on it (FER-2013's PublicTest and PrivateTest), one without tests on the held-out fold, as the
+papers' k-fold does ("k - 1 parts train, the remaining part tests").
 """
 
 from __future__ import annotations
@@ -24,10 +30,37 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class SplitPlan:
-    """Which items are train / val / test, and every item's fold (-1 outside the k-fold pool)."""
+    """Which items are train / val / test, and every item's fold (-1 outside the k-fold pool).
+    ``official``: the split is the dataset's own (its test split stays the test set in
+    cross-validation)."""
 
     split: np.ndarray  # N, "train" | "val" | "test"
     fold: np.ndarray  # N, int
+    official: bool = False
+
+    def select(
+        self, val_fold: int | None = None, test_fold: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """N-bool masks of ``train``/``val``/``test`` under the fold options (see the module
+        docstring); ``val`` is empty when the dataset has no validation split."""
+        held_out = None if val_fold is None else self.fold == val_fold
+        if held_out is not None and not held_out.any():
+            raise ValueError(
+                f"val_fold {val_fold} holds no items (folds: {sorted(set(self.fold))})"
+            )
+        if test_fold is not None:
+            test = self.fold == test_fold
+        elif held_out is not None and not self.official:
+            test = held_out
+        else:
+            test = self.split == "test"
+        if held_out is not None:
+            val = held_out
+            train = (self.fold >= 0) & ~held_out & ~test
+        else:
+            val = (self.split == "val") & ~test
+            train = (self.split == "train") & ~test
+        return {"train": train, "val": val, "test": test}
 
 
 def strata(table: dict[str, np.ndarray]) -> np.ndarray:
@@ -114,15 +147,20 @@ def read_split_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | N
 def plan_splits(
     table: dict[str, np.ndarray], fractions: tuple[float, float, float], k_folds: int, seed: int
 ) -> SplitPlan:
-    """Official splits/folds where the dataset has them, seeded stratified ones otherwise."""
+    """Official splits/folds where the dataset has them, seeded stratified ones otherwise; folds
+    over the official training split, or over every item of a dataset without one."""
     n = len(table["id"])
     official_split = n > 0 and all(s in SPLITS for s in table["split"])
     official_folds = n > 0 and bool((table["fold"] >= 0).all())
     if official_folds:
-        return SplitPlan(np.full(n, "train", dtype=object), table["fold"].copy())
-    split = table["split"].copy() if official_split else stratified_split(table, fractions, seed)
-    fold = assign_folds(table, np.flatnonzero(split == "train"), k_folds, seed)
-    return SplitPlan(split, fold)
+        return SplitPlan(np.full(n, "train", dtype=object), table["fold"].copy(), False)
+    if official_split:
+        split = table["split"].copy()
+        pool = np.flatnonzero(split == "train")
+    else:
+        split = stratified_split(table, fractions, seed)
+        pool = np.arange(n)
+    return SplitPlan(split, assign_folds(table, pool, k_folds, seed), official_split)
 
 
 def load_or_plan(
@@ -132,15 +170,16 @@ def load_or_plan(
     k_folds: int,
     seed: int,
 ) -> SplitPlan:
-    """The plan saved with the cache for this seed and k (``splits/seed<S>-k<K>.csv``), or a
-    new one, saved. Every DDP rank may run this at once: the plan is deterministic and each
-    rank writes it atomically under its own temporary name."""
-    file = cache / "splits" / f"seed{seed}-k{k_folds}.csv"
+    """The plan saved with the cache for this seed and k (``splits/v2-seed<S>-k<K>.csv``; v2:
+    folds over the whole k-fold pool), or a new one, saved. Every DDP rank may run this at once:
+    the plan is deterministic and each rank writes it atomically under its own temporary name."""
+    file = cache / "splits" / f"v2-seed{seed}-k{k_folds}.csv"
     ids = table["id"]
+    official = len(ids) > 0 and all(s in SPLITS for s in table["split"])
     if file.is_file():
         saved = read_split_file(file)
         if saved is not None and np.array_equal(saved[0], ids):
-            return SplitPlan(saved[1], saved[2])
+            return SplitPlan(saved[1], saved[2], official)
     plan = plan_splits(table, fractions, k_folds, seed)
     file.parent.mkdir(exist_ok=True)
     write_csv(file, ("id", "split", "fold"), zip(ids, plan.split, plan.fold, strict=True))

@@ -12,12 +12,13 @@ source.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightning as L
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
+from mtl.data.datasets import WithSource
 from mtl.data.sampler import Balance, BalancedSourceSampler, InterleavedSampler, source_counts
 from mtl.errors import ConfigError
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks, make_task
@@ -31,6 +32,8 @@ class SourceData:
 
     The datasets yield the batch contract of :mod:`mtl.data.datasets` with the columns of the
     DataModule's :attr:`~FaceDataModule.tasks` and ``source`` set to this source's index.
+    ``test_parts`` names official test sets a test reports separately (FER-2013's ``public``
+    and ``private``), each as an evaluation source ``<name>_<part>`` of its own.
     """
 
     name: str
@@ -38,6 +41,13 @@ class SourceData:
     train: Dataset
     val: Dataset
     test: Dataset
+    test_parts: dict[str, Dataset] = field(default_factory=dict)
+
+    def evaluation(self, split: str) -> dict[str, Dataset]:
+        """The evaluation sources this source gives a split, by name."""
+        if split == "test" and self.test_parts:
+            return {f"{self.name}_{part}": ds for part, ds in self.test_parts.items()}
+        return {self.name: getattr(self, split)}
 
 
 class FaceDataModule(L.LightningDataModule):
@@ -109,6 +119,11 @@ class FaceDataModule(L.LightningDataModule):
     def source_tasks(self) -> dict[str, list[str]]:
         """The run's tasks each source labels (per-source metrics are reported for these)."""
         return {s.name: list(s.tasks) for s in self.sources}
+
+    def evaluation_sources(self, split: str) -> dict[str, list[str]]:
+        """The sources a validation or test reports on, in ``batch["source"]`` order, with the
+        tasks each labels: every source, or for ``test`` a source's named parts."""
+        return {name: list(s.tasks) for s in self.sources for name in s.evaluation(split)}
 
     def labelled_tasks(self) -> list[str]:
         """Names of the tasks this data provides labels for, in registry order."""
@@ -189,8 +204,11 @@ class FaceDataModule(L.LightningDataModule):
         return self._loader(self.split("train"), self.train_sampler(generator), generator)
 
     def _evaluation(self, split: str) -> DataLoader:
-        sizes = [len(getattr(s, split)) for s in self.sources]
-        return self._loader(self.split(split), InterleavedSampler(sizes))
+        """Every sample of every evaluation source once, ``source`` set to its index in
+        :meth:`evaluation_sources`."""
+        parts = [ds for s in self.sources for ds in s.evaluation(split).values()]
+        views = [WithSource(ds, i) for i, ds in enumerate(parts)]
+        return self._loader(ConcatDataset(views), InterleavedSampler([len(v) for v in views]))
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation("val")

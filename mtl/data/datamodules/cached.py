@@ -35,6 +35,8 @@ class CachedDataModule(FaceDataModule):
 
     reader_class: ClassVar[type[Reader]]
     split_fractions: ClassVar[tuple[float, float, float]] = (0.8, 0.1, 0.1)
+    test_parts: ClassVar[dict[str, str]] = {}
+    """Official splits a test reports separately, by part name (FER-2013: public, private)."""
 
     def __init__(
         self,
@@ -130,24 +132,25 @@ class CachedDataModule(FaceDataModule):
         augment = None
         if self.augmentation is not None:
             augment = Augment(self.augmentation, size, self.seed, self.dataset_name)
-        splits = {}
-        for name, transform in (("train", augment), ("val", None), ("test", None)):
-            idx = np.flatnonzero(masks[name])
-            splits[name] = FaceArrayDataset(self.cache.images[idx], targets[idx], 0, transform)
+
+        def dataset(mask: np.ndarray, transform: Augment | None = None) -> FaceArrayDataset:
+            idx = np.flatnonzero(mask)
+            return FaceArrayDataset(self.cache.images[idx], targets[idx], 0, transform)
+
+        splits = {name: dataset(masks[name]) for name in ("val", "test")}
+        splits["train"] = dataset(masks["train"], augment)
+        parts = {p: dataset((plan.split == s) & labelled) for p, s in self.test_parts.items()}
         counts = ", ".join(f"{k} {int(m.sum())}" for k, m in masks.items())
         rank_zero_info(f"{self.dataset_name}: {counts} faces")
-        return [SourceData(self.dataset_name, self.task_names, **splits)]
+        return [SourceData(self.dataset_name, self.task_names, **splits, test_parts=parts)]
 
     def select(self, plan: S.SplitPlan) -> dict[str, np.ndarray]:
         """Boolean masks of the train / val / test items under the fold options."""
-        test = plan.fold == self.test_fold if self.test_fold is not None else plan.split == "test"
-        val = plan.fold == self.val_fold if self.val_fold is not None else plan.split == "val"
-        val &= ~test
-        train = (plan.split == "train") & ~test & ~val
-        if not val.any():
+        masks = plan.select(self.val_fold, self.test_fold)
+        if not masks["val"].any():
             rank_zero_info(
                 f"{self.dataset_name} has no validation split: validating on the test "
                 "split (as the papers report); set val_fold for a held-out fold"
             )
-            val = test
-        return {"train": train, "val": val, "test": test}
+            masks["val"] = masks["test"]
+        return masks

@@ -7,8 +7,9 @@ The run's sources are the children's sources in order; training balances all of 
 validation and test report metrics per source as well as per task.
 
 One rule for shared settings: the run's ``seed`` and ``age_edges`` replace every child's (so
-the same seed gives a dataset the same split alone and in a mix, and one age binning holds);
-the children's own ``batch_size``, ``num_workers``, ``balance`` and ``weights`` are not used.
+the same seed gives a dataset the same split alone and in a mix, and one age binning holds), and
+so do its ``k_folds`` and ``val_fold`` (one fold of every source in cross-validation); the
+children's own ``batch_size``, ``num_workers``, ``balance`` and ``weights`` are not used.
 """
 
 from __future__ import annotations
@@ -30,20 +31,31 @@ def offered(child: FaceDataModule) -> list[str]:
 class MultiSourceDataModule(FaceDataModule):
     """Combines the sources of several DataModules (the papers' multi-source mix)."""
 
-    def __init__(self, datamodules: list[FaceDataModule], **kwargs) -> None:
+    def __init__(
+        self,
+        datamodules: list[FaceDataModule],
+        k_folds: int = 4,
+        val_fold: int | None = None,
+        **kwargs,
+    ) -> None:
         """
         Args:
             datamodules: the DataModules whose sources the run mixes.
+            k_folds: folds of every child's k-fold pool (cross-validation).
+            val_fold: hold out this fold of every child (validated on; tested on where the
+                dataset has no official test split); None: the usual splits.
             **kwargs: :class:`~mtl.data.datamodules.base.FaceDataModule` options (tasks, age
                 edges, batch size, seed, balance …); the seed and age edges reach every child.
         """
         if not datamodules:
             raise ValueError("MultiSourceDataModule needs at least one DataModule")
         self.datamodules = list(datamodules)
+        self.k_folds, self.val_fold = k_folds, val_fold
         super().__init__(**kwargs)
         run = set(self.task_names)
         for child in self.datamodules:
             child.seed = self.seed
+            child.k_folds, child.val_fold = k_folds, val_fold  # type: ignore[attr-defined]
             child.age_edges = list(self.age_edges)
             child.tasks = build_tasks([t for t in offered(child) if t in run], self.age_edges)
             if not child.tasks:
@@ -77,5 +89,6 @@ class MultiSourceDataModule(FaceDataModule):
             name = source.name if names.count(source.name) == 1 else f"{source.name}{i}"
             columns = [run.index(t) for t in child.task_names]
             views = (TaskView(getattr(source, s), columns, len(run), i) for s in SPLIT_NAMES)
-            sources.append(SourceData(name, list(source.tasks), *views))
+            parts = {p: TaskView(d, columns, len(run), i) for p, d in source.test_parts.items()}
+            sources.append(SourceData(name, list(source.tasks), *views, test_parts=parts))
         return sources

@@ -31,9 +31,11 @@ class Genki4kDataModule(CachedDataModule):
 
 
 class Fer2013DataModule(CachedDataModule):
-    """FER-2013 emotion, from ``fer2013.csv`` or the image folders; Usage splits kept."""
+    """FER-2013 emotion, from ``fer2013.csv`` or the image folders; Usage splits kept
+    (PublicTest validates; a test reports PublicTest and PrivateTest separately)."""
 
     reader_class = Fer2013Reader
+    test_parts = {"public": "val", "private": "test"}
 
     def __init__(self, layout: Literal["auto", "csv", "folders"] = "auto", **kwargs) -> None:
         super().__init__(**kwargs)

@@ -14,6 +14,7 @@ import numpy as np
 
 from mtl.data.datamodules.base import SPLIT_NAMES, FaceDataModule, SourceData
 from mtl.data.datasets import FaceArrayDataset, targets_for
+from mtl.data.splits import assign_folds
 from mtl.data.synthetic_faces import FaceAttributes, render_faces, sample_attributes
 from mtl.data.transforms import Augment, Augmentation
 from mtl.tasks import DEFAULT_TASK_NAMES, LABEL_COLUMNS, TASK_NAMES, make_task
@@ -62,6 +63,8 @@ class SyntheticDataModule(FaceDataModule):
         sources: list[SyntheticSource] | None = None,
         image_size: int = 48,
         augmentation: Augmentation | None = None,
+        k_folds: int = 4,
+        val_fold: int | None = None,
         **kwargs,
     ) -> None:
         """
@@ -69,6 +72,9 @@ class SyntheticDataModule(FaceDataModule):
             sources: the synthetic sources (default: smile-only, emotion-only, gender+age).
             image_size: side of the square grayscale images.
             augmentation: training augmentation (default none: the drawn faces already vary).
+            k_folds: folds of each source's training split (cross-validation).
+            val_fold: train on the other folds of the training split and validate on this one
+                (the generated test split stays the test set); None: the generated val split.
             **kwargs: :class:`~mtl.data.datamodules.base.FaceDataModule` options (tasks, age
                 edges, batch size, seed, balance …).
         """
@@ -80,20 +86,36 @@ class SyntheticDataModule(FaceDataModule):
             if unknown:
                 raise ValueError(f"source {spec.name!r} lists unknown task(s) {sorted(unknown)}")
         self.image_size, self.augmentation = image_size, augmentation
+        if val_fold is not None and not 0 <= val_fold < k_folds:
+            raise ValueError(f"val_fold must be in 0..{k_folds - 1}, got {val_fold}")
+        self.k_folds, self.val_fold = k_folds, val_fold
         super().__init__(**kwargs)
 
     def labelled_tasks(self) -> list[str]:
         columns = set().union(*(spec.columns for spec in self.synthetic))
         return [t for t in TASK_NAMES if make_task(t).column in columns]
 
-    def make_split(self, index: int, split: str, source: int = 0) -> FaceArrayDataset:
-        """Generate synthetic source ``index``'s split, deterministically from (seed, index,
-        split); ``source`` is its index among the run's sources."""
+    def generate(self, index: int, split: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Synthetic source ``index``'s ``split``: N x H x W uint8 faces and their label table,
+        deterministic in (seed, index, split)."""
         spec = self.synthetic[index]
         rng = np.random.default_rng([self.seed, index, SPLIT_NAMES.index(split)])
         attrs = sample_attributes(getattr(spec, split), rng)
         images = render_faces(attrs, rng, self.image_size)  # N x H x W uint8
-        targets = targets_for(label_table(attrs, spec.columns), self.tasks)  # N x T
+        return images, label_table(attrs, spec.columns)
+
+    def make_split(self, index: int, split: str, source: int = 0) -> FaceArrayDataset:
+        """Synthetic source ``index``'s split as a dataset (``source``: its index among the
+        run's sources); with ``val_fold``, train and val are folds of the training split."""
+        spec = self.synthetic[index]
+        folded = self.val_fold is not None and split != "test"
+        images, table = self.generate(index, "train" if folded else split)
+        targets = targets_for(table, self.tasks)  # N x T
+        if folded:
+            table["id"] = np.arange(len(images))
+            held_out = assign_folds(table, table["id"], self.k_folds, self.seed) == self.val_fold
+            keep = held_out if split == "val" else ~held_out  # N
+            images, targets = images[keep], targets[keep]
         augment = None
         if split == "train" and self.augmentation is not None:
             augment = Augment(self.augmentation, self.image_size, self.seed, spec.name)
