@@ -15,6 +15,7 @@ import os
 import sys
 
 from jsonargparse import ArgumentParser, Namespace
+from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -23,11 +24,13 @@ from mtl import __version__
 from mtl.callbacks import ResultsTable, ResumeState, SaveConfigToCheckpoint
 from mtl.commands import COMMANDS
 from mtl.data import FaceDataModule
+from mtl.ensemble import CheckpointEnsemble
 from mtl.errors import UserError
 from mtl.eval_logs import ConfusionMatrices, PredictionSamples
 from mtl.identity import RunIdentity
 from mtl.module import MultiTaskModule
 from mtl.resume import resolve_last_checkpoint
+from mtl.run_report import RunReport
 
 RUNS_DIR = "runs"
 TRAINER_COMMANDS = tuple(LightningCLI.subcommands())  # fit, validate, test, predict
@@ -45,6 +48,25 @@ class MTLCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.task_names", "model.tasks", apply_on="instantiate")
         parser.link_arguments("data.age_edges", "model.age_edges", apply_on="instantiate")
+        # Accepted by every command, so a run's saved config.yaml replays under test too.
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="fit only: test the final model (and the ensemble) in the same run",
+        )
+        parser.add_argument(
+            "--ensemble",
+            type=NonNegativeInt,
+            default=0,
+            help="keep the last N epochs' weights and test their averaged softmax beside the "
+            "final model (the papers: 10); 0: off",
+        )
+
+    def after_fit(self) -> None:
+        """``--test_after_fit``: the final model's test, logged to the same run."""
+        if self.config.fit.get("test_after_fit"):
+            self.trainer.test(self.model, datamodule=self.datamodule)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         super().parse_arguments(parser, args)
@@ -53,10 +75,10 @@ class MTLCLI(LightningCLI):
             resolve_last_checkpoint(self.config[sub], fit=sub == "fit")
 
     def before_instantiate_classes(self) -> None:
-        trainer = (
-            self.config[self.config.subcommand].trainer if self.config.get("subcommand") else None
-        )
-        self.trainer_defaults["callbacks"] = default_callbacks(trainer or Namespace())
+        config = self.config[self.config.subcommand] if self.config.get("subcommand") else None
+        trainer = config.trainer if config is not None else Namespace()
+        ensemble = config.get("ensemble", 0) if config is not None else 0
+        self.trainer_defaults["callbacks"] = default_callbacks(trainer, ensemble)
 
     def after_instantiate_classes(self) -> None:
         """Loggers that name runs (W&B: group, job type, tags) learn what this run is."""
@@ -85,10 +107,13 @@ def _first_cause(err: BaseException) -> BaseException:
         err = inner
 
 
-def default_callbacks(trainer: Namespace) -> list[Callback]:
+def default_callbacks(trainer: Namespace, ensemble: int = 0) -> list[Callback]:
     """The project's callbacks, minus those the trainer options rule out: no checkpointing,
-    or a ModelCheckpoint of the user's own, drops the default ModelCheckpoint."""
-    callbacks: list[Callback] = [ResultsTable(), ResumeState(), ConfusionMatrices()]
+    or a ModelCheckpoint of the user's own, drops the default ModelCheckpoint; ``ensemble``
+    epochs > 0 adds the checkpoint ensemble."""
+    callbacks: list[Callback] = [ResultsTable(), ResumeState(), ConfusionMatrices(), RunReport()]
+    if ensemble:
+        callbacks.append(CheckpointEnsemble(ensemble))
     if trainer.get("logger") is not False:  # Lightning's LR monitor needs a logger
         callbacks += [LearningRateMonitor(), PredictionSamples()]
     own = [c for c in (trainer.get("callbacks") or []) if _is_checkpoint(c)]

@@ -9,8 +9,10 @@ and test epoch, computed on every rank in the same order; only rank 0's loggers 
 
 from __future__ import annotations
 
+import csv
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -18,9 +20,8 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from mtl.module import EVAL_STAGES, evaluation_sources
 from mtl.tasks import Task
-
-EVAL_STAGES = ("val", "test")
 
 
 def _loggers_with(trainer: L.Trainer, method: str) -> list[Any]:
@@ -33,15 +34,32 @@ def _class_name(task: Task, value: float) -> str:
 
 class ConfusionMatrices(L.Callback):
     """One confusion matrix per classification task and evaluation stage (labelled rows only),
-    logged as ``<stage>/<task>/confusion`` at the end of every validation and test epoch."""
+    logged as ``<stage>/<task>/confusion`` at the end of every validation and test epoch; a
+    test also gets one per source and task (``test/<source>/<task>/confusion``). The latest
+    matrices stay in :attr:`results` (for the test report)."""
+
+    ALL = ""  # the key of the matrices over every source
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         tasks = [t for t in pl_module.tasks if t.kind == "classification"]
         self.tasks = {t.name: t for t in tasks}
-        self.matrices = nn.ModuleDict(
-            {s: nn.ModuleDict({t.name: MulticlassConfusionMatrix(t.num_classes) for t in tasks})
-             for s in EVAL_STAGES}
-        ).to(pl_module.device)  # fmt: skip
+        self.sources = {"val": {}, "test": evaluation_sources(trainer.datamodule, "test")}
+
+        def matrices(names: list[str]) -> nn.ModuleDict:
+            return nn.ModuleDict(
+                {t.name: MulticlassConfusionMatrix(t.num_classes) for t in tasks if t.name in names}
+            )
+
+        def stage_matrices(stage: str) -> nn.ModuleDict:  # all sources, then each source
+            per_source = enumerate(self.sources[stage].values())
+            return nn.ModuleDict(
+                {"all": matrices(list(self.tasks))}
+                | {f"source{k}": matrices(names) for k, names in per_source}
+            )
+
+        self.matrices = nn.ModuleDict({s: stage_matrices(s) for s in EVAL_STAGES})
+        self.matrices.to(pl_module.device)
+        self.results: dict[str, dict[tuple[str, str], torch.Tensor]] = {}
 
     def _update(
         self, stage: str, pl_module: L.LightningModule, outputs: Any, batch: Mapping
@@ -52,24 +70,36 @@ class ConfusionMatrices(L.Callback):
             if name not in self.tasks:
                 continue
             labelled = batch["mask"][:, j]  # B
-            if labelled.any():  # an update, not a collective: a local skip is safe
-                preds = outputs[name][labelled].detach().argmax(dim=1)
-                self.matrices[stage][name].update(preds, batch["targets"][labelled, j].long())
+            rows = {"all": labelled}
+            for k in range(len(self.sources[stage])):
+                rows[f"source{k}"] = labelled & (batch["source"] == k)
+            for key, selected in rows.items():
+                metric = self.matrices[stage][key]
+                if name in metric and selected.any():  # an update, not a collective: safe
+                    preds = outputs[name][selected].detach().argmax(dim=1)
+                    metric[name].update(preds, batch["targets"][selected, j].long())
 
     def _log(self, stage: str, trainer: L.Trainer) -> None:
         loggers = _loggers_with(trainer, "log_confusion_matrix")
-        for name, metric in self.matrices[stage].items():  # every rank, the same order
-            with warnings.catch_warnings():  # a task no rank saw: an all-zero matrix
-                warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
-                matrix = metric.compute().cpu()
-            metric.reset()
-            if trainer.sanity_checking:
-                continue
-            for logger in loggers:
-                key = f"{stage}/{name}/confusion"
-                logger.log_confusion_matrix(
-                    key, list(self.tasks[name].class_names), matrix, trainer.global_step
-                )
+        sources = [self.ALL, *self.sources[stage]]
+        self.results[stage] = {}
+        for source, group in zip(sources, self.matrices[stage].values(), strict=True):
+            for name, metric in group.items():  # every rank, the same order
+                with warnings.catch_warnings():  # a task no rank saw: an all-zero matrix
+                    warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
+                    matrix = metric.compute().cpu()
+                metric.reset()
+                self.results[stage][(source, name)] = matrix
+                if trainer.sanity_checking:
+                    continue
+                key = f"{stage}/{source}/{name}" if source else f"{stage}/{name}"
+                for logger in loggers:
+                    logger.log_confusion_matrix(
+                        f"{key}/confusion",
+                        list(self.tasks[name].class_names),
+                        matrix,
+                        trainer.global_step,
+                    )
 
     def on_validation_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -88,6 +118,16 @@ class ConfusionMatrices(L.Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log("test", trainer)
+
+
+def write_confusion_csv(matrix: torch.Tensor, class_names: list[str], path: Path) -> None:
+    """A confusion matrix as CSV: a row per actual class, a column per predicted class."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["actual \\ predicted", *class_names])
+        for name, row in zip(class_names, matrix.tolist(), strict=True):
+            writer.writerow([name, *row])
 
 
 class PredictionSamples(L.Callback):

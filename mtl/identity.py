@@ -1,9 +1,9 @@
-"""What a run is, in the words a dashboard groups by: task set, backbone, weighting, fold.
+"""What a run is, in the words a dashboard groups by: task set, backbone, weighting, loss, fold.
 
-W&B runs get their ``group`` (the experiment: task set, backbone and weighting, so the folds
-and seeds of one experiment share a group), ``job_type`` (single- or multi-task) and ``tags``
-from here, and ``wandb.config["mtl"]`` holds the same fields, so dashboards compare single- vs
-multi-task, backbones and weightings with no hand-made names.
+W&B runs get their ``group`` (the experiment: task set, backbone, weighting and a non-default
+loss, so the folds and seeds of one experiment share a group), ``job_type`` (single- or
+multi-task) and ``tags`` from here, and ``wandb.config["mtl"]`` holds the same fields, so
+dashboards compare single- vs multi-task, backbones and weightings with no hand-made names.
 """
 
 from __future__ import annotations
@@ -35,12 +35,20 @@ def validation_fold(datamodule: object) -> int | None:
     return fold if fold is not None or len(folds) != 1 else folds.pop()
 
 
+DEFAULT_LOSS = "cross_entropy"
+
+
 @dataclass(frozen=True)
 class RunIdentity:
+    """The experiment a run belongs to (tasks, backbone, weighting, loss) and which repetition
+    of it the run is (fold, seed)."""
+
     tasks: tuple[str, ...]
     backbone: str
     weighting: str
     fold: int | None = None
+    loss: str = DEFAULT_LOSS
+    seed: int | None = None
 
     @classmethod
     def of(cls, model: L.LightningModule, datamodule: L.LightningDataModule | None) -> RunIdentity:
@@ -48,7 +56,9 @@ class RunIdentity:
         net = getattr(model, "net", None)
         backbone = backbone_label(getattr(net, "backbone", None)) if net is not None else "?"
         weighting = type(getattr(model, "weighting", None)).__name__
-        return cls(tasks, backbone, weighting, validation_fold(datamodule))
+        loss = getattr(model, "hparams", {}).get("task_loss", DEFAULT_LOSS)
+        seed = getattr(datamodule, "seed", None)
+        return cls(tasks, backbone, weighting, validation_fold(datamodule), loss, seed)
 
     @property
     def task_set(self) -> str:
@@ -59,13 +69,19 @@ class RunIdentity:
         return "multi-task" if len(self.tasks) > 1 else "single-task"
 
     @property
+    def experiment(self) -> str:
+        """Task set, backbone and weighting (and the loss when it is not the default)."""
+        loss = "" if self.loss == DEFAULT_LOSS else f"|{self.loss}"
+        return f"{self.task_set}|{self.backbone}|{self.weighting}{loss}"
+
+    @property
     def group(self) -> str:
-        return f"{self.task_set}|{self.backbone}|{self.weighting}"
+        return self.experiment
 
     @property
     def tags(self) -> list[str]:
         tags = [self.job_type, f"tasks:{self.task_set}", f"backbone:{self.backbone}"]
-        tags.append(f"weighting:{self.weighting}")
+        tags += [f"weighting:{self.weighting}", f"loss:{self.loss}"]
         return tags + ([f"fold:{self.fold}"] if self.fold is not None else [])
 
     def as_config(self) -> dict:

@@ -24,6 +24,7 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
+from mtl.eval_logs import write_confusion_csv
 from mtl.identity import RunIdentity
 
 
@@ -72,12 +73,7 @@ class CSVLogger(LightningCSVLogger):
     ) -> None:
         """The latest confusion matrix of ``key`` as ``confusion/<key>.csv`` (rows: actual)."""
         path = Path(self.log_dir) / "confusion" / f"{key.replace('/', '-')}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["actual \\ predicted", *class_names])
-            for name, row in zip(class_names, matrix.tolist(), strict=True):
-                writer.writerow([name, *row])
+        write_confusion_csv(matrix, class_names, path)
 
 
 class WandbLogger(LightningWandbLogger):

@@ -1,0 +1,166 @@
+"""What a finished run leaves on disk for people and for ``mtl report``.
+
+:class:`RunReport` (a default callback) writes, in the run's log folder:
+
+* ``run.json``: what the run is (task set, backbone, weighting, loss, fold, seed) and its final
+  metrics (last validation epoch after fit; test results, final model and ensemble, after a
+  test), so runs are compared without re-reading their logs;
+* after a test, ``test/results.csv`` (one row per model, source, task and metric) and
+  ``test/confusion/<source>-<task>.csv`` / ``.png`` per classification task (and per source),
+  the PNGs logged to W&B too when it is on; and a table of the results on the console.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from rich.console import Console
+from rich.table import Table
+
+from mtl.callbacks import run_ids
+from mtl.eval_logs import ConfusionMatrices, write_confusion_csv
+from mtl.identity import RunIdentity
+
+RUN_FILE = "run.json"
+MODELS = {"test": "final", "test_ens": "ensemble"}
+"""Metric prefix of a test -> the model it evaluated."""
+
+
+def parse_key(key: str) -> tuple[str, str, str, str] | None:
+    """``stage/[source/]task/metric`` -> (stage, source or "", task, metric)."""
+    parts = key.split("/")
+    if len(parts) == 3:
+        return parts[0], "", parts[1], parts[2]
+    if len(parts) == 4:
+        return parts[0], parts[1], parts[2], parts[3]
+    return None
+
+
+def scalars(metrics: dict, prefixes: tuple[str, ...]) -> dict[str, float]:
+    """The finite-or-NaN float values of the metrics under ``prefixes``."""
+    out = {}
+    for key, value in metrics.items():
+        if key.split("/", 1)[0] in prefixes:
+            out[key] = float(value.item() if isinstance(value, torch.Tensor) else value)
+    return out
+
+
+def result_rows(metrics: dict[str, float]) -> list[dict]:
+    """Rows model, source, task, metric, value of test metrics (``""`` source: all sources)."""
+    rows = []
+    for key, value in sorted(metrics.items()):
+        parsed = parse_key(key)
+        if parsed and parsed[0] in MODELS and parsed[3] != "loss" and not math.isnan(value):
+            stage, source, task, metric = parsed
+            rows.append({"model": MODELS[stage], "source": source or "all", "task": task,
+                         "metric": metric, "value": value})  # fmt: skip
+    return rows
+
+
+def confusion_png(matrix: torch.Tensor, class_names: list[str], title: str, path: Path) -> None:
+    """A confusion matrix (rows: actual) as a heat map with counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))
+    ax.imshow(matrix.numpy(), cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    top = float(matrix.max()) or 1.0
+    for i in range(n):
+        for j in range(n):
+            value = int(matrix[i, j])
+            ax.text(j, i, value, ha="center", va="center",
+                    color="white" if value > top / 2 else "black", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+class RunReport(L.Callback):
+    """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only)."""
+
+    @staticmethod
+    def folder(trainer: L.Trainer) -> Path:
+        """The run's folder, as ``trainer.log_dir`` finds it, without its DDP broadcast (this
+        runs on rank 0 only): the first logger's log folder, else the root folder."""
+        for logger in trainer.loggers[:1]:
+            return Path(getattr(logger, "log_dir", None) or logger.save_dir or ".")
+        return Path(trainer.default_root_dir)
+
+    def update_run_file(self, trainer: L.Trainer, pl_module: L.LightningModule, **fields) -> None:
+        path = self.folder(trainer) / RUN_FILE
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        identity = RunIdentity.of(pl_module, trainer.datamodule)
+        record |= {"identity": identity.as_config(), "epochs": trainer.current_epoch}
+        record |= {"run_ids": run_ids(trainer)} | fields
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1, allow_nan=True))
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.update_run_file(trainer, pl_module, val=scalars(trainer.callback_metrics, ("val",)))
+
+    @rank_zero_only
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = scalars(trainer.callback_metrics, tuple(MODELS))
+        self.update_run_file(trainer, pl_module, test=metrics)
+        folder = self.folder(trainer) / "test"
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = result_rows(metrics)
+        with (folder / "results.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["model", "source", "task", "metric", "value"])
+            writer.writeheader()
+            writer.writerows(rows)
+        self.write_confusions(trainer, folder / "confusion")
+        Console().print(results_table(rows))
+
+    def write_confusions(self, trainer: L.Trainer, folder: Path) -> None:
+        matrices = next((c for c in trainer.callbacks if isinstance(c, ConfusionMatrices)), None)
+        results = getattr(matrices, "results", {}).get("test", {})
+        folder.mkdir(parents=True, exist_ok=True)
+        images = []
+        for (source, task), matrix in results.items():
+            if matrix.sum() == 0:
+                continue
+            names = list(matrices.tasks[task].class_names)  # type: ignore[union-attr]
+            stem = f"{source or 'all'}-{task}"
+            write_confusion_csv(matrix, names, folder / f"{stem}.csv")
+            title = f"{task} ({source or 'all sources'})"
+            confusion_png(matrix, names, title, folder / f"{stem}.png")
+            key = f"test/{source}/{task}" if source else f"test/{task}"
+            images.append((f"{key}/confusion_png", stem))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                for key, stem in images:
+                    logger.log_image(key, [str(folder / f"{stem}.png")], step=trainer.global_step)
+
+
+def results_table(rows: list[dict]) -> Table:
+    """Test results: one row per source and task, a column per model and metric."""
+    columns = sorted({(r["model"], r["metric"]) for r in rows}, key=lambda c: (c[0] != "final", c))
+    cells: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        cells.setdefault((r["source"], r["task"]), {})[(r["model"], r["metric"])] = r["value"]
+    table = Table(title="Test results")
+    table.add_column("source")
+    table.add_column("task")
+    for model, metric in columns:
+        table.add_column(metric if model == "final" else f"{metric} ({model})", justify="right")
+    for (source, task), values in cells.items():
+        shown = [f"{values[c]:.4f}" if c in values else "-" for c in columns]
+        table.add_row(source, task, *shown)
+    return table
