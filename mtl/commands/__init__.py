@@ -1,5 +1,5 @@
 """Commands beside LightningCLI's fit/validate/test/predict: ``mtl prepare``, ``mtl bench``,
-``mtl models``, ``mtl sweep``.
+``mtl models``, ``mtl sweep``, ``mtl cv``, ``mtl report``, ``mtl dashboard``.
 
 Each takes options the way ``mtl fit`` does (jsonargparse: typed ``--key value`` options,
 ``--config`` files, ``--help``) and returns an exit status.

@@ -66,11 +66,12 @@ def mtl_arguments(argv: Sequence[str]) -> list[str] | None:
 
 
 def with_trial_loggers(
-    argv: list[str], folder: Path, wandb: str, project: str, group: str, name: str
+    argv: list[str], folder: Path, wandb: str, project: str, group: str | None, name: str
 ) -> list[str]:
     """An ``mtl`` trial runs as this Python's ``-m mtl`` (whatever the PATH) with its loggers
-    in ``folder``: CSV, which the runner reads, and W&B (unless ``wandb`` is ``off``) in the
-    sweep's group. Another program's argv is returned as it is."""
+    in ``folder``: CSV, which the runner reads (``folder/logs``), and W&B (unless ``wandb`` is
+    ``off``) in ``group`` (None: the experiment's own group, :mod:`mtl.identity`). Another
+    program's argv is returned as it is."""
     rest = mtl_arguments(argv)
     if rest is None:
         return argv
@@ -84,6 +85,7 @@ def with_trial_loggers(
         {"class_path": "mtl.loggers.CSVLogger", "init_args": csv_logger}
     ]
     if wandb != "off":
-        init = {"project": project, "save_dir": str(folder), "group": group, "name": name}
+        init = {"project": project, "save_dir": str(folder), "name": name}
+        init |= {"group": group} if group is not None else {}
         loggers.append({"class_path": "mtl.loggers.WandbLogger", "init_args": init})
     return [sys.executable, "-m", "mtl", *rest, f"--trainer.logger={json.dumps(loggers)}"]

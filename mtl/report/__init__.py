@@ -1,0 +1,1 @@
+"""``mtl report``: finished runs compared in the papers' table layout (:mod:`mtl.report.table`)."""

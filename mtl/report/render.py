@@ -1,0 +1,182 @@
+"""The comparison as a console table, Markdown, CSV and PNG plots; the papers' figures beside.
+
+Rows are experiments (and, with references, the papers' rows), columns task · source; each
+multi-task row is followed by its difference to single-task and carries Δm
+(:mod:`mtl.report.table`).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from rich.table import Table
+
+from mtl.report.table import (
+    PERCENT,
+    Column,
+    Experiment,
+    Stats,
+    delta_m,
+    deltas,
+    format_cell,
+    format_delta,
+)
+
+
+@dataclass
+class Reference:
+    """A published row: its label, where it is from, and its cells (fractions)."""
+
+    label: str
+    source: str
+    stats: dict[Column, Stats]
+
+
+def load_references(path: Path | None = None) -> list[Reference]:
+    """The papers' figures (``references.yaml`` shipped with mtl, or ``path``)."""
+    text = (
+        path.read_text()
+        if path is not None
+        else resources.files("mtl.report").joinpath("references.yaml").read_text()
+    )
+    out = []
+    for entry in yaml.safe_load(text):
+        stats = {}
+        for key, (mean, std) in entry["cells"].items():
+            task, source = key.split("/")
+            stats[Column(task, source, "acc")] = Stats(mean / 100, (std or 0.0) / 100, 0)
+        out.append(Reference(entry["label"], entry["source"], stats))
+    return out
+
+
+def relevant(references: list[Reference], columns: list[Column]) -> list[Reference]:
+    """The references that share a column with the measured runs."""
+    return [r for r in references if set(r.stats) & set(columns)]
+
+
+def table_rows(
+    found: list[Experiment], references: list[Reference], columns: list[Column]
+) -> list[tuple[str, list[str], str]]:
+    """(label, cells, Δm) per row: experiments with their Δ rows, then references."""
+    rows = []
+    for e in found:
+        stats = e.stats()
+        cells = [format_cell(stats.get(c), c.metric) for c in columns]
+        dm = delta_m(e, found)
+        rows.append((e.label, cells, "" if dm is None else f"{dm:+.2f} %"))
+        diff = deltas(e, found)
+        if diff:
+            shown = [format_delta(diff.get(c), c.metric) for c in columns]
+            rows.append(("  Δ vs single-task", shown, ""))
+    for r in references:
+        cells = []
+        for c in columns:
+            s = r.stats.get(c)
+            std = f" ± {100 * s.std:.2f}" if s is not None and s.std else ""
+            cells.append("–" if s is None else f"{100 * s.mean:.2f}{std}")
+        rows.append((f"paper: {r.label}", cells, ""))
+    return rows
+
+
+def rich_table(rows: list[tuple[str, list[str], str]], columns: list[Column], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("experiment")
+    for c in columns:
+        table.add_column(c.label, justify="right")
+    table.add_column("Δm", justify="right")
+    for label, cells, dm in rows:
+        table.add_row(label, *cells, dm)
+    return table
+
+
+def markdown(rows: list[tuple[str, list[str], str]], columns: list[Column], note: str) -> str:
+    header = ["experiment", *(c.label for c in columns), "Δm"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join([label, *cells, dm]) + " |" for label, cells, dm in rows]
+    return "\n".join(lines) + f"\n\n{note}\n"
+
+
+def write_csv(path: Path, found: list[Experiment]) -> None:
+    """One row per experiment and column: mean, std, n, and the difference to single-task."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["experiment", "key", "task", "source", "metric", "mean", "std", "n",
+                         "delta_vs_single", "delta_m_percent"])  # fmt: skip
+        for e in found:
+            diff, dm = deltas(e, found), delta_m(e, found)
+            key = "|".join(e.fields.values())
+            for c, s in e.stats().items():
+                row = [e.label, key, c.task, c.source, c.metric, s.mean, s.std, s.n]
+                writer.writerow([*row, diff.get(c, ""), "" if dm is None else dm])
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bar_chart(
+    path: Path, found: list[Experiment], references: list[Reference], columns: list[Column]
+) -> None:
+    """Grouped bars: a group per column, a bar per experiment (mean, error bar: std); the
+    papers' rows hatched; the legend beside the plot."""
+    plt = _pyplot()
+    series = [(e.label, e.stats()) for e in found]
+    series += [(f"paper: {r.label}", r.stats) for r in references]
+    width = 0.8 / max(len(series), 1)
+    scale = [100.0 if c.metric in PERCENT else 1.0 for c in columns]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(columns) + 2) + 5, 4.5))
+    for i, (label, stats) in enumerate(series):
+        xs = [k + (i - (len(series) - 1) / 2) * width for k in range(len(columns))]
+        cells = [(stats[c].mean * f, stats[c].std * f) if c in stats else (float("nan"), 0.0)
+                 for c, f in zip(columns, scale, strict=True)]  # fmt: skip
+        hatch = "//" if label.startswith("paper") else None
+        ax.bar(xs, [m for m, _ in cells], width, yerr=[s for _, s in cells], capsize=2,
+               label=label, hatch=hatch)  # fmt: skip
+    ax.set_xticks(range(len(columns)), [c.label for c in columns], rotation=15, ha="right")
+    ax.set_ylabel("accuracy (%)" if all(c.metric in PERCENT for c in columns) else "value")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curves_chart(path: Path, found: list[Experiment], metric: str = "acc") -> None:
+    """Validation ``val/<task>/<metric>`` by epoch: a panel per task, a line per experiment
+    (mean over its runs, band: min to max)."""
+    plt = _pyplot()
+    keys = {k for e in found for k in e.curves if k.count("/") == 2 and k.endswith(f"/{metric}")}
+    tasks = sorted(k.split("/")[1] for k in keys)
+    if not tasks:
+        return
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for e in found:
+            runs = e.curves.get(f"val/{task}/{metric}", [])
+            by_epoch: dict[float, list[float]] = {}
+            for curve in runs:
+                for epoch, value in curve:
+                    by_epoch.setdefault(epoch, []).append(value)
+            if not by_epoch:
+                continue
+            epochs = sorted(by_epoch)
+            mean = [sum(by_epoch[x]) / len(by_epoch[x]) for x in epochs]
+            line = ax.plot(epochs, mean, label=e.label)[0]
+            lo, hi = [min(by_epoch[x]) for x in epochs], [max(by_epoch[x]) for x in epochs]
+            ax.fill_between(epochs, lo, hi, alpha=0.15, color=line.get_color())
+        ax.set_title(f"val/{task}/{metric}")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,135 @@
+"""``mtl report`` over fake finished runs: local run folders and W&B offline runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from mtl.cli import main
+from mtl.report.runs import find_runs
+from mtl.report.table import Column, delta_m, deltas, experiments
+from mtl.report.wandb_file import read_wandb_file
+
+SMILE, PUBLIC, PRIVATE = "genki4k/smile", "fer2013_public/emotion", "fer2013_private/emotion"
+
+
+def identity(tasks: list[str], fold: int) -> dict:
+    return {"tasks": tasks, "backbone": "BKNet", "weighting": "FixedWeighting", "fold": fold,
+            "loss": "cross_entropy", "seed": 0, "task_set": "+".join(tasks),
+            "job_type": "multi-task" if len(tasks) > 1 else "single-task"}  # fmt: skip
+
+
+def metrics(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}/{key}/acc": value for key, value in values.items()}
+
+
+def local_run(folder: Path, tasks: list[str], fold: int, test: dict, ens: dict | None = None,
+              wandb_id: str | None = None) -> None:  # fmt: skip
+    folder.mkdir(parents=True)
+    record = {"identity": identity(tasks, fold), "test": metrics("test", test)}
+    record["test"] |= metrics("test_ens", ens or {})
+    record["run_ids"] = {"csv": folder.name} | ({"wandb": wandb_id} if wandb_id else {})
+    (folder / "run.json").write_text(json.dumps(record))
+    with (folder / "metrics.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", "step", f"val/{tasks[0]}/acc"])
+        writer.writerows([[0, 10, 0.5], [1, 20, 0.7]])
+
+
+def wandb_offline_run(folder: Path, tasks: list[str], fold: int, test: dict, run_id: str) -> None:
+    import wandb
+
+    run = wandb.init(
+        project="p", dir=folder, mode="offline", id=run_id, config={"mtl": identity(tasks, fold)}
+    )
+    for epoch, value in ((0, 0.55), (1, 0.75)):
+        run.log({f"val/{tasks[0]}/acc": value, "epoch": epoch})
+    run.log(metrics("test", test))
+    run.finish()
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    local_run(root / "st-smile" / "f0", ["smile"], 0, {SMILE: 0.90})
+    local_run(root / "st-smile" / "f1", ["smile"], 1, {SMILE: 0.92})
+    local_run(root / "st-emotion" / "f0", ["emotion"], 0, {PUBLIC: 0.60, PRIVATE: 0.62})
+    local_run(root / "st-emotion" / "f1", ["emotion"], 1, {PUBLIC: 0.64, PRIVATE: 0.62})
+    mt = {SMILE: 0.94, PUBLIC: 0.61, PRIVATE: 0.63}
+    local_run(root / "mt" / "f0", ["smile", "emotion"], 0, mt, {SMILE: 0.95}, wandb_id="mtfold0")
+    # The same run's W&B copy (logged to CSV and W&B at once): counted once.
+    wandb_offline_run(root / "mt" / "f0", ["smile", "emotion"], 0, mt, "mtfold0")
+    # Fold 1 logged to W&B only.
+    mt1 = {SMILE: 0.96, PUBLIC: 0.65, PRIVATE: 0.65}
+    wandb_offline_run(root / "mt" / "f1", ["smile", "emotion"], 1, mt1, "mtfold1")
+    return root
+
+
+def test_an_offline_wandb_run_file_is_read_without_a_server(runs_dir):
+    (path,) = (runs_dir / "mt" / "f1").rglob("run-mtfold1.wandb")
+    content = read_wandb_file(path)
+    assert content.run_id == "mtfold1"
+    assert content.config["mtl"]["task_set"] == "smile+emotion"
+    assert content.summary["test/genki4k/smile/acc"] == 0.96
+    assert [row["val/smile/acc"] for row in content.history if "val/smile/acc" in row] == [
+        0.55,
+        0.75,
+    ]
+
+
+def test_runs_are_found_once_each(runs_dir):
+    runs = find_runs([str(runs_dir)])
+    assert len(runs) == 6  # 4 single-task, 2 multi-task (one of them only in W&B)
+    assert sorted(r.identity["fold"] for r in runs if len(r.tasks) == 2) == [0, 1]
+
+
+def test_table_cells_deltas_and_delta_m(runs_dir):
+    found = experiments(find_runs([str(runs_dir)]))
+    labels = [e.label for e in found]
+    assert labels == [
+        "single-task emotion",
+        "single-task smile",
+        "multi-task smile+emotion",
+        "multi-task smile+emotion · + ensemble",
+    ]
+    st_emotion, st_smile, mt, ens = found
+    smile = Column("smile", "genki4k", "acc")
+    public = Column("emotion", "fer2013_public", "acc")
+    private = Column("emotion", "fer2013_private", "acc")
+    stats = mt.stats()
+    assert stats[smile].mean == pytest.approx(0.95) and stats[smile].n == 2
+    assert stats[smile].std == pytest.approx(statistics.stdev([0.94, 0.96]))
+    diff = deltas(mt, found)
+    assert diff[smile] == pytest.approx(0.04)
+    assert diff[public] == pytest.approx(0.01) and diff[private] == pytest.approx(0.02)
+    expected = 100 * statistics.fmean([0.04 / 0.91, 0.01 / 0.62, 0.02 / 0.62])
+    assert delta_m(mt, found) == pytest.approx(expected)
+    assert ens.stats()[smile].n == 1 and deltas(ens, found) == {}  # no single-task ensemble
+    assert deltas(st_smile, found) == {} and delta_m(st_emotion, found) is None
+
+
+def test_report_command_writes_markdown_csv_and_plots(runs_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    main(["report", str(runs_dir), "--out", str(out), "--references", "true"])
+    text = (out / "report.md").read_text()
+    # columns: emotion on FER private, on FER public, smile on GENKI-4K
+    row = "| multi-task smile+emotion | 64.00 ± 1.41 (2) | 63.00 ± 2.83 (2) | 95.00 ± 1.41 (2) |"
+    assert row in text
+    assert "| +2.00 | +1.00 | +4.00 |" in text  # Δ vs single-task
+    dm = 100 * statistics.fmean([0.04 / 0.91, 0.01 / 0.62, 0.02 / 0.62])
+    assert f"{dm:+.2f} %" in text
+    assert "paper: Sang & Cuong: single-task BKNet + softmax" in text and "95.08 ± 0.29" in text
+    rows = list(csv.DictReader((out / "report.csv").open()))
+    assert len(rows) == 2 + 1 + 3 + 1  # st emotion (2 columns), st smile, mt (3), ensemble
+    assert (out / "bars.png").stat().st_size > 0 and (out / "curves.png").stat().st_size > 0
+    assert "multi-task smile+emotion" in capsys.readouterr().out
+
+
+def test_report_without_runs_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tmp_path)])
+    assert exit_info.value.code == 2 and "no finished runs" in capsys.readouterr().err
