@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mtl.commands import bench, models, prepare, sweep
+from mtl.commands import bench, cv, dashboard, models, prepare, report, sweep
 
 
 @dataclass(frozen=True)
@@ -26,4 +26,7 @@ COMMANDS: dict[str, Command] = {
     "bench": Command(bench.HELP, bench.main),
     "models": Command(models.HELP, models.main),
     "sweep": Command(sweep.HELP, sweep.main),
+    "cv": Command(cv.HELP, cv.main),
+    "report": Command(report.HELP, report.main),
+    "dashboard": Command(dashboard.HELP, dashboard.main),
 }
