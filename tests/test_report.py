@@ -133,3 +133,29 @@ def test_report_without_runs_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["report", str(tmp_path)])
     assert exit_info.value.code == 2 and "no finished runs" in capsys.readouterr().err
+
+
+def test_a_wandb_project_is_read_through_the_public_api(monkeypatch):
+    import wandb
+
+    class FakeRun:
+        def __init__(self, run_id: str, tasks: list[str], smile: float) -> None:
+            self.id, self.name = run_id, f"run-{run_id}"
+            self.config = {"mtl": identity(tasks, 0)}
+            self.summary = {"test/genki4k/smile/acc": smile, "val/smile/acc": smile, "_step": 9}
+
+        def scan_history(self, keys: list[str]):
+            yield from ({"epoch": e, "val/smile/acc": 0.5 + e / 10} for e in range(2))
+
+    class FakeApi:
+        def runs(self, path: str, filters: dict):
+            assert path == "me/mtl" and filters == {"state": "finished"}
+            return [FakeRun("a", ["smile"], 0.9), FakeRun("b", ["smile", "gender"], 0.93)]
+
+    monkeypatch.setattr(wandb, "Api", FakeApi)
+    runs = find_runs(["wandb:me/mtl"])
+    assert [r.origin for r in runs] == ["wandb:me/mtl/a", "wandb:me/mtl/b"]
+    assert runs[0].curves["val/smile/acc"] == [(0.0, 0.5), (1.0, 0.6)]
+    single, multi = experiments(runs)
+    smile = Column("smile", "genki4k", "acc")
+    assert deltas(multi, [single, multi]) == {smile: pytest.approx(0.03)}
