@@ -19,6 +19,7 @@ from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.trainer.states import TrainerStatus
 
 from mtl import __version__
 from mtl.callbacks import ResultsTable, ResumeState, SaveConfigToCheckpoint
@@ -64,8 +65,10 @@ class MTLCLI(LightningCLI):
         )
 
     def after_fit(self) -> None:
-        """``--test_after_fit``: the final model's test, logged to the same run."""
-        if self.config.fit.get("test_after_fit"):
+        """``--test_after_fit``: the final model's test, logged to the same run; not after a
+        fit that was interrupted (Ctrl-C), which must not look finished."""
+        finished = self.trainer.state.status == TrainerStatus.FINISHED
+        if self.config.fit.get("test_after_fit") and finished and not self.trainer.interrupted:
             self.trainer.test(self.model, datamodule=self.datamodule)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:

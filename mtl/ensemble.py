@@ -95,9 +95,12 @@ class CheckpointEnsemble(L.Callback):
             old.unlink(missing_ok=True)
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Load the members rank 0 finds; every rank gets the same list (a rank that cannot
+        read a member fails, it does not skip the ensemble's collectives)."""
         trainer.strategy.barrier()  # rank 0 wrote the last member
         folder = Path(trainer.ckpt_path).parent / "ensemble" if trainer.ckpt_path else self.folder
         files = member_files(folder, self.size) if folder is not None else []
+        files = trainer.strategy.broadcast(files, src=0)
         self.ensemble = self.metrics = None
         if not files:
             rank_zero_info(f"checkpoint ensemble: no member weights in {folder}; not evaluated")

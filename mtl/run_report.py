@@ -94,15 +94,20 @@ class RunReport(L.Callback):
     """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only)."""
 
     @staticmethod
-    def folder(trainer: L.Trainer) -> Path:
-        """The run's folder, as ``trainer.log_dir`` finds it, without its DDP broadcast (this
-        runs on rank 0 only): the first logger's log folder, else the root folder."""
-        for logger in trainer.loggers[:1]:
-            return Path(getattr(logger, "log_dir", None) or logger.save_dir or ".")
-        return Path(trainer.default_root_dir)
+    def folder(trainer: L.Trainer) -> Path | None:
+        """The run's folder, as ``trainer.log_dir`` finds it but without its DDP broadcast
+        (this runs on rank 0 only): the first logger's folder; None for a run that has no
+        logger or is a ``fast_dev_run`` (nothing to report on, nowhere of its own to write)."""
+        if not trainer.loggers or trainer.fast_dev_run:
+            return None
+        logger = trainer.loggers[0]
+        folder = getattr(logger, "log_dir", None) or logger.save_dir
+        return Path(folder) if folder else None
 
-    def update_run_file(self, trainer: L.Trainer, pl_module: L.LightningModule, **fields) -> None:
-        path = self.folder(trainer) / RUN_FILE
+    def update_run_file(
+        self, folder: Path, trainer: L.Trainer, pl_module: L.LightningModule, **fields: dict
+    ) -> None:
+        path = folder / RUN_FILE
         record = json.loads(path.read_text()) if path.is_file() else {}
         identity = RunIdentity.of(pl_module, trainer.datamodule)
         record |= {"identity": identity.as_config(), "epochs": trainer.current_epoch}
@@ -112,21 +117,27 @@ class RunReport(L.Callback):
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.update_run_file(trainer, pl_module, val=scalars(trainer.callback_metrics, ("val",)))
+        folder = self.folder(trainer)
+        if folder is not None:
+            val = scalars(trainer.callback_metrics, ("val",))
+            self.update_run_file(folder, trainer, pl_module, val=val)
 
     @rank_zero_only
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = scalars(trainer.callback_metrics, tuple(MODELS))
-        self.update_run_file(trainer, pl_module, test=metrics)
-        folder = self.folder(trainer) / "test"
-        folder.mkdir(parents=True, exist_ok=True)
         rows = result_rows(metrics)
+        Console().print(results_table(rows))
+        run_folder = self.folder(trainer)
+        if run_folder is None:
+            return
+        self.update_run_file(run_folder, trainer, pl_module, test=metrics)
+        folder = run_folder / "test"
+        folder.mkdir(parents=True, exist_ok=True)
         with (folder / "results.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["model", "source", "task", "metric", "value"])
             writer.writeheader()
             writer.writerows(rows)
         self.write_confusions(trainer, folder / "confusion")
-        Console().print(results_table(rows))
 
     def write_confusions(self, trainer: L.Trainer, folder: Path) -> None:
         matrices = next((c for c in trainer.callbacks if isinstance(c, ConfusionMatrices)), None)

@@ -66,6 +66,17 @@ def test_cv_runs_every_fold_then_reports_and_skips_finished_folds(in_tmp, monkey
     main(["cv", "--folds", "2", "--out", str(out), *args])
     assert "done earlier" in capsys.readouterr().err
 
+    ran = []  # another command line (2 epochs): the folds are not "done", they run again
+    monkeypatch.setattr(subprocess, "run", lambda argv, env: ran.append(argv) or FakeDone())
+    main(["cv", "--folds", "2", "--out", str(out), *args, "--trainer.max_epochs=2"])
+    folds = [next(x for x in argv if x.startswith("--data.val_fold")) for argv in ran]
+    assert folds == ["--data.val_fold=0", "--data.val_fold=1"]
+    assert all("--trainer.max_epochs=2" in argv for argv in ran)
+
+
+class FakeDone:
+    returncode = 0
+
 
 def test_cv_reports_a_failing_fold_and_exits_non_zero(in_tmp):
     with pytest.raises(SystemExit) as exit_info:

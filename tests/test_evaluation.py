@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtl.data import Fer2013DataModule, SyntheticDataModule
+from mtl.cli import run_cli
+from mtl.data import Fer2013DataModule, MultiSourceDataModule, SyntheticDataModule
 from mtl.data.datamodules.real import DATAMODULES
 from mtl.data.datamodules.synthetic import SyntheticSource
 from mtl.data.faces import FaceSettings
@@ -23,6 +24,7 @@ from mtl.tasks import build_tasks
 from tests import raw_fixtures as F
 from tests.test_readers import CASES
 
+from .conftest import tiny_fit_args
 from .test_splits import genki_like, table
 
 
@@ -149,11 +151,11 @@ def test_an_ensemble_of_identical_checkpoints_equals_the_model(tmp_path):
 
 def test_ensemble_averages_probabilities_not_scores():
     tasks = build_tasks(["smile"])
-    a, b = torch.tensor([[4.0, 0.0]]), torch.tensor([[0.0, 1.0]])
-    out = average_outputs([{"smile": a}, {"smile": b}], tasks)["smile"]
-    expected = (a.softmax(-1) + b.softmax(-1)) / 2
-    torch.testing.assert_close(out, expected)
-    assert out.argmax().item() == 0  # the mean score would say class 0 too, but not always
+    scores = [torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 1.0]])]
+    out = average_outputs([{"smile": s} for s in scores], tasks)["smile"]
+    torch.testing.assert_close(out, torch.stack([s.softmax(-1) for s in scores]).mean(0))
+    assert torch.stack(scores).mean(0).argmax().item() == 0  # the mean score says class 0 …
+    assert out.argmax().item() == 1  # … the mean probability (the papers' ensemble) class 1
 
 
 def test_confusion_matrix_matches_hand_counts():
@@ -183,3 +185,13 @@ def test_confusion_matrix_matches_hand_counts():
     assert results[("b", "smile")].tolist() == [[1, 1], [1, 0]]
     assert results[("", "gender")].tolist() == [[0, 1], [1, 1]]  # rows 1-3 only
     assert ("a", "gender") not in results  # source a does not label gender
+
+
+def test_a_multi_source_fold_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="val_fold must be in 0..3"):
+        MultiSourceDataModule(datamodules=[SyntheticDataModule()], k_folds=4, val_fold=9)
+
+
+def test_a_fast_dev_run_leaves_no_report_behind(in_tmp):
+    run_cli([*tiny_fit_args(), "--trainer.fast_dev_run=true", "--test_after_fit=true"])
+    assert not list(in_tmp.rglob("run.json")) and not (in_tmp / "test").exists()

@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mtl.cli import main
 from mtl.report.runs import find_runs
@@ -106,7 +107,8 @@ def test_table_cells_deltas_and_delta_m(runs_dir):
     diff = deltas(mt, found)
     assert diff[smile] == pytest.approx(0.04)
     assert diff[public] == pytest.approx(0.01) and diff[private] == pytest.approx(0.02)
-    expected = 100 * statistics.fmean([0.04 / 0.91, 0.01 / 0.62, 0.02 / 0.62])
+    # per task first (emotion: its two FER test sets), then over the tasks
+    expected = 100 * statistics.fmean([0.04 / 0.91, (0.01 / 0.62 + 0.02 / 0.62) / 2])
     assert delta_m(mt, found) == pytest.approx(expected)
     assert ens.stats()[smile].n == 1 and deltas(ens, found) == {}  # no single-task ensemble
     assert deltas(st_smile, found) == {} and delta_m(st_emotion, found) is None
@@ -120,7 +122,7 @@ def test_report_command_writes_markdown_csv_and_plots(runs_dir, tmp_path, capsys
     row = "| multi-task smile+emotion | 64.00 ± 1.41 (2) | 63.00 ± 2.83 (2) | 95.00 ± 1.41 (2) |"
     assert row in text
     assert "| +2.00 | +1.00 | +4.00 |" in text  # Δ vs single-task
-    dm = 100 * statistics.fmean([0.04 / 0.91, 0.01 / 0.62, 0.02 / 0.62])
+    dm = 100 * statistics.fmean([0.04 / 0.91, (0.01 / 0.62 + 0.02 / 0.62) / 2])
     assert f"{dm:+.2f} %" in text
     assert "paper: Sang & Cuong: single-task BKNet + softmax" in text and "95.08 ± 0.29" in text
     rows = list(csv.DictReader((out / "report.csv").open()))
@@ -144,7 +146,7 @@ def test_a_wandb_project_is_read_through_the_public_api(monkeypatch):
             self.config = {"mtl": identity(tasks, 0)}
             self.summary = {"test/genki4k/smile/acc": smile, "val/smile/acc": smile, "_step": 9}
 
-        def scan_history(self, keys: list[str]):
+        def scan_history(self):
             yield from ({"epoch": e, "val/smile/acc": 0.5 + e / 10} for e in range(2))
 
     class FakeApi:
@@ -159,3 +161,62 @@ def test_a_wandb_project_is_read_through_the_public_api(monkeypatch):
     single, multi = experiments(runs)
     smile = Column("smile", "genki4k", "acc")
     assert deltas(multi, [single, multi]) == {smile: pytest.approx(0.03)}
+
+
+def test_a_repeated_fold_counts_once_and_config_differences_split_experiments(tmp_path):
+    local_run(tmp_path / "a", ["smile"], 0, {SMILE: 0.90})
+    local_run(tmp_path / "a2", ["smile"], 0, {SMILE: 0.80})  # the same fold tested again
+    local_run(tmp_path / "b", ["smile"], 1, {SMILE: 0.92})
+    local_run(tmp_path / "c", ["smile"], 0, {SMILE: 0.70})  # another config: 5 epochs, no BN
+    config = {"model": {"backbone": {"class_path": "mtl.models.backbones.BKNet",
+                                     "init_args": {"batch_norm": True}}},
+              "trainer": {"max_epochs": 30, "logger": {"save_dir": "a"}},
+              "data": {"init_args": {"root": "/x", "val_fold": 0}}}  # fmt: skip
+    for name in ("a", "a2", "b"):
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    config["model"]["backbone"]["init_args"]["batch_norm"] = False
+    config["trainer"] |= {"max_epochs": 5, "logger": {"save_dir": "c"}}
+    config["data"]["init_args"] |= {"root": "/y"}  # paths and loggers are not experiments
+    (tmp_path / "c" / "config.yaml").write_text(yaml.safe_dump(config))
+    notes: list[str] = []
+    found = experiments(find_runs([str(tmp_path)]), notes=notes)
+    assert [e.label for e in found] == [
+        "single-task smile · model.backbone.batch_norm=False · trainer.max_epochs=5",
+        "single-task smile · model.backbone.batch_norm=True · trainer.max_epochs=30",
+    ]
+    smile = Column("smile", "genki4k", "acc")
+    assert found[1].values[smile] == [0.90, 0.92]  # "a2" left out, with a note
+    assert len(notes) == 1 and "a2" in notes[0] and "same experiment, fold and seed" in notes[0]
+
+
+def test_delta_m_flips_the_sign_of_lower_is_better_metrics_and_averages_within_a_task():
+    from mtl.report.table import Experiment
+
+    def experiment(task_set: str, values: dict[Column, list[float]]) -> Experiment:
+        fields = {"task_set": task_set, "backbone": "B", "weighting": "W", "loss": "L"}
+        return Experiment(fields | {"model": "final"}, values=values)
+
+    mae = Column("age_years", "utkface", "mae")
+    acc_a, acc_b = Column("smile", "genki4k", "acc"), Column("smile", "celeba", "acc")
+    single_age = experiment("age_years", {mae: [10.0]})
+    single_smile = experiment("smile", {acc_a: [0.80], acc_b: [0.50]})
+    multi = experiment("smile+age_years", {mae: [8.0], acc_a: [0.88], acc_b: [0.50]})
+    found = [single_age, single_smile, multi]
+    # age: MAE 10 -> 8 is a 20 % gain; smile: (+10 % on genki4k, 0 % on celeba) / 2 = 5 %
+    assert delta_m(multi, found) == pytest.approx(100 * (0.20 + 0.05) / 2)
+
+
+def test_a_truncated_or_unfinished_wandb_file_is_skipped_with_a_note(runs_dir, tmp_path):
+    (path,) = (runs_dir / "mt" / "f1").rglob("run-mtfold1.wandb")
+    cut = tmp_path / "offline-run-x" / "run-cut.wandb"
+    cut.parent.mkdir()
+    cut.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    content = read_wandb_file(cut)  # the records before the cut
+    assert content.run_id == "mtfold1" and not content.finished
+    notes: list[str] = []
+    assert find_runs([str(tmp_path)], notes) == []
+    assert len(notes) == 1 and "has not finished" in notes[0]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run.json").write_text("{not json")
+    notes.clear()
+    assert find_runs([str(tmp_path)], notes) == [] and len(notes) == 2

@@ -4,6 +4,7 @@ learning rate, confusion matrices and sample predictions; one run per training r
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -59,8 +60,9 @@ def test_given_group_and_tags_win_over_derived_ones(in_tmp):
 
 
 def test_ddp_runs_make_exactly_one_wandb_run_each_also_under_an_agent(tmp_path):
-    """The agent's WANDB_RUN_ID reaches every rank; only rank 0 may start (this) run. Fit,
-    validate and test under DDP (batches of two: a rank's batch misses tasks) each finish."""
+    """The agent's WANDB_RUN_ID reaches every rank; only rank 0 may start (this) run. Fit (with
+    its test and the checkpoint ensemble), validate and test under DDP (batches of two: a rank's
+    batch misses tasks) each finish."""
     mtl = str(Path(sys.executable).with_name("mtl"))
     args = [a for a in tiny_fit_args(train=12, val=6, test=6) if a != "fit"]
     args += [*WANDB, "--data.batch_size=2", "--trainer.accelerator=cpu"]
@@ -73,14 +75,18 @@ def test_ddp_runs_make_exactly_one_wandb_run_each_also_under_an_agent(tmp_path):
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
 
-    run("fit", "--trainer.max_epochs=2", env={"WANDB_RUN_ID": "agentrun1"})
+    more = ["--trainer.max_epochs=2", "--ensemble=2", "--test_after_fit=true"]
+    run("fit", *more, env={"WANDB_RUN_ID": "agentrun1"})
     runs = sorted(p.name for p in (tmp_path / "runs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and runs[0].endswith("-agentrun1"), runs
     with next((tmp_path / "runs" / "mtl").rglob("metrics.csv")).open(newline="") as f:
         last = [r for r in csv.DictReader(f) if r.get("val/loss")][-1]
     for key in ("val/smile/acc", "val/emotion/acc", "val/age/f1", "val/s_gender_age/gender/acc"):
         assert math.isfinite(float(last[key])), key  # synced over ranks that missed it
+    record = json.loads(next((tmp_path / "runs" / "mtl").rglob("run.json")).read_text())
+    for key in ("test/smile/acc", "test_ens/smile/acc", "test_ens/s_gender_age/age/acc"):
+        assert math.isfinite(record["test"][key]), key
     checkpoint = next((tmp_path / "runs" / "mtl").rglob("last.ckpt"))
     run("validate", f"--ckpt_path={checkpoint}")
-    run("test", f"--ckpt_path={checkpoint}")
+    run("test", f"--ckpt_path={checkpoint}", "--ensemble=2")
     assert len(list((tmp_path / "runs" / "wandb").glob("offline-run-*"))) == 3  # one each

@@ -2,7 +2,8 @@
 ``mtl models``, ``mtl sweep``, ``mtl cv``, ``mtl report``, ``mtl dashboard``.
 
 Each takes options the way ``mtl fit`` does (jsonargparse: typed ``--key value`` options,
-``--config`` files, ``--help``) and returns an exit status.
+``--config`` files, ``--help``) and returns an exit status; ``mtl cv`` passes every option it
+does not know on to ``mtl fit``, so it parses its own few with argparse.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ the held-out fold, then tested (on the dataset's official test split where it ha
 PublicTest and PrivateTest reported apart; on the held-out fold otherwise; see
 :mod:`mtl.data.splits`). Folds run one after another as subprocesses (so a fold may itself be a
 multi-GPU run), each in ``OUT/foldF/logs``; a fold that finished is not run again when the
-command is repeated, an interrupted one is run afresh. The end is ``mtl report`` over the folds:
-mean ± std per task and source, for the final model and the checkpoint ensemble
-(``--ensemble N``).
+same command is repeated, an interrupted one (or one run with other options) is run afresh.
+The end is ``mtl report`` over the folds: mean ± std per task and source, for the final model
+and the checkpoint ensemble (``--ensemble N``).
 
 Every option this command does not know goes to ``mtl fit`` unchanged. To run folds as
 independent jobs (a sweep over ``data.val_fold``, a cluster array), run ``mtl fit … --data.val_fold
@@ -35,8 +35,9 @@ HELP = "k-fold cross-validation of a config: every fold fitted and tested, then 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(  # not jsonargparse: options it does not know go to fit
         prog="mtl cv",
+        allow_abbrev=False,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Any other option (--config, --trainer.max_epochs, --ensemble …) goes to mtl fit.",
@@ -67,17 +68,28 @@ def config_name(fit_args: list[str]) -> str:
     return name
 
 
-def finished(folder: Path) -> bool:
-    """Whether a fold's run got as far as its test results."""
-    path = folder / "logs" / RUN_FILE
-    return path.is_file() and bool(json.loads(path.read_text()).get("test"))
+COMMAND_FILE = "command.json"
+"""A fold's command line, kept in its folder: a fold counts as done only for the same one."""
 
 
-def fold_command(fit_args: list[str], k: int, fold: int, folder: Path, args) -> list[str]:
+def finished(folder: Path, argv: list[str]) -> bool:
+    """Whether a fold ran this command line as far as its test results."""
+    run, command = folder / "logs" / RUN_FILE, folder / COMMAND_FILE
+    try:
+        same = json.loads(command.read_text()) == argv
+        return same and bool(json.loads(run.read_text()).get("test"))
+    except (OSError, ValueError):
+        return False
+
+
+def fold_command(
+    fit_args: list[str], k: int, fold: int, folder: Path, wandb: str, project: str
+) -> list[str]:
+    """``mtl fit`` of one fold, tested when it ends, logging into ``folder``."""
     argv = ["mtl", "fit", *fit_args, f"--data.k_folds={k}", f"--data.val_fold={fold}"]
     argv.append("--test_after_fit=true")
     name = f"{folder.parent.name}-fold{fold}"
-    return with_trial_loggers(argv, folder, args.wandb, args.project, None, name)
+    return with_trial_loggers(argv, folder, wandb, project, None, name)
 
 
 def main(argv: list[str]) -> int:
@@ -90,24 +102,30 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     if args.wandb != "off":
         env["WANDB_MODE"] = args.wandb
+
+    def command(fold: int) -> list[str]:
+        folder = out / f"fold{fold}"
+        return fold_command(fit_args, args.folds, fold, folder, args.wandb, args.project)
+
     failed = []
     for fold in folds:
-        folder = out / f"fold{fold}"
-        if finished(folder):
-            console.print(f"[green]fold {fold}: done earlier ({folder})")
+        folder, argv = out / f"fold{fold}", command(fold)
+        if finished(folder, argv):
+            console.print(f"[green]fold {fold}: done earlier with the same command ({folder})")
             continue
-        shutil.rmtree(folder, ignore_errors=True)  # an interrupted fold starts afresh
+        shutil.rmtree(folder, ignore_errors=True)  # interrupted, or another command: afresh
+        folder.mkdir(parents=True)
+        (folder / COMMAND_FILE).write_text(json.dumps(argv))
         console.rule(f"fold {fold} of {args.folds}")
-        done = subprocess.run(fold_command(fit_args, args.folds, fold, folder, args), env=env)
+        done = subprocess.run(argv, env=env)
         if done.returncode != 0:
             console.print(f"[red]fold {fold} failed (exit status {done.returncode})")
             failed.append(fold)
-    summary = argparse.Namespace(
-        runs=[str(out)], out=out, stage="test", metrics=["acc", "mae"], references=False,
-        reference_file=None,
-    )  # fmt: skip
-    if len(failed) < len(folds):
-        write_report(summary)
+    # The folds this command finished (not those another command left in `out`).
+    done = [out / f"fold{f}" for f in range(args.folds)]
+    done = [folder for f, folder in enumerate(done) if finished(folder, command(f))]
+    if done:
+        write_report([str(folder) for folder in done], out, metrics=["acc", "mae"])
     if failed:
         console.print(f"[red]folds {failed} failed; run the same command again to retry them")
         return 1

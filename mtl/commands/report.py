@@ -11,6 +11,7 @@ Writes ``report.md``, ``report.csv``, ``bars.png`` and ``curves.png`` to ``--out
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -51,38 +52,51 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def report(args) -> str:
-    """Build the report from parsed options; returns its Markdown (files written to out)."""
-    runs = find_runs(args.runs)
-    found = experiments(runs, args.stage, args.metrics)
+def report(
+    runs: Sequence[str],
+    out: Path,
+    stage: Literal["test", "val"] = "test",
+    metrics: Sequence[str] = ("acc",),
+    references: bool = False,
+    reference_file: Path | None = None,
+) -> str:
+    """Build the report of ``runs`` into ``out``; returns its Markdown."""
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    notes: list[str] = []
+    found_runs = find_runs(runs, notes)
+    found = experiments(found_runs, stage, metrics, notes)
+    for line in notes:
+        console.print(f"[yellow]{line}")
     if not found:
-        raise UserError(f"no finished runs with {args.stage} results under {' '.join(args.runs)}")
+        raise UserError(f"no finished runs with {stage} results under {' '.join(runs)}")
     columns = all_columns(found)
-    references = []
-    if args.references or args.reference_file:
-        references = render.relevant(render.load_references(args.reference_file), columns)
-    rows = render.table_rows(found, references, columns)
-    out: Path = args.out
+    shown = []
+    if references or reference_file:
+        shown = render.relevant(render.load_references(reference_file), columns)
+    rows = render.table_rows(found, shown, columns)
     out.mkdir(parents=True, exist_ok=True)
     note = (
-        f"{len(runs)} runs; cells: mean ± sample std (number of runs) of {args.stage} "
-        f"{'/'.join(args.metrics)} in %, over folds and seeds; Δm: LibMTL's mean relative "
-        "multi-task gain over single-task."
+        f"{len(found_runs)} runs; cells: mean ± sample std (number of runs) of {stage} "
+        f"{'/'.join(metrics)} (accuracy and F1 in %), over folds and seeds; Δ: multi-task minus "
+        "the matching single-task row; Δm: LibMTL's mean relative multi-task gain (per task, "
+        "then over the tasks that have a single-task row)."
     )
-    if references:
+    if notes:
+        note += "\n\n" + "\n".join(f"- {line}" for line in notes)
+    if shown:
         note += "\n\nPapers' figures (their data and protocol differ; see each source):\n\n"
-        note += "\n".join(f"- {r.label}: {r.source}" for r in references)
+        note += "\n".join(f"- {r.label}: {r.source}" for r in shown)
     text = render.markdown(rows, columns, note)
     (out / "report.md").write_text(text)
     render.write_csv(out / "report.csv", found)
-    render.bar_chart(out / "bars.png", found, references, columns)
+    render.bar_chart(out / "bars.png", found, shown, columns)
     render.curves_chart(out / "curves.png", found)
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    console.print(render.rich_table(rows, columns, f"{args.stage} results ({len(runs)} runs)"))
+    console.print(render.rich_table(rows, columns, f"{stage} results ({len(found_runs)} runs)"))
     console.print(f"written: {out}/report.md, report.csv, bars.png, curves.png")
     return text
 
 
 def main(argv: list[str]) -> int:
-    report(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    report(args.runs, args.out, args.stage, args.metrics, args.references, args.reference_file)
     return 0

@@ -144,13 +144,18 @@ def read_split_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | N
     return ids, split, fold
 
 
+def has_official_split(table: dict[str, np.ndarray]) -> bool:
+    """Whether every item has the dataset's own train/val/test split (FER-2013, CelebA)."""
+    return len(table["id"]) > 0 and all(s in SPLITS for s in table["split"])
+
+
 def plan_splits(
     table: dict[str, np.ndarray], fractions: tuple[float, float, float], k_folds: int, seed: int
 ) -> SplitPlan:
     """Official splits/folds where the dataset has them, seeded stratified ones otherwise; folds
     over the official training split, or over every item of a dataset without one."""
     n = len(table["id"])
-    official_split = n > 0 and all(s in SPLITS for s in table["split"])
+    official_split = has_official_split(table)
     official_folds = n > 0 and bool((table["fold"] >= 0).all())
     if official_folds:
         return SplitPlan(np.full(n, "train", dtype=object), table["fold"].copy(), False)
@@ -175,7 +180,7 @@ def load_or_plan(
     the plan is deterministic and each rank writes it atomically under its own temporary name."""
     file = cache / "splits" / f"v2-seed{seed}-k{k_folds}.csv"
     ids = table["id"]
-    official = len(ids) > 0 and all(s in SPLITS for s in table["split"])
+    official = has_official_split(table) and not (table["fold"] >= 0).all()
     if file.is_file():
         saved = read_split_file(file)
         if saved is not None and np.array_equal(saved[0], ids):

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from rich.table import Table
 
+from mtl.errors import UserError
 from mtl.report.table import (
     PERCENT,
     Column,
@@ -38,18 +39,27 @@ class Reference:
 
 def load_references(path: Path | None = None) -> list[Reference]:
     """The papers' figures (``references.yaml`` shipped with mtl, or ``path``)."""
+    if path is not None and not path.is_file():
+        raise UserError(f"no reference file {path}")
     text = (
         path.read_text()
         if path is not None
         else resources.files("mtl.report").joinpath("references.yaml").read_text()
     )
     out = []
-    for entry in yaml.safe_load(text):
-        stats = {}
-        for key, (mean, std) in entry["cells"].items():
-            task, source = key.split("/")
-            stats[Column(task, source, "acc")] = Stats(mean / 100, (std or 0.0) / 100, 0)
-        out.append(Reference(entry["label"], entry["source"], stats))
+    try:
+        for entry in yaml.safe_load(text):
+            stats = {}
+            for key, (mean, std) in entry["cells"].items():
+                task, source = key.split("/")
+                stats[Column(task, source, "acc")] = Stats(mean / 100, (std or 0.0) / 100, 0)
+            out.append(Reference(entry["label"], entry["source"], stats))
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as err:
+        where = path or "references.yaml"
+        raise UserError(
+            f"{where}: a list of {{label, source, cells: {{task/source: [mean %, std %]}}}} "
+            f"entries expected ({type(err).__name__}: {err})"
+        ) from None
     return out
 
 

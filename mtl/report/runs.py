@@ -2,14 +2,16 @@
 W&B project online.
 
 Every source gives the same :class:`Run`: what the run is (its identity: task set, backbone,
-weighting, loss, fold, seed; :mod:`mtl.identity`), its final metrics (``test/…``,
-``test_ens/…``, ``val/…`` keys) and its validation curves.
+weighting, loss, fold, seed; :mod:`mtl.identity`), its resolved config, its final metrics
+(``test/…``, ``test_ens/…``, ``val/…`` keys) and its validation curves.
 
 * a local run folder is one with ``run.json`` (written by :class:`mtl.run_report.RunReport`),
-  its curves read from ``metrics.csv`` beside it;
+  its config and curves read from ``config.yaml`` and ``metrics.csv`` beside it;
 * a W&B offline run folder (``offline-run-*`` with ``run-<id>.wandb``) is read record by record
-  (:mod:`mtl.report.wandb_file`): the run's ``mtl`` config, its history and its summary;
-* ``wandb:ENTITY/PROJECT`` reads a project through W&B's public API (online).
+  (:mod:`mtl.report.wandb_file`): the run's config, its history and its summary;
+* ``wandb:ENTITY/PROJECT`` reads a project's finished runs through W&B's public API (online).
+
+A run that cannot be read is skipped with a note, never the whole report.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from mtl.errors import UserError
 from mtl.report.wandb_file import read_wandb_file
@@ -39,6 +43,7 @@ class Run:
     curves: dict[str, Curve] = field(default_factory=dict)
     origin: str = ""  # the file it was read from
     wandb_id: str | None = None  # its W&B run id, if it logged to W&B
+    config: dict = field(default_factory=dict)  # the resolved config (data, model, trainer)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -53,46 +58,47 @@ def _finite(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-def csv_curves(path: Path) -> dict[str, Curve]:
-    """Validation metrics by epoch from a Lightning ``metrics.csv`` (the last row per epoch)."""
+def curves_of(rows: Iterable[Mapping[str, object]]) -> dict[str, Curve]:
+    """Validation metrics by epoch from logged rows (the last value of each epoch)."""
     curves: dict[str, dict[float, float]] = {}
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            epoch = _finite(row.get("epoch"))
-            for key, value in row.items():
-                number = _finite(value)
-                if key.startswith(CURVE_PREFIX) and number is not None and epoch is not None:
-                    curves.setdefault(key, {})[epoch] = number
-    return {k: sorted(v.items()) for k, v in curves.items()}
-
-
-def local_run(folder: Path) -> Run:
-    record = json.loads((folder / RUN_FILE).read_text())
-    metrics = {}
-    for part in ("val", "test"):
-        metrics |= {k: v for k, v in record.get(part, {}).items() if _finite(v) is not None}
-    curves = csv_curves(folder / "metrics.csv")
-    wandb_id = record.get("run_ids", {}).get("wandb")
-    origin = str(folder / RUN_FILE)
-    return Run(folder.name, record.get("identity", {}), metrics, curves, origin, wandb_id)
-
-
-def wandb_offline_run(path: Path) -> Run:
-    """A run from its ``run-<id>.wandb`` file."""
-    content = read_wandb_file(path)
-    identity = content.config.get("mtl") or {}
-    metrics = {k: v for k, v in content.summary.items() if "/" in k and _finite(v) is not None}
-    curves: dict[str, dict[float, float]] = {}
-    for row in content.history:
+    for row in rows:
         epoch = _finite(row.get("epoch"))
         for key, value in row.items():
             number = _finite(value)
             if key.startswith(CURVE_PREFIX) and number is not None and epoch is not None:
                 curves.setdefault(key, {})[epoch] = number
-    sorted_curves = {k: sorted(v.items()) for k, v in curves.items()}
-    return Run(path.parent.name, identity, metrics, sorted_curves, str(path), content.run_id)
+    return {k: sorted(v.items()) for k, v in curves.items()}
+
+
+def final_metrics(values: Mapping[str, object]) -> dict[str, float]:
+    """The finite metric values (``stage/…`` keys) of a summary."""
+    return {k: float(v) for k, v in values.items() if "/" in k and _finite(v) is not None}  # type: ignore[arg-type]
+
+
+def local_run(folder: Path) -> Run:
+    record = json.loads((folder / RUN_FILE).read_text())
+    metrics = final_metrics(record.get("val", {}) | record.get("test", {}))
+    curves: dict[str, Curve] = {}
+    if (folder / "metrics.csv").is_file():
+        with (folder / "metrics.csv").open(newline="") as f:
+            curves = curves_of(csv.DictReader(f))
+    config_file = folder / "config.yaml"
+    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    wandb_id = record.get("run_ids", {}).get("wandb")
+    origin = str(folder / RUN_FILE)
+    return Run(folder.name, record.get("identity", {}), metrics, curves, origin, wandb_id, config)
+
+
+def wandb_offline_run(path: Path) -> Run:
+    """A run from its ``run-<id>.wandb`` file."""
+    content = read_wandb_file(path)
+    if not content.finished:
+        raise ValueError("the run has not finished (no exit record)")
+    identity = content.config.get("mtl") or {}
+    config = {k: v for k, v in content.config.items() if k not in ("mtl", "_wandb")}
+    metrics = final_metrics(content.summary)
+    curves = curves_of(content.history)
+    return Run(path.parent.name, identity, metrics, curves, str(path), content.run_id, config)
 
 
 def wandb_project_runs(path: str) -> Iterator[Run]:
@@ -100,23 +106,19 @@ def wandb_project_runs(path: str) -> Iterator[Run]:
     import wandb
 
     try:
-        runs = wandb.Api().runs(path, filters={"state": "finished"})
-        for r in runs:
-            identity = dict(r.config.get("mtl") or {})
-            summary = {k: v for k, v in r.summary.items() if "/" in k and _finite(v) is not None}
-            keys = [k for k in summary if k.startswith(CURVE_PREFIX)]
-            curves: dict[str, Curve] = {}
-            for row in r.scan_history(keys=["epoch", *keys]):
-                for key in keys:
-                    if _finite(row.get(key)) is not None and _finite(row.get("epoch")) is not None:
-                        curves.setdefault(key, []).append((float(row["epoch"]), float(row[key])))
-            yield Run(r.name, identity, summary, curves, f"wandb:{path}/{r.id}", r.id)
+        for r in wandb.Api().runs(path, filters={"state": "finished"}):
+            config = {k: v for k, v in r.config.items() if k not in ("mtl", "_wandb")}
+            rows = r.scan_history()  # every row: a key filter would drop rows lacking one key
+            yield Run(r.name, dict(r.config.get("mtl") or {}), final_metrics(r.summary),
+                      curves_of(rows), f"wandb:{path}/{r.id}", r.id, config)  # fmt: skip
     except (wandb.errors.CommError, wandb.errors.UsageError, ValueError) as err:
         raise UserError(f"could not read W&B project {path}: {err}") from None
 
 
-def find_runs(paths: Iterable[str]) -> list[Run]:
-    """Every run under ``paths`` (folders searched recursively, ``wandb:ENTITY/PROJECT``)."""
+def find_runs(paths: Iterable[str], notes: list[str] | None = None) -> list[Run]:
+    """Every run under ``paths`` (folders searched recursively, ``wandb:ENTITY/PROJECT``); runs
+    that cannot be read are skipped, each with a line in ``notes``."""
+    notes = [] if notes is None else notes
     runs: list[Run] = []
     for given in paths:
         if given.startswith("wandb:"):
@@ -126,10 +128,13 @@ def find_runs(paths: Iterable[str]) -> list[Run]:
         if not root.exists():
             raise UserError(f"no such run folder: {root}")
         for path in [root] if root.is_file() else [root, *sorted(root.rglob("*"))]:
-            if path.is_dir() and (path / RUN_FILE).is_file():
-                runs.append(local_run(path))
-            elif path.is_file() and path.suffix == ".wandb" and path.name.startswith("run-"):
-                runs.append(wandb_offline_run(path))
+            try:
+                if path.is_dir() and (path / RUN_FILE).is_file():
+                    runs.append(local_run(path))
+                elif path.is_file() and path.suffix == ".wandb" and path.name.startswith("run-"):
+                    runs.append(wandb_offline_run(path))
+            except (OSError, ValueError, yaml.YAMLError, UserError) as err:
+                notes.append(f"skipped {path}: {err}")
     # A run logged to CSV and W&B at once is one run: its W&B copy is dropped.
-    logged = {run.wandb_id for run in runs if run.wandb_id and RUN_FILE in run.origin}
-    return [r for r in runs if not (r.origin.endswith(".wandb") and r.wandb_id in logged)]
+    logged = {run.wandb_id for run in runs if run.wandb_id and run.origin.endswith(RUN_FILE)}
+    return [r for r in runs if r.origin.endswith(RUN_FILE) or r.wandb_id not in logged]

@@ -1,17 +1,21 @@
 """Runs → the papers' table: rows = experiments, columns = task × source, cells = mean ± std.
 
 An *experiment* is what a run's identity says apart from its repetition: task set, backbone,
-weighting and loss, and which model was evaluated (the final one, or the checkpoint ensemble
-``test_ens``). Its folds and seeds are its runs; a cell is the mean ± sample standard deviation
-over them, with their number.
+weighting and loss, the config keys that differ between runs of that identity (epochs, learning
+rate, batch norm …; not seeds, folds, paths or logging), and which model was evaluated (the
+final one, or the checkpoint ensemble ``test_ens``). Its folds and seeds are its runs (a
+repeated fold and seed counts once); a cell is the mean ± sample standard deviation over them,
+with their number.
 
 Against single-task, a multi-task experiment gets per column the difference to the single-task
-experiment of that column's task (same backbone, loss and model), and the mean relative gain
+experiment of that column's task (same backbone, loss and model; none if several match), and
+the mean relative gain
 as LibMTL defines it (Maninis et al. 2019; Vandenhende et al. 2021)::
 
-    Δm = 100 % · 1/K · Σ_k (-1)^{l_k} (M_mt,k − M_st,k) / M_st,k
+    Δm = 100 % · 1/T · Σ_t 1/K_t · Σ_k (-1)^{l_k} (M_mt,k − M_st,k) / M_st,k
 
-over the K columns both have, with l_k = 1 where lower is better (MAE) and 0 otherwise.
+with l_k = 1 where lower is better (MAE) and 0 otherwise, averaged over the K columns of each
+task (its sources and metrics) first, then over the tasks that have a single-task baseline.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Experiment:
     """The runs of one experiment and what they measured."""
 
     fields: dict[str, str]
+    variant: dict[str, str] = field(default_factory=dict)  # config keys that set it apart
     values: dict[Column, list[float]] = field(default_factory=dict)
     curves: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
     label: str = ""
@@ -92,57 +97,127 @@ def run_columns(run: Run, prefix: str, metrics: Iterable[str]) -> dict[Column, f
     }
 
 
+IGNORED_KEYS = {
+    "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
+    "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
+    "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
+    "ensemble", "config",
+}  # fmt: skip
+"""Config keys that tell repetitions or machines apart, not experiments."""
+
+
+def config_items(config: object, prefix: str = "") -> dict[str, str]:
+    """A resolved config as ``dotted.key -> value`` (``init_args`` dropped, a class path
+    shortened to the class name, lists indexed), without :data:`IGNORED_KEYS`."""
+    if isinstance(config, list):
+        config = {str(i): value for i, value in enumerate(config)}
+    if not isinstance(config, dict):
+        return {prefix: str(config)}
+    items: dict[str, str] = {}
+    for key, value in config.items():
+        if key in IGNORED_KEYS:
+            continue
+        if key == "class_path":
+            items[prefix] = str(value).rsplit(".", 1)[-1]
+        elif key == "init_args":
+            items |= config_items(value, prefix)
+        else:
+            items |= config_items(value, f"{prefix}.{key}" if prefix else str(key))
+    return items
+
+
 def experiments(
-    runs: Iterable[Run], stage: str = "test", metrics: Sequence[str] = ("acc",)
+    runs: Iterable[Run],
+    stage: str = "test",
+    metrics: Sequence[str] = ("acc",),
+    notes: list[str] | None = None,
 ) -> list[Experiment]:
     """The runs grouped into experiments, each with its values per column, named by what
-    differs between the experiments."""
-    prefixes = {p: m for p, m in MODELS.items()} if stage == "test" else {"val": "final"}
+    differs between the experiments. Runs of one identity (task set, backbone, weighting, loss)
+    whose configs differ (epochs, learning rate, batch norm …) are separate experiments named
+    by those keys; a second run of the same experiment, fold and seed is left out (a note)."""
+    notes = [] if notes is None else notes
+    prefixes = dict(MODELS) if stage == "test" else {"val": "final"}
+    runs = sorted(runs, key=lambda r: r.origin)
+    bases = {id(run): base_fields(run) for run in runs}
+    variants = config_variants(runs, bases)
     found: dict[tuple, Experiment] = {}
+    seen: dict[tuple, str] = {}
     for run in runs:
-        identity = run.identity
         for prefix, model in prefixes.items():
             columns = run_columns(run, prefix, metrics)
             if not columns:
                 continue
-            fields = {f: str(identity.get(f, "")) for f in EXPERIMENT_FIELDS[:-1]}
-            fields["task_set"] = fields["task_set"] or "+".join(run.tasks)
-            fields["model"] = model
-            experiment = found.setdefault(tuple(fields.values()), Experiment(fields))
+            fields = bases[id(run)] | {"model": model}
+            key = (*fields.values(), *variants[id(run)].items())
+            repetition = (key, run.identity.get("fold"), run.identity.get("seed"))
+            if repetition in seen:
+                notes.append(f"left out {run.origin}: same experiment, fold and seed as "
+                             f"{seen[repetition]}")  # fmt: skip
+                continue
+            seen[repetition] = run.origin
+            experiment = found.setdefault(key, Experiment(fields, variant=variants[id(run)]))
             for column, value in columns.items():
                 experiment.values.setdefault(column, []).append(value)
             if model == "final":
-                for key, curve in run.curves.items():
-                    experiment.curves.setdefault(key, []).append(curve)
+                for name, curve in run.curves.items():
+                    experiment.curves.setdefault(name, []).append(curve)
 
     def order(e: Experiment) -> tuple:  # single-task first; the final model before its ensemble
         rest = [v for f, v in e.fields.items() if f != "model"]
-        return not e.single_task, rest, e.fields["model"] != "final"
+        return not e.single_task, rest, sorted(e.variant.items()), e.fields["model"] != "final"
 
     ordered = sorted(found.values(), key=order)
     name_experiments(ordered)
     return ordered
 
 
+def base_fields(run: Run) -> dict[str, str]:
+    """A run's identity fields that make its experiment (not its fold or seed)."""
+    fields = {f: str(run.identity.get(f, "")) for f in EXPERIMENT_FIELDS[:-1]}
+    fields["task_set"] = fields["task_set"] or "+".join(run.tasks)
+    return fields
+
+
+def config_variants(runs: Sequence[Run], bases: dict[int, dict]) -> dict[int, dict[str, str]]:
+    """For each run, the config keys (and its values) that differ between runs of its identity."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(bases[id(run)].values()), []).append(run)
+    variants = {}
+    for group in groups.values():
+        items = {id(run): config_items(run.config) for run in group}
+        keys = set().union(*items.values())
+        varying = sorted(k for k in keys if len({items[id(r)].get(k) for r in group}) > 1)
+        for run in group:
+            variants[id(run)] = {k: items[id(run)].get(k, "-") for k in varying}
+    return variants
+
+
 def name_experiments(found: Sequence[Experiment]) -> None:
-    """Label each experiment by the fields that differ between them (the task set always)."""
+    """Label each experiment by the fields that differ between them (the task set always) and
+    the config keys that split runs of one identity."""
     varying = [f for f in EXPERIMENT_FIELDS if len({e.fields[f] for e in found}) > 1]
     for e in found:
         kind = "single-task" if e.single_task else "multi-task"
         parts = [f"{kind} {e.fields['task_set']}"]
         parts += [e.fields[f] for f in varying if f not in ("task_set", "model")]
+        parts += [f"{k}={v}" for k, v in e.variant.items()]
         if e.fields["model"] == "ensemble":
             parts.append("+ ensemble")
         e.label = " · ".join(parts)
 
 
 def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> Experiment | None:
-    """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model)."""
+    """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model);
+    None when there is none, or several (configs that differ: no single baseline to compare)."""
     same = ("backbone", "loss", "model")
-    for other in found:
-        if other.tasks == (task,) and all(other.fields[f] == experiment.fields[f] for f in same):
-            return other
-    return None
+    matches = [
+        other
+        for other in found
+        if other.tasks == (task,) and all(other.fields[f] == experiment.fields[f] for f in same)
+    ]
+    return matches[0] if len(matches) == 1 else None
 
 
 def deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, float]:
@@ -159,21 +234,28 @@ def deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, 
 
 
 def delta_m(experiment: Experiment, found: Sequence[Experiment]) -> float | None:
-    """LibMTL's mean relative multi-task gain Δm in per cent, or None without baselines."""
-    gains = []
+    """LibMTL's Δm in per cent: the relative gain of each column (sign flipped where lower is
+    better), averaged within each task, then over the tasks that have a single-task baseline;
+    None when none has."""
+    per_task: dict[str, list[float]] = {}
     mine = experiment.stats()
     for column, diff in deltas(experiment, found).items():
         base = mine[column].mean - diff
         if base:
             sign = -1.0 if column.metric in LOWER_IS_BETTER else 1.0
-            gains.append(sign * diff / base)
-    return 100.0 * statistics.fmean(gains) if gains else None
+            per_task.setdefault(column.task, []).append(sign * diff / base)
+    if not per_task:
+        return None
+    return 100.0 * statistics.fmean(statistics.fmean(g) for g in per_task.values())
 
 
 def format_cell(stats: Stats | None, metric: str) -> str:
+    """``mean ± std (n)`` (per cent for accuracy and F1); one run has no std."""
     if stats is None:
         return "–"
     scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
+    if stats.n < 2:
+        return f"{stats.mean * scale:.{digits}f} ({stats.n})"
     return f"{stats.mean * scale:.{digits}f} ± {stats.std * scale:.{digits}f} ({stats.n})"
 
 

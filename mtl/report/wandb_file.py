@@ -1,9 +1,11 @@
-"""Read a W&B offline run file (``run-<id>.wandb``) with no server and no W&B internals.
+"""Read a W&B offline run file (``run-<id>.wandb``) with no server.
 
 The file is a LevelDB-style log (W&B's "datastore"): a 7-byte header (``:W&B``, magic 0xBEE1,
-version 0), then 32 KiB blocks of records, each with a 7-byte header (CRC-32C, length, type:
+version 0), then 32 KiB blocks of records, each with a 7-byte header (checksum, length, type:
 full, first, middle, last) and a chunk of a serialized ``wandb.proto.wandb_internal_pb2.Record``.
-Current wandb (its Go core writes the file) ships the protobuf classes but no Python reader.
+Current wandb (its Go core writes the file) ships those protobuf classes but no Python reader
+of the log, so the framing is read here; a record cut short at the end (a run still writing, or
+killed) is left out.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 @dataclass
 class WandbRunContent:
     run_id: str = ""
+    finished: bool = False  # the file holds the run's exit record
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
@@ -44,6 +47,8 @@ def records(data: bytes) -> Iterator[bytes]:
         pos += RECORD.size
         if kind == 0 and length == 0:  # zero padding
             continue
+        if pos + length > len(data):  # cut short: the file ends inside this record
+            return
         parts.append(data[pos : pos + length])
         pos += length
         if kind in (FULL, LAST):
@@ -80,6 +85,8 @@ def read_wandb_file(path: Path) -> WandbRunContent:
                 content.summary |= _items(record.summary.update)
             elif kind == "history":
                 content.history.append(_items(record.history.item))
+            elif kind == "exit":
+                content.finished = True
     except (OSError, ValueError, struct.error, DecodeError) as err:
         raise UserError(f"{path}: unreadable W&B run file ({err})") from None
     return content

@@ -59,8 +59,9 @@ class CachedDataModule(FaceDataModule):
             face: detection / crop / size settings (part of the cache key).
             augmentation: training augmentation; ``null`` turns it off.
             k_folds: folds assigned over the training pool for cross-validation.
-            val_fold: validate on this fold of the pool (trained on the others) instead of
-                the official / seeded validation split.
+            val_fold: cross-validation: train on the other folds of the k-fold pool and
+                validate on this one; a dataset without an official test split also tests on it
+                (the papers' k-fold; see :mod:`mtl.data.splits`).
             test_fold: test on this fold (Adience's protocol); default the test split.
             prepare_device: where MTCNN runs when the cache must be built.
             prepare_workers: image-decoding processes when the cache must be built.
@@ -139,7 +140,9 @@ class CachedDataModule(FaceDataModule):
 
         splits = {name: dataset(masks[name]) for name in ("val", "test")}
         splits["train"] = dataset(masks["train"], augment)
-        parts = {p: dataset((plan.split == s) & labelled) for p, s in self.test_parts.items()}
+        parts = {}
+        if self.test_fold is None:  # the official test sets, reported apart
+            parts = {p: dataset((plan.split == s) & labelled) for p, s in self.test_parts.items()}
         counts = ", ".join(f"{k} {int(m.sum())}" for k, m in masks.items())
         rank_zero_info(f"{self.dataset_name}: {counts} faces")
         return [SourceData(self.dataset_name, self.task_names, **splits, test_parts=parts)]
@@ -147,7 +150,12 @@ class CachedDataModule(FaceDataModule):
     def select(self, plan: S.SplitPlan) -> dict[str, np.ndarray]:
         """Boolean masks of the train / val / test items under the fold options."""
         masks = plan.select(self.val_fold, self.test_fold)
-        if not masks["val"].any():
+        if self.val_fold is not None and (masks["val"] == masks["test"]).all():
+            rank_zero_info(
+                f"{self.dataset_name}: fold {self.val_fold} is held out for validation and test "
+                "(no official test split): do not select checkpoints or stop early on it"
+            )
+        elif not masks["val"].any():
             rank_zero_info(
                 f"{self.dataset_name} has no validation split: validating on the test "
                 "split (as the papers report); set val_fold for a held-out fold"

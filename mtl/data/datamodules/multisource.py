@@ -49,6 +49,8 @@ class MultiSourceDataModule(FaceDataModule):
         """
         if not datamodules:
             raise ValueError("MultiSourceDataModule needs at least one DataModule")
+        if val_fold is not None and not 0 <= val_fold < k_folds:
+            raise ValueError(f"val_fold must be in 0..{k_folds - 1}, got {val_fold}")
         self.datamodules = list(datamodules)
         self.k_folds, self.val_fold = k_folds, val_fold
         super().__init__(**kwargs)
