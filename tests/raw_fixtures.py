@@ -100,6 +100,7 @@ def write_fer_folders(root: Path) -> dict:
         "train/happy/Training_1.jpg": ({"emotion": 3}, 30, "train"),
         "train/surprise/Training_1.jpg": ({"emotion": 5}, 50, "train"),  # same id, other class
         "train/angry/Training_2.jpg": ({"emotion": 0}, 70, "train"),
+        "train/fear/Training_8.jpg": ({"emotion": 2}, 130, "train"),  # 4 folds: 4 faces
         "test/neutral/PublicTest_3.jpg": ({"emotion": 6}, 90, "val"),
         "test/disgust/PrivateTest_4.jpg": ({"emotion": 1}, 110, "test"),
     }

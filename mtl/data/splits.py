@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl.data.cache import write_csv
+from mtl.errors import ConfigError
 from mtl.tasks import LABEL_COLUMNS
 
 SPLITS = ("train", "val", "test")
@@ -45,9 +46,8 @@ class SplitPlan:
         docstring); ``val`` is empty when the dataset has no validation split."""
         held_out = None if val_fold is None else self.fold == val_fold
         if held_out is not None and not held_out.any():
-            raise ValueError(
-                f"val_fold {val_fold} holds no items (folds: {sorted(set(self.fold))})"
-            )
+            folds = sorted(int(f) for f in set(self.fold) if f >= 0)
+            raise ConfigError(f"val_fold {val_fold} holds no items (this dataset's folds: {folds})")
         if test_fold is not None:
             test = self.fold == test_fold
         elif held_out is not None and not self.official:
