@@ -78,8 +78,12 @@ class FakeDone:
     returncode = 0
 
 
-def test_cv_reports_a_failing_fold_and_exits_non_zero(in_tmp):
+def test_cv_reports_a_failing_fold_and_exits_non_zero(in_tmp, monkeypatch, capsys):
+    class Failed:
+        returncode = 2
+
+    monkeypatch.setattr(subprocess, "run", lambda argv, env: Failed())
     with pytest.raises(SystemExit) as exit_info:
-        main(["cv", "--folds", "2", "--fold", "1", "--out", "cv", *tiny_fit_args()[1:],
-              "--model.no_such_option=1"])  # fmt: skip
+        main(["cv", "--folds", "2", "--fold", "1", "--out", "cv", *tiny_fit_args()[1:]])
     assert exit_info.value.code == 1
+    assert "fold 1 failed (exit status 2)" in capsys.readouterr().err
