@@ -98,18 +98,24 @@ class BalancedSourceSampler(DistributedSampler):
 
 
 class InterleavedSampler(Sampler[int]):
-    """Every sample of a ConcatDataset of sources once, each source in its own order, the
-    sources interleaved in proportion to their sizes: any prefix of the order holds each source
-    in its share, so evaluating only the first batches (``limit_val_batches``) still sees
-    every source."""
+    """Every sample of a ConcatDataset of sources once, the sources interleaved in proportion
+    to their sizes, each in a seeded random order that is the same every epoch: any prefix of
+    the order holds each source in its share and a random sample of it, so evaluating only the
+    first batches (``limit_val_batches``) still sees every source and every class (a
+    class-sorted dataset, such as FER-2013's folders, would otherwise show only its first
+    classes), and always the same faces, so epochs compare."""
 
-    def __init__(self, sizes: Sequence[int]) -> None:
-        self.sizes = list(sizes)
+    def __init__(self, sizes: Sequence[int], seed: int = 0) -> None:
+        self.sizes, self.seed = list(sizes), seed
 
     def __iter__(self) -> Iterator[int]:
-        # item j of a source of size n sits at (j + 0.5) / n of the way through the epoch
+        rng = np.random.default_rng([self.seed, 0x1E7E])
+        starts = np.cumsum([0, *self.sizes[:-1]])
+        items = [start + rng.permutation(n) for start, n in zip(starts, self.sizes, strict=True)]
+        # the j-th item of a source of size n sits at (j + 0.5) / n of the way through
         keys = np.concatenate([(np.arange(n) + 0.5) / n for n in self.sizes])
-        return iter(np.argsort(keys, kind="stable").tolist())
+        order = np.concatenate(items or [np.array([], np.int64)])[np.argsort(keys, kind="stable")]
+        return iter(order.tolist())
 
     def __len__(self) -> int:
         return sum(self.sizes)

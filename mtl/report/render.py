@@ -170,7 +170,7 @@ def curves_chart(path: Path, found: list[Experiment], metric: str = "acc") -> No
         return
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for e in found:
+        for k, e in enumerate(found):  # one colour per experiment in every panel
             runs = e.curves.get(f"val/{task}/{metric}", [])
             by_epoch: dict[float, list[float]] = {}
             for curve in runs:
@@ -180,13 +180,18 @@ def curves_chart(path: Path, found: list[Experiment], metric: str = "acc") -> No
                 continue
             epochs = sorted(by_epoch)
             mean = [sum(by_epoch[x]) / len(by_epoch[x]) for x in epochs]
-            line = ax.plot(epochs, mean, label=e.label)[0]
+            ax.plot(epochs, mean, label=e.label, color=f"C{k % 10}")
             lo, hi = [min(by_epoch[x]) for x in epochs], [max(by_epoch[x]) for x in epochs]
-            ax.fill_between(epochs, lo, hi, alpha=0.15, color=line.get_color())
+            ax.fill_between(epochs, lo, hi, alpha=0.15, color=f"C{k % 10}")
         ax.set_title(f"val/{task}/{metric}")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    labels: dict[str, object] = {}  # one legend for every panel: the experiments in any of them
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labels.setdefault(label, handle)
+    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 3),
+               fontsize=8)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08 + 0.04 * ((len(labels) - 1) // 3), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -208,7 +208,8 @@ class FaceDataModule(L.LightningDataModule):
         :meth:`evaluation_sources`."""
         parts = [ds for s in self.sources for ds in s.evaluation(split).values()]
         views = [WithSource(ds, i) for i, ds in enumerate(parts)]
-        return self._loader(ConcatDataset(views), InterleavedSampler([len(v) for v in views]))
+        sampler = InterleavedSampler([len(v) for v in views], self.seed)
+        return self._loader(ConcatDataset(views), sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation("val")
