@@ -117,8 +117,8 @@ class FaceDataModule(L.LightningDataModule):
 
     @property
     def source_tasks(self) -> dict[str, list[str]]:
-        """The run's tasks each source labels (per-source metrics are reported for these)."""
-        return {s.name: list(s.tasks) for s in self.sources}
+        """The run's tasks each source labels: the sources a validation reports on."""
+        return self.evaluation_sources("val")
 
     def evaluation_sources(self, split: str) -> dict[str, list[str]]:
         """The sources a validation or test reports on, in ``batch["source"]`` order, with the
