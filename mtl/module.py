@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from mtl.errors import ConfigError
 from mtl.hparams import plain_hparams
+from mtl.inference.preprocessing import PREPROCESSING_KEY, Preprocessing
 from mtl.losses import CLASSIFICATION_LOSSES, EuclideanGaussian, FixedWeighting, WeightingCallable
 from mtl.losses.task_losses import Normalization
 from mtl.metrics import StageMetrics
@@ -48,6 +49,8 @@ class MultiTaskModule(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = ExponentialDecay,
         decay_norm_and_bias: bool = False,
         monitor: str = "val/loss",
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         """
         Args:
@@ -68,6 +71,10 @@ class MultiTaskModule(L.LightningModule):
             lr_scheduler: schedule (default: the paper's exponential decay), or None.
             decay_norm_and_bias: also apply weight decay to biases and norm parameters.
             monitor: metric a plateau scheduler watches.
+            channels_last: run convolutions on NHWC tensors (faster on GPUs with tensor cores
+                and on some CPUs; ``mtl bench train --channels_last`` measures it).
+            compile: ``torch.compile`` the network when the trainer starts (the first steps
+                pay the compilation; ``mtl bench train --compile`` measures it).
         """
         arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
@@ -83,6 +90,7 @@ class MultiTaskModule(L.LightningModule):
         self.regression_loss = regression_loss
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
+        self.channels_last, self.compile_net = channels_last, compile
         # Keyed by stage; a ModuleDict key "train" would clash with Module.train.
         self.metrics = nn.ModuleDict({f"{s}_metrics": StageMetrics(self.tasks, s) for s in STAGES})
         # Evaluation losses are averaged by metrics (not self.log in the step), so each source's
@@ -102,7 +110,26 @@ class MultiTaskModule(L.LightningModule):
                 continue
             self.metrics[f"{s}_metrics"] = StageMetrics(self.tasks, s, sources).to(self.device)
 
+    def configure_model(self) -> None:
+        """The speed-ups, applied once the trainer holds the model on its device. ``compile``
+        compiles in place: parameter names, and so checkpoints, stay those of the eager net."""
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_net and not getattr(self, "_compiled", False):
+            self.net.compile()
+            self._compiled = True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record how the training faces were cropped: ``mtl analyze`` and ``mtl export`` read
+        it, so new photos get exactly the training preprocessing."""
+        face_settings = getattr(self.trainer.datamodule, "face_settings", None)
+        settings = face_settings() if callable(face_settings) else None
+        if settings is not None:
+            checkpoint[PREPROCESSING_KEY] = Preprocessing(settings).to_dict()
+
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)  # B x C x H x W, NHWC
         return self.net(image)  # {task: B x C_t (classification) or B (regression)}
 
     def task_losses(self, outputs: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:

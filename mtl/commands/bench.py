@@ -22,6 +22,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from rich.console import Console
 from rich.table import Table
 
+from mtl.commands import COMMANDS
 from mtl.data.datamodules import DATAMODULES, CachedDataModule
 from mtl.data.transforms import Augmentation
 from mtl.errors import UserError
@@ -29,7 +30,7 @@ from mtl.tasks import DEFAULT_TASK_NAMES
 
 DEFAULT_FOLDERS = {"genki4k": "genki4k", "fer2013": "fer2013", "utkface": "utkface"}
 REQUIRED_RATIO = 10.0
-HELP = "Measure throughput: can the data pipeline feed training?"
+HELP = COMMANDS["bench"].help
 
 
 def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:

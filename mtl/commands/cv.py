@@ -27,11 +27,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mtl.commands import COMMANDS
 from mtl.commands.report import report as write_report
 from mtl.run_report import RUN_FILE
 from mtl.sweep.command import with_trial_loggers
 
-HELP = "k-fold cross-validation of a config: every fold fitted and tested, then mean ± std."
+HELP = COMMANDS["cv"].help
 
 
 def build_parser() -> argparse.ArgumentParser:

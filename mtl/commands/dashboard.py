@@ -17,10 +17,11 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
+from mtl.commands import COMMANDS
 from mtl.errors import UserError
 from mtl.tasks import DEFAULT_TASK_NAMES
 
-HELP = "Create a W&B saved workspace (and --report) comparing task sets, backbones, weightings."
+HELP = COMMANDS["dashboard"].help
 
 
 def build_parser() -> ArgumentParser:

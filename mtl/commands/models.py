@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtl.commands import COMMANDS
 from mtl.errors import UserError
 from mtl.models import MultiTaskNet
 from mtl.models.zoo import ZOO
@@ -58,7 +59,7 @@ def describe(name: str, batch_size: int, iters: int) -> dict:
     }
 
 
-HELP = "Every backbone's parameters, FLOPs and CPU throughput, as one table."
+HELP = COMMANDS["models"].help
 
 
 def build_parser() -> ArgumentParser:

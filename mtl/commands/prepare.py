@@ -14,12 +14,13 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 from rich.console import Console
 
+from mtl.commands import COMMANDS
 from mtl.data.cache import DEFAULT_CACHE_DIR
 from mtl.data.faces import FaceSettings
 from mtl.data.prepare import prepare
 from mtl.data.readers import READERS
 
-HELP = "Detect, crop, grey and resize a raw dataset's faces into a cache."
+HELP = COMMANDS["prepare"].help
 
 
 def build_parser() -> ArgumentParser:

@@ -18,12 +18,13 @@ from typing import Literal
 from jsonargparse import ActionConfigFile, ArgumentParser
 from rich.console import Console
 
+from mtl.commands import COMMANDS
 from mtl.errors import UserError
 from mtl.report import render
 from mtl.report.runs import find_runs
 from mtl.report.table import all_columns, experiments
 
-HELP = "Compare finished runs (folders, W&B offline runs, a W&B project) in the papers' tables."
+HELP = COMMANDS["report"].help
 
 
 def build_parser() -> ArgumentParser:

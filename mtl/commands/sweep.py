@@ -16,11 +16,12 @@ from typing import Literal
 from jsonargparse import ActionConfigFile, ArgumentParser
 from rich.console import Console
 
+from mtl.commands import COMMANDS
 from mtl.sweep import report
 from mtl.sweep.config import SweepConfig
 from mtl.sweep.runner import SweepRunner
 
-HELP = "Run a W&B sweep file locally (Optuna storage; several workers may share it)."
+HELP = COMMANDS["sweep"].help
 
 
 def build_parser() -> ArgumentParser:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mtl.data.device import FaceArrays
 from mtl.tasks import Task
 
 Transform = Callable[[np.ndarray], np.ndarray]
@@ -71,6 +72,10 @@ class FaceArrayDataset(Dataset):
             "source": self.source,
         }
 
+    def arrays(self) -> FaceArrays:
+        """The faces, targets and augmentation settings, for a device-resident run."""
+        return FaceArrays(self.images, self.targets, getattr(self.transform, "settings", None))
+
     def set_epoch(self, epoch: int, rank: int = 0) -> None:
         """Tell the augmentation which random stream to draw (see :mod:`mtl.data.transforms`)."""
         set_epoch = getattr(self.transform, "set_epoch", None)
@@ -100,6 +105,13 @@ class TaskView(Dataset):
         targets[self.columns] = item["targets"]
         item.update(targets=targets, mask=~torch.isnan(targets), source=self.source)
         return item
+
+    def arrays(self) -> FaceArrays:
+        """The wrapped dataset's arrays with the run's task columns."""
+        inner = self.dataset.arrays()  # type: ignore[attr-defined]
+        targets = torch.full((len(inner.targets), self.num_tasks), float("nan"))  # N x T
+        targets[:, self.columns] = inner.targets
+        return FaceArrays(inner.images, targets, inner.augmentation)
 
     def set_epoch(self, epoch: int, rank: int = 0) -> None:
         set_epoch = getattr(self.dataset, "set_epoch", None)

@@ -88,7 +88,13 @@ class Detector:
     def detect(
         self, images: Sequence[np.ndarray], given: Sequence[Box | None] | None = None
     ) -> list[list[Box]]:
-        raise NotImplementedError
+        return [[box for box, _ in found] for found in self.detect_scored(images, given)]
+
+    def detect_scored(
+        self, images: Sequence[np.ndarray], given: Sequence[Box | None] | None = None
+    ) -> list[list[tuple[Box, float]]]:
+        """Every face with the detector's confidence (NaN for detectors that give none)."""
+        return [[(box, float("nan")) for box in boxes] for boxes in self.detect(images, given)]
 
 
 class WholeImage(Detector):
@@ -119,16 +125,19 @@ class MTCNNDetector(Detector):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.mtcnn = MTCNN(keep_all=True, device=device)
 
-    def detect(self, images, given=None) -> list[list[Box]]:
+    def detect_scored(self, images, given=None) -> list[list[tuple[Box, float]]]:
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, im in enumerate(images):
             by_shape[im.shape].append(i)
-        found: list[list[Box]] = [[] for _ in images]
+        found: list[list[tuple[Box, float]]] = [[] for _ in images]
         for indices in by_shape.values():
             batch = np.stack([images[i] for i in indices])  # B x H x W x 3
-            boxes, _ = self.mtcnn.detect(batch)
-            for i, b in zip(indices, boxes, strict=True):
-                found[i] = [] if b is None else [tuple(map(float, row[:4])) for row in b]
+            boxes, probs = self.mtcnn.detect(batch)
+            for i, b, p in zip(indices, boxes, probs, strict=True):
+                if b is not None:
+                    found[i] = [
+                        (tuple(map(float, r[:4])), float(q)) for r, q in zip(b, p, strict=True)
+                    ]
         return found
 
 

@@ -61,6 +61,7 @@ class Augment:
                 A.Rotate(limit=settings.rotate, border_mode=cv2.BORDER_CONSTANT, fill=0, p=1)
             )
         self.compose = A.Compose(steps, seed=seed)
+        self.settings = settings
         self.seed, self.salt, self.epoch, self.rank = seed, zlib.crc32(name.encode()), 0, 0
         self._stream: tuple[int, int, int] | None = None  # (epoch, rank, worker) now drawn
 

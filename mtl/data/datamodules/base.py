@@ -19,6 +19,8 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from mtl.data.datasets import WithSource
+from mtl.data.device import DeviceFaces
+from mtl.data.faces import FaceSettings
 from mtl.data.sampler import Balance, BalancedSourceSampler, InterleavedSampler, source_counts
 from mtl.errors import ConfigError
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks, make_task
@@ -66,6 +68,7 @@ class FaceDataModule(L.LightningDataModule):
         seed: int = 0,
         balance: Balance = "equal",
         weights: list[float] | None = None,
+        device_data: bool = False,
     ) -> None:
         """
         Args:
@@ -80,12 +83,17 @@ class FaceDataModule(L.LightningDataModule):
                 so each fills the same share (Sang & Cuong); ``proportional`` uses every sample
                 once; ``weights`` gives source i the share ``weights[i] / sum(weights)``.
             weights: per-source shares for ``balance: weights``, in :attr:`source_names` order.
+            device_data: hold every training face on the accelerator and gather and augment
+                batches there (:mod:`mtl.data.device`): on a GPU, training is then not bound
+                by CPU workers. ``num_workers`` then only serves evaluation.
         """
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.balance, self.weights = balance, weights
+        self.device_data = device_data
+        self.device_faces: DeviceFaces | None = None
         self.age_edges: list[int] = list(age_edges)
         self.requested_tasks = None if tasks is None else list(tasks)
         self.tasks: tuple[Task, ...] = self.select_tasks(tasks)
@@ -124,6 +132,11 @@ class FaceDataModule(L.LightningDataModule):
         """The sources a validation or test reports on, in ``batch["source"]`` order, with the
         tasks each labels: every source, or for ``test`` a source's named parts."""
         return {name: list(s.tasks) for s in self.sources for name in s.evaluation(split)}
+
+    def face_settings(self) -> FaceSettings | None:
+        """How this data's faces were cropped (checkpoints record it, so ``mtl analyze`` crops
+        new photos the same way); None when unknown."""
+        return None
 
     def labelled_tasks(self) -> list[str]:
         """Names of the tasks this data provides labels for, in registry order."""
@@ -170,6 +183,8 @@ class FaceDataModule(L.LightningDataModule):
         def start_epoch(e: int) -> None:
             for s in self.sources:
                 s.train.set_epoch(e, rank)  # type: ignore[attr-defined]
+            if self.device_faces is not None:
+                self.device_faces.set_epoch(e, rank)
             if generator is not None:
                 generator.manual_seed(self.seed * 1_000_003 + e)
 
@@ -201,7 +216,20 @@ class FaceDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator()
-        return self._loader(self.split("train"), self.train_sampler(generator), generator)
+        if not self.device_data:
+            return self._loader(self.split("train"), self.train_sampler(generator), generator)
+        if self.device_faces is None:
+            arrays = [s.train.arrays() for s in self.sources]  # type: ignore[attr-defined]
+            self.device_faces = DeviceFaces(arrays, self.seed)
+        # Only indices travel; on_after_batch_transfer builds the batch on the device.
+        indices = range(len(self.device_faces))
+        return DataLoader(indices, batch_size=self.batch_size, sampler=self.train_sampler())
+
+    def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
+        """``device_data``: a training batch of indices becomes faces, augmented, on the device."""
+        if self.device_faces is not None and isinstance(batch, torch.Tensor):
+            return self.device_faces.batch(batch)
+        return batch
 
     def _evaluation(self, split: str) -> DataLoader:
         """Every sample of every evaluation source once, ``source`` set to its index in

@@ -8,6 +8,7 @@ groups, or the years themselves for ``age_years``). The dataset is the run's one
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
@@ -87,6 +88,11 @@ class CachedDataModule(FaceDataModule):
     def labelled_tasks(self) -> list[str]:
         columns = self.reader_class.columns
         return [t for t in TASK_NAMES if make_task(t).column in columns]
+
+    def face_settings(self) -> FaceSettings:
+        if self.face.detector == "auto":
+            return dataclasses.replace(self.face, detector=self.reader_class.default_detector)
+        return self.face
 
     def make_reader(self) -> Reader:
         """The dataset's reader; subclasses with reader options pass them here."""

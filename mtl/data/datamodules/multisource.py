@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from mtl.data.datamodules.base import SPLIT_NAMES, FaceDataModule, SourceData
 from mtl.data.datasets import TaskView
+from mtl.data.faces import FaceSettings
 from mtl.tasks import TASK_NAMES, Task, build_tasks
 
 
@@ -74,6 +75,12 @@ class MultiSourceDataModule(FaceDataModule):
         if requested is None:
             requested = [t for child in self.datamodules for t in child.task_names]
         return super().select_tasks(requested)
+
+    def face_settings(self) -> FaceSettings | None:
+        """The crop of the first child that detects faces in photos (what new photos get),
+        else the first child's."""
+        known = [s for s in (child.face_settings() for child in self.datamodules) if s]
+        return next((s for s in known if s.detector != "none"), known[0] if known else None)
 
     def prepare_data(self) -> None:
         for child in self.datamodules:

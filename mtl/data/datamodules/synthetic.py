@@ -14,6 +14,7 @@ import numpy as np
 
 from mtl.data.datamodules.base import SPLIT_NAMES, FaceDataModule, SourceData
 from mtl.data.datasets import FaceArrayDataset, targets_for
+from mtl.data.faces import FaceSettings
 from mtl.data.splits import assign_folds
 from mtl.data.synthetic_faces import FaceAttributes, render_faces, sample_attributes
 from mtl.data.transforms import Augment, Augmentation
@@ -94,6 +95,9 @@ class SyntheticDataModule(FaceDataModule):
     def labelled_tasks(self) -> list[str]:
         columns = set().union(*(spec.columns for spec in self.synthetic))
         return [t for t in TASK_NAMES if make_task(t).column in columns]
+
+    def face_settings(self) -> FaceSettings:
+        return FaceSettings(detector="none", size=self.image_size)
 
     def generate(self, index: int, split: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Synthetic source ``index``'s ``split``: N x H x W uint8 faces and their label table,

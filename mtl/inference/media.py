@@ -1,0 +1,122 @@
+"""Photos, folders and videos as a stream of frames; what cannot be read is reported, not fatal.
+
+A photo is one frame (index 0, no time); a video gives its frames with their index and time in
+seconds (every ``every``-th frame). Folders are searched recursively for files with image or
+video suffixes, in sorted order. Each file gets an output name (its path under the folder it
+was found in, or its own name), so annotated copies never collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mtl.data.faces import BadImage, load_rgb
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One input file and the name its outputs get (relative to its folder)."""
+
+    path: Path
+    name: str
+
+    @property
+    def is_video(self) -> bool:
+        return self.path.suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass
+class Frame:
+    """One decoded frame: RGB pixels (H x W x 3 uint8) and where it came from."""
+
+    file: MediaFile
+    index: int
+    time: float | None  # seconds into the video; None for a photo
+    rgb: np.ndarray
+    fps: float | None = None  # the video's frame rate
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that could not be read: a file, or one frame of a video."""
+
+    file: str
+    frame: int | None
+    reason: str
+
+
+def find_media(inputs: Sequence[str | Path]) -> tuple[list[MediaFile], list[Problem]]:
+    """Every media file named or found under the named folders, and the inputs that are not."""
+    files: list[MediaFile] = []
+    problems: list[Problem] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            for path in sorted(p for p in item.rglob("*") if p.is_file()):
+                if path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                    files.append(MediaFile(path, str(Path(item.name) / path.relative_to(item))))
+        elif item.is_file():
+            files.append(MediaFile(item, item.name))
+        else:
+            problems.append(Problem(str(item), None, "no such file or folder"))
+    return files, problems
+
+
+def frame_count(file: MediaFile, every: int = 1) -> int:
+    """Frames :func:`read_frames` will try to give (from the video's header; photos: 1)."""
+    if not file.is_video:
+        return 1
+    import cv2
+
+    capture = cv2.VideoCapture(str(file.path))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    return max(0, (total + every - 1) // every)
+
+
+def read_frames(file: MediaFile, every: int = 1) -> Iterator[Frame | Problem]:
+    """The file's frames, or a :class:`Problem` for the file or for a frame that fails."""
+    if not file.is_video:
+        try:
+            yield Frame(file, 0, None, load_rgb(file.path))
+        except BadImage as err:
+            yield Problem(str(file.path), None, str(err))
+        return
+    yield from _video_frames(file, every)
+
+
+def _video_frames(file: MediaFile, every: int) -> Iterator[Frame | Problem]:
+    import cv2
+
+    capture = cv2.VideoCapture(str(file.path))
+    if not capture.isOpened():
+        yield Problem(str(file.path), None, "unreadable video: OpenCV cannot open it")
+        return
+    fps = capture.get(cv2.CAP_PROP_FPS) or None
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    index = 0
+    try:
+        while True:
+            if index % every:
+                ok = capture.grab()  # skipped frame: no decode
+            else:
+                ok, bgr = capture.read()
+                if ok and bgr is not None:
+                    time = index / fps if fps else None
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    yield Frame(file, index, time, rgb, fps)
+            if not ok:
+                break
+            index += 1
+    finally:
+        capture.release()
+    if index == 0:
+        yield Problem(str(file.path), None, "unreadable video: no frame could be decoded")
+    elif total > 0 and index < total:
+        yield Problem(str(file.path), index, f"video ended early: frame {index} of {total}")
