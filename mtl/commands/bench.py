@@ -1,4 +1,8 @@
-"""``mtl bench data``: can the data pipeline feed training? Measures, per real dataset:
+"""``mtl bench data|train|infer``.
+
+``train`` and ``infer`` are described in :mod:`mtl.benchmarks.train` and
+:mod:`mtl.benchmarks.infer`. ``data``: can the data pipeline feed training? Measures, per real
+dataset:
 
 1. prepare throughput (images/s of ``mtl prepare`` into a fresh cache);
 2. loading throughput from the cache (samples/s through the training DataLoader, with
@@ -23,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mtl.commands import COMMANDS
+from mtl.data.cache import DEFAULT_CACHE_DIR
 from mtl.data.datamodules import DATAMODULES, CachedDataModule
 from mtl.data.transforms import Augmentation
 from mtl.errors import UserError
@@ -100,6 +105,73 @@ def build_parser() -> ArgumentParser:
     data.add_argument("--train_steps", type=int, default=20)
     data.add_argument("--json", type=Path | None, default=None, help="also write results here")
     benches.add_subcommand("data", data, help="prepare, loading and training throughput")
+    benches.add_subcommand("train", train_parser(), help="framework vs bare PyTorch loop, img/s")
+    benches.add_subcommand(
+        "infer", infer_parser(), help="eager, compiled, ONNX Runtime, end to end"
+    )
+    return parser
+
+
+def train_parser() -> ArgumentParser:
+    from mtl.benchmarks import train
+
+    parser = ArgumentParser(description=train.__doc__)
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
+    parser.add_argument("--data_root", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--caches",
+        type=dict[str, Path],
+        default={},
+        help="prepared cache folders by dataset, used instead of raw data: "
+        "'{genki4k: ~/.cache/mtl/faces/genki4k/KEY, …}'",
+    )
+    parser.add_argument("--cache_dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    parser.add_argument("--workers", type=int, default=2, help="framework DataLoader workers")
+    parser.add_argument("--accelerator", type=str, default="auto", help="auto, cpu, gpu")
+    parser.add_argument(
+        "--device_data",
+        type=bool | None,
+        default=None,
+        help="framework faces on the device, augmented there (default: on a GPU only)",
+    )
+    parser.add_argument(
+        "--variants",
+        type=list[str],
+        default=["eager"],
+        help="speed-ups to compare, each on both sides: eager, or '+'-joined channels_last, "
+        "compile, bf16, fp16 (e.g. '[eager, channels_last, compile, channels_last+bf16]')",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path | None, default=None, help="also write results here")
+    return parser
+
+
+def infer_parser() -> ArgumentParser:
+    from mtl.benchmarks import infer
+
+    parser = ArgumentParser(description=infer.__doc__)
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
+    parser.add_argument(
+        "--checkpoint", type=Path | None, default=None, help="default: a fresh Multi-task BKNet"
+    )
+    parser.add_argument("--device", type=str, default="auto")
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=20, help="timed batches per mode")
+    parser.add_argument("--compile", type=bool, default=True, help="also time torch.compile")
+    parser.add_argument("--onnx", type=bool, default=True, help="also time ONNX Runtime (CPU)")
+    parser.add_argument("--precision", type=str, default="32-true", help="or bf16-mixed, 16-mixed")
+    parser.add_argument("--channels_last", type=bool, default=False)
+    parser.add_argument(
+        "--photos",
+        type=Path | None,
+        default=Path("../shared/data/genki4k/files"),
+        help="folder of photos for the end-to-end figure (null: skip it)",
+    )
+    parser.add_argument("--max_photos", type=int, default=200)
+    parser.add_argument("--json", type=Path | None, default=None, help="also write results here")
     return parser
 
 
@@ -119,6 +191,10 @@ def main(argv: list[str]) -> int:
     config = build_parser().parse_args(argv)
     args = config[config.subcommand]
     console = Console(stderr=True)
+    if config.subcommand == "train":
+        return bench_train(args, console)
+    if config.subcommand == "infer":
+        return bench_infer(args, console)
     datasets = _datasets(args)
     if not datasets:
         raise UserError(f"no datasets found under {args.data_root}; pass --roots '{{NAME: ROOT}}'")
@@ -193,3 +269,155 @@ def _report(rows: list[dict], train: float, console: Console, json_path: Path | 
         json_path.write_text(
             json.dumps({"train_samples_per_s": round(train, 1), "datasets": rows}, indent=2)
         )
+
+
+TRAIN_REQUIRED = 0.95
+"""The framework must train at no less than this fraction of the bare loop's images/s."""
+
+
+def parse_variant(text: str):
+    """``channels_last+compile+bf16`` -> Speedups (``eager``: none)."""
+    from mtl.benchmarks.train import Speedups
+
+    parts = set(text.split("+")) - {"eager", ""}
+    unknown = parts - {"channels_last", "compile", "bf16", "fp16"}
+    if unknown:
+        raise UserError(f"--variants: unknown speed-up(s) {sorted(unknown)} in {text!r}")
+    precision = "bf16-mixed" if "bf16" in parts else "16-mixed" if "fp16" in parts else "32-true"
+    return Speedups("channels_last" in parts, "compile" in parts, precision)
+
+
+def bench_train(args: Namespace, console: Console) -> int:
+    from mtl.benchmarks.train import bare_throughput, framework_throughput, real_datamodules
+    from mtl.data.datamodules import MultiSourceDataModule
+
+    variants = [parse_variant(v) for v in args.variants]
+    gpu = args.accelerator == "gpu" or (args.accelerator == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if gpu else "cpu")
+    device_data = gpu if args.device_data is None else args.device_data
+    rows = []
+    for speedups in variants:
+        dm = MultiSourceDataModule(
+            real_datamodules(args.data_root, args.caches, args.cache_dir),
+            batch_size=args.batch_size,
+            num_workers=0 if device_data else args.workers,
+            seed=args.seed,
+            device_data=device_data,
+        )
+        dm.prepare_data()
+        console.print(f"[bold]{speedups.label}[/]: bare loop …")
+        bare = bare_throughput(dm, speedups, args.steps, args.warmup, device, args.seed)
+        console.print(f"[bold]{speedups.label}[/]: framework (Lightning) …")
+        framework = framework_throughput(
+            dm, speedups, args.steps, args.warmup, "gpu" if gpu else "cpu", args.seed
+        )
+        rows.append(
+            {
+                "variant": speedups.label,
+                "framework_images_per_s": round(framework, 1),
+                "bare_images_per_s": round(bare, 1),
+                "ratio": round(framework / bare, 3),
+            }
+        )
+    sources = ", ".join(dm.source_names)
+    where = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
+    table = Table(
+        title=f"mtl bench train: Multi-task BKNet, batch {args.batch_size}, {args.steps} timed "
+        f"steps per side, {where}; framework data: {sources}"
+        + (" (on the device)" if device_data else f" ({args.workers} workers)")
+    )
+    for col in ("speed-ups", "framework img/s", "bare loop img/s", "framework / bare", "≥ 0.95"):
+        table.add_column(col, justify="left" if col == "speed-ups" else "right")
+    for r in rows:
+        ok = r["ratio"] >= TRAIN_REQUIRED
+        table.add_row(
+            r["variant"],
+            f"{r['framework_images_per_s']:.0f}",
+            f"{r['bare_images_per_s']:.0f}",
+            f"{r['ratio']:.2f}",
+            "[green]yes" if ok else "[red]NO",
+        )
+    console.print(table)
+    if args.json:
+        result = {
+            "device": where,
+            "batch_size": args.batch_size,
+            "steps": args.steps,
+            "device_data": device_data,
+            "sources": dm.source_names,
+            "results": rows,
+        }
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def bench_infer(args: Namespace, console: Console) -> int:
+    from mtl.benchmarks.common import PAPERS
+    from mtl.benchmarks.infer import end_to_end, fresh_net, onnx_mode, torch_modes
+    from mtl.inference.media import IMAGE_SUFFIXES
+    from mtl.inference.model import TorchPredictor, load_checkpoint_net, resolve_device
+
+    device = torch.device(resolve_device(args.device))
+    if args.checkpoint:
+        net, preprocessing = load_checkpoint_net(args.checkpoint)
+    else:
+        net, preprocessing = fresh_net()
+    results = torch_modes(
+        net,
+        preprocessing.input_shape,
+        device,
+        args.batch_size,
+        args.repeats,
+        args.compile,
+        args.precision,
+        args.channels_last,
+    )
+    notes = []
+    if args.onnx:
+        onnx = onnx_mode(net, preprocessing, args.batch_size, args.repeats)
+        if isinstance(onnx, str):
+            notes.append(f"ONNX Runtime not measured: {onnx}")
+        else:
+            results.append(onnx)
+    e2e = None
+    if args.photos is not None:
+        photos = sorted(p for p in args.photos.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if photos:
+            predictor = TorchPredictor(net.to(device), preprocessing, str(device))
+            e2e = end_to_end(predictor, photos[: args.max_photos], str(device))
+        else:
+            notes.append(f"end to end not measured: no photos in {args.photos}")
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (f"CPU, {torch.get_num_threads()} threads")
+    )
+    table = Table(title=f"mtl bench infer: {args.checkpoint or 'Multi-task BKNet'}, {where}")
+    for col in ("mode", "batch", "images/s", "1-image latency", "papers"):
+        table.add_column(col, justify="left" if col in ("mode", "papers") else "right")
+    paper = f"{PAPERS['sang_cuong']}"
+    for r in results:
+        lat = "-" if r.latency_ms is None else f"{r.latency_ms:.2f} ms"
+        table.add_row(r.mode, str(r.batch), f"{r.images_per_s:,.0f}", lat, paper)
+        paper = ""
+    if e2e:
+        table.add_row(
+            "end to end: photo → MTCNN → model",
+            "16 frames",
+            f"{e2e['frames_per_s']:.1f} frames/s",
+            f"{1000 / e2e['frames_per_s']:.0f} ms/frame",
+            PAPERS["rohani"],
+        )
+    console.print(table)
+    for note in notes:
+        console.print(f"[yellow]{note}")
+    if args.json:
+        result = {
+            "device": where,
+            "model": str(args.checkpoint or "Multi-task BKNet (fresh)"),
+            "results": [vars(r) for r in results],
+            "end_to_end": e2e,
+            "papers": PAPERS,
+        }
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0

@@ -41,8 +41,9 @@ class CachedDataModule(FaceDataModule):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | None = None,
         cache_dir: str | Path = C.DEFAULT_CACHE_DIR,
+        cache_path: str | Path | None = None,
         face: FaceSettings = FaceSettings(),
         augmentation: Augmentation | None = Augmentation(),
         k_folds: int = 4,
@@ -57,6 +58,9 @@ class CachedDataModule(FaceDataModule):
             root: the dataset folder exactly as distributed.
             cache_dir: where prepared faces are cached (env ``MTL_CACHE``, else
                 ``~/.cache/mtl/faces``); one sub-folder per dataset and content key.
+            cache_path: train from this prepared cache folder (``CACHE_DIR/<dataset>/<key>``)
+                without the raw dataset, e.g. on a GPU machine that was given only the cache;
+                used instead of ``root``.
             face: detection / crop / size settings (part of the cache key).
             augmentation: training augmentation; ``null`` turns it off.
             k_folds: folds assigned over the training pool for cross-validation.
@@ -70,7 +74,10 @@ class CachedDataModule(FaceDataModule):
                 batch size, seed …).
         """
         super().__init__(**kwargs)
-        self.root = Path(root).expanduser()
+        if root is None and cache_path is None:
+            raise ValueError(f"{type(self).__name__} needs root (the dataset) or cache_path")
+        self.root = None if root is None else Path(root).expanduser()
+        self.cache_path = None if cache_path is None else Path(cache_path).expanduser()
         self.cache_dir = Path(cache_dir).expanduser()
         self.face = face
         self.augmentation = augmentation
@@ -101,6 +108,9 @@ class CachedDataModule(FaceDataModule):
     def prepare_data(self) -> None:
         """Build the cache if missing (or damaged). The loaded cache is kept, so ``setup`` in the
         same process neither rescans the raw data nor reloads it (other DDP ranks open it)."""
+        if self.cache_path is not None:
+            self.cache = self.open_cache()
+            return
         self.cache = prepare(
             self.make_reader(),
             self.cache_dir,
@@ -111,6 +121,8 @@ class CachedDataModule(FaceDataModule):
 
     def open_cache(self) -> C.FaceCache:
         """The verified cache the current raw data and settings map to; says how to build it."""
+        if self.cache_path is not None:
+            return self.open_cache_path(self.cache_path)
         reader = self.make_reader()
         path, _, _ = locate(reader, self.cache_dir, self.face)
         fix = f"`mtl prepare {reader.name} --root {self.root} --out {self.cache_dir}`"
@@ -120,6 +132,17 @@ class CachedDataModule(FaceDataModule):
             raise C.DamagedCache(f"{err} with {fix} (or prepare_data())") from None
         except FileNotFoundError as err:
             raise MissingCache(f"{err}; build it with prepare_data() or {fix}") from None
+
+    def open_cache_path(self, path: Path) -> C.FaceCache:
+        """The cache folder given as ``cache_path``, checked to be this dataset's."""
+        try:
+            cache = C.FaceCache.open(path)
+        except FileNotFoundError as err:
+            raise MissingCache(f"cache_path: {err}") from None
+        name = cache.manifest["dataset"]["name"]
+        if name != self.dataset_name:
+            raise ValueError(f"cache_path {path} holds {name} faces, not {self.dataset_name}")
+        return cache
 
     def load_sources(self, stage: str | None) -> list[SourceData]:
         if self.cache is None:
