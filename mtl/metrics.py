@@ -7,6 +7,13 @@ every collection with ``log_dict`` at the end of each epoch, on every rank and i
 order, whatever each rank saw (Lightning computes, syncs and resets them): under DDP every rank
 enters the same collectives, also when its batches missed a task or a source entirely. A metric
 no rank saw a labelled sample for in an epoch reports NaN, not the 0 torchmetrics would.
+
+Updates never synchronise with the GPU: a metric is given the whole batch with the mask of
+labelled rows and accumulates with tensor arithmetic only (a masked confusion matrix for
+accuracy and macro F1, masked sums for the mean absolute error). torchmetrics' own classification
+updates select rows with boolean indexing (``ignore_index``) or ``bincount``, which wait for the
+GPU; in a training step that is several stalls per task, and halved the framework's training
+throughput on an H100 against a bare loop.
 """
 
 from __future__ import annotations
@@ -14,17 +21,67 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanAbsoluteError, Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import Metric, MetricCollection
 
 from mtl.tasks import Task
 
 
+class MaskedConfusion(Metric):
+    """The confusion matrix of the labelled rows (true class x predicted class), accumulated
+    without leaving the device; ``kind`` says what :meth:`compute` returns: ``acc`` (micro
+    accuracy) or ``f1`` (macro F1 over the classes that occurred, as torchmetrics averages)."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, kind: str) -> None:
+        super().__init__()
+        self.num_classes, self.kind = num_classes, kind
+        zeros = torch.zeros(num_classes, num_classes, dtype=torch.long)
+        self.add_state("confusion", zeros, dist_reduce_fx="sum")
+
+    def update(self, scores: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> None:
+        """``scores`` B x C, ``target`` B (any value where unlabelled), ``labelled`` B bool."""
+        c = self.num_classes
+        truth = F.one_hot(torch.where(labelled, target, 0).long(), c) * labelled[:, None]  # B x C
+        predicted = F.one_hot(scores.argmax(dim=1), c)  # B x C
+        self.confusion += truth.T @ predicted  # C x C
+
+    def compute(self) -> torch.Tensor:
+        confusion = self.confusion.double()
+        tp = confusion.diagonal()  # C
+        if self.kind == "acc":
+            return (tp.sum() / confusion.sum()).float()
+        fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp  # C each
+        occurred = (tp + fp + fn) > 0
+        f1 = torch.where(occurred, 2 * tp / (2 * tp + fp + fn).clamp(min=1), 0.0)
+        return (f1.sum() / occurred.sum().clamp(min=1)).float()
+
+
+class MaskedMAE(Metric):
+    """Mean absolute error of the labelled rows of a regression."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("error", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("rows", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, values: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> None:
+        error = torch.where(labelled, (values.float() - target).abs(), 0.0)  # B
+        self.error += error.sum().double()
+        self.rows += labelled.sum()
+
+    def compute(self) -> torch.Tensor:
+        return (self.error / self.rows).float()
+
+
 class IfLabelled(Metric):
-    """``metric`` over the labelled rows it is given, or NaN for an epoch in which no rank was
-    given any. The decision uses the count summed over all ranks, so every rank takes it the
-    same way and enters the same collectives."""
+    """``metric`` over the labelled rows, or NaN for an epoch in which no rank was given any.
+    The decision uses the count summed over all ranks, so every rank takes it the same way and
+    enters the same collectives."""
 
     full_state_update = False
 
@@ -33,10 +90,9 @@ class IfLabelled(Metric):
         self.metric = metric
         self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        if len(target):  # torchmetrics rejects empty updates
-            self.metric.update(preds, target)
-            self.count += len(target)
+    def update(self, outputs: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> None:
+        self.metric.update(outputs, target, labelled)
+        self.count += labelled.sum()
 
     def compute(self) -> torch.Tensor:
         if self.count == 0:  # the synced count: the same on every rank
@@ -51,11 +107,11 @@ class IfLabelled(Metric):
 def task_metrics(task: Task) -> MetricCollection:
     """The metrics of one task (no prefix)."""
     if task.kind == "regression":
-        metrics = {"mae": MeanAbsoluteError()}
+        metrics: dict[str, Metric] = {"mae": MaskedMAE()}
     else:
         metrics = {
-            "acc": MulticlassAccuracy(task.num_classes, average="micro"),
-            "f1": MulticlassF1Score(task.num_classes, average="macro"),
+            "acc": MaskedConfusion(task.num_classes, "acc"),
+            "f1": MaskedConfusion(task.num_classes, "f1"),
         }
     wrapped = {name: IfLabelled(metric) for name, metric in metrics.items()}
     return MetricCollection(wrapped, compute_groups=False)
@@ -109,9 +165,7 @@ class StageMetrics(nn.Module):
         target: torch.Tensor,
         labelled: torch.Tensor,
     ) -> None:
-        pred = outputs[task.name][labelled].detach()  # L x C (classification) or L
-        target = target[labelled]  # L
-        collection.update(pred, target if task.kind == "regression" else target.long())
+        collection.update(outputs[task.name].detach(), target, labelled)  # B x C_t or B; B; B
 
     def collections(self) -> Iterator[MetricCollection]:
         """Every collection, in a fixed order (the same on every rank)."""

@@ -20,12 +20,12 @@ run() {  # run NAME COMMAND...: keep going if one benchmark fails, log each
 run train_b1024 $MTL bench train --caches "$CACHES" --data_root /nonexistent --batch_size 1024 \
   --steps 200 --warmup 30 --variants '[eager, channels_last, channels_last+bf16]' \
   --json "$OUT/train_b1024.json"
+run train_b256 $MTL bench train --caches "$CACHES" --data_root /nonexistent --batch_size 256 \
+  --steps 300 --warmup 30 --variants '[eager, channels_last+bf16]' --json "$OUT/train_b256.json"
+LIMIT=400 run train_compile $MTL bench train --caches "$CACHES" --data_root /nonexistent \
+  --batch_size 1024 --steps 200 --warmup 40 --variants '[channels_last+bf16+compile]' \
+  --json "$OUT/train_compile.json"
 run infer_bf16 $MTL bench infer --device cuda --batch_size 4096 --repeats 50 \
   --precision bf16-mixed --channels_last true --photos "$PHOTOS" --json "$OUT/infer_bf16.json"
 run infer_fp32 $MTL bench infer --device cuda --batch_size 4096 --repeats 50 --onnx false \
   --photos null --json "$OUT/infer_fp32.json"
-run train_b128 $MTL bench train --caches "$CACHES" --data_root /nonexistent --batch_size 128 \
-  --steps 300 --warmup 30 --variants '[eager, channels_last+bf16]' --json "$OUT/train_b128.json"
-LIMIT=400 run train_compile $MTL bench train --caches "$CACHES" --data_root /nonexistent \
-  --batch_size 1024 --steps 200 --warmup 40 --variants '[channels_last+bf16+compile]' \
-  --json "$OUT/train_compile.json"
