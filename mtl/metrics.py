@@ -6,7 +6,8 @@ prefix per stage and per source: ``val/smile/acc``, ``val/genki4k/smile/acc``. T
 every collection with ``log_dict`` at the end of each epoch, on every rank and in the same
 order, whatever each rank saw (Lightning computes, syncs and resets them): under DDP every rank
 enters the same collectives, also when its batches missed a task or a source entirely. A metric
-no rank saw a labelled sample for in an epoch reports NaN, not the 0 torchmetrics would.
+no rank saw a labelled sample for in an epoch reports NaN, not the 0 torchmetrics would: its
+states are synced before it is computed, so every rank computes the same value.
 
 Updates never synchronise with the GPU: a metric is given the whole batch with the mask of
 labelled rows and accumulates with tensor arithmetic only (a masked confusion matrix for
@@ -46,17 +47,21 @@ class MaskedConfusion(Metric):
         c = self.num_classes
         truth = F.one_hot(torch.where(labelled, target, 0).long(), c) * labelled[:, None]  # B x C
         predicted = F.one_hot(scores.argmax(dim=1), c)  # B x C
-        self.confusion += truth.T @ predicted  # C x C
+        # Counts as a float product (no integer matmul on CUDA): exact, since every product is
+        # 0 or 1 and a batch sums fewer than 2^24 of them; autocast off, or bf16 would round.
+        with torch.autocast(scores.device.type, enabled=False):
+            counts = truth.T.float() @ predicted.float()  # C x C
+        self.confusion += counts.round().long()
 
     def compute(self) -> torch.Tensor:
         confusion = self.confusion.double()
         tp = confusion.diagonal()  # C
         if self.kind == "acc":
-            return (tp.sum() / confusion.sum()).float()
+            return (tp.sum() / confusion.sum()).float()  # 0 / 0: NaN
         fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp  # C each
         occurred = (tp + fp + fn) > 0
         f1 = torch.where(occurred, 2 * tp / (2 * tp + fp + fn).clamp(min=1), 0.0)
-        return (f1.sum() / occurred.sum().clamp(min=1)).float()
+        return (f1.sum() / occurred.sum()).float()  # no labelled row on any rank: NaN
 
 
 class MaskedMAE(Metric):
@@ -75,33 +80,7 @@ class MaskedMAE(Metric):
         self.rows += labelled.sum()
 
     def compute(self) -> torch.Tensor:
-        return (self.error / self.rows).float()
-
-
-class IfLabelled(Metric):
-    """``metric`` over the labelled rows, or NaN for an epoch in which no rank was given any.
-    The decision uses the count summed over all ranks, so every rank takes it the same way and
-    enters the same collectives."""
-
-    full_state_update = False
-
-    def __init__(self, metric: Metric) -> None:
-        super().__init__()
-        self.metric = metric
-        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
-
-    def update(self, outputs: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> None:
-        self.metric.update(outputs, target, labelled)
-        self.count += labelled.sum()
-
-    def compute(self) -> torch.Tensor:
-        if self.count == 0:  # the synced count: the same on every rank
-            return torch.tensor(float("nan"), device=self.count.device)
-        return self.metric.compute()
-
-    def reset(self) -> None:
-        self.metric.reset()
-        super().reset()
+        return (self.error / self.rows).float()  # no labelled row on any rank: NaN
 
 
 def task_metrics(task: Task) -> MetricCollection:
@@ -113,8 +92,7 @@ def task_metrics(task: Task) -> MetricCollection:
             "acc": MaskedConfusion(task.num_classes, "acc"),
             "f1": MaskedConfusion(task.num_classes, "f1"),
         }
-    wrapped = {name: IfLabelled(metric) for name, metric in metrics.items()}
-    return MetricCollection(wrapped, compute_groups=False)
+    return MetricCollection(metrics, compute_groups=False)
 
 
 class StageMetrics(nn.Module):

@@ -91,6 +91,9 @@ class MultiTaskModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
         self.channels_last, self.compile_net = channels_last, compile
+        # Training-loss sums of the epoch (1 + T, then the count): a plain attribute, not a
+        # buffer, so DDP does not overwrite a rank's sums with rank 0's.
+        self._loss_sums: torch.Tensor | None = None
         # Keyed by stage; a ModuleDict key "train" would clash with Module.train.
         self.metrics = nn.ModuleDict({f"{s}_metrics": StageMetrics(self.tasks, s) for s in STAGES})
         # Evaluation losses are averaged by metrics (not self.log in the step), so each source's
@@ -166,12 +169,7 @@ class MultiTaskModule(L.LightningModule):
         total = self.weighting(losses, present=present, shared=shared)
         n = batch["image"].shape[0]
         if stage == "train":
-            log = dict(on_step=True, on_epoch=True, batch_size=n)
-            self.log("train/loss", total, prog_bar=True, **log)
-            for name in self.task_names:
-                self.log(f"train/{name}/loss", losses[name], **log)
-            for name, w in self.weighting.weights().items():
-                self.log(f"train/{name}/weight", w, on_step=True, on_epoch=False)
+            self._log_train_step(total, losses, n)
         else:
             means = self.loss_means[f"{stage}_losses"]
             means["loss"].update(total.detach(), n)
@@ -179,6 +177,37 @@ class MultiTaskModule(L.LightningModule):
                 means[f"{name}/loss"].update(losses[name].detach(), n)
         self.metrics[f"{stage}_metrics"].update(outputs, batch)
         return total, outputs
+
+    def _log_train_step(self, total: torch.Tensor, losses: dict[str, torch.Tensor], n: int) -> None:
+        """The step's total loss (progress bar) every step; per-task losses and loss weights on
+        logging steps only (``trainer.log_every_n_steps``): each ``self.log`` costs Python time
+        that, at GPU speed, is a large part of a step. Epoch means add up on the device, never
+        waiting for it, and are logged at the epoch end (``train/loss_epoch`` …)."""
+        step = torch.stack([total.detach()] + [losses[t].detach() for t in self.task_names])
+        if self._loss_sums is None or self._loss_sums.device != step.device:
+            self._loss_sums = torch.zeros(len(step) + 1, dtype=torch.float64, device=step.device)
+        self._loss_sums[:-1] += step.double() * n  # 1 + T summed losses, then the sample count
+        self._loss_sums[-1] += n
+        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
+        every = self.trainer.log_every_n_steps
+        if every and (self.global_step + 1) % every == 0:
+            for name in self.task_names:
+                self.log(f"train/{name}/loss", losses[name], on_step=True, on_epoch=False)
+            for name, w in self.weighting.weights().items():
+                self.log(f"train/{name}/weight", w, on_step=True, on_epoch=False)
+
+    def _log_train_epoch_losses(self) -> None:
+        """Epoch means of the training losses over all ranks (every rank enters the same
+        all-reduce, also one that ran no step)."""
+        sums = self._loss_sums
+        if sums is None:
+            sums = torch.zeros(len(self.task_names) + 2, dtype=torch.float64, device=self.device)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        means = (sums[:-1] / sums[-1]).float()  # 1 + T (NaN when no sample)
+        names = ["train/loss_epoch"] + [f"train/{t}/loss_epoch" for t in self.task_names]
+        self.log_dict(dict(zip(names, means, strict=True)), on_step=False, on_epoch=True)
+        self._loss_sums = None
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.shared_step(batch, "train")[0]
@@ -204,6 +233,7 @@ class MultiTaskModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        self._log_train_epoch_losses()
         self.weighting.epoch_end()
 
     def on_validation_epoch_end(self) -> None:
