@@ -4,17 +4,18 @@
 #   CACHES='{genki4k: DIR, fer2013: DIR, utkface: DIR}' PHOTOS=DIR OUT=results scripts/bench_gpu.sh
 set -u
 OUT=${OUT:-runs/bench-gpu}
-mkdir -p "$OUT"
+LOGS=${LOGS:-$OUT}
+mkdir -p "$OUT" "$LOGS"
 MTL="python3 -m mtl"
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv
 python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
 
 run() {  # run NAME COMMAND...: keep going if one benchmark fails, log each
   local name=$1; shift
   echo "== $name: $*"
-  timeout "${LIMIT:-300}" "$@" > "$OUT/$name.log" 2>&1
+  timeout "${LIMIT:-300}" "$@" > "$LOGS/$name.log" 2>&1
   echo "exit $?"
-  grep -v -i "warn" "$OUT/$name.log" | tail -${TAIL:-14}
+  grep -v -i "warn" "$LOGS/$name.log" | tail -${TAIL:-14}
 }
 
 run train_b1024 $MTL bench train --caches "$CACHES" --data_root /nonexistent --batch_size 1024 \
@@ -25,7 +26,12 @@ run train_b256 $MTL bench train --caches "$CACHES" --data_root /nonexistent --ba
 LIMIT=400 run train_compile $MTL bench train --caches "$CACHES" --data_root /nonexistent \
   --batch_size 1024 --steps 200 --warmup 40 --variants '[channels_last+bf16+compile]' \
   --json "$OUT/train_compile.json"
+if [ -z "${SKIP_INFER:-}" ]; then
 run infer_bf16 $MTL bench infer --device cuda --batch_size 4096 --repeats 50 \
   --precision bf16-mixed --channels_last true --photos "$PHOTOS" --json "$OUT/infer_bf16.json"
 run infer_fp32 $MTL bench infer --device cuda --batch_size 4096 --repeats 50 --onnx false \
   --photos null --json "$OUT/infer_fp32.json"
+fi
+run train_workers $MTL bench train --caches "$CACHES" --data_root /nonexistent --batch_size 1024 \
+  --steps 60 --warmup 10 --device_data false --workers 12 --variants '[channels_last]' \
+  --json "$OUT/train_workers.json"

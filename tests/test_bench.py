@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mtl.cli import main
 from tests import raw_fixtures as F
 
@@ -37,3 +39,35 @@ def test_bench_data_reports_every_throughput(tmp_path, capsys):
     assert row["prepare_images_per_s"] > 0 and row["load_samples_per_s"] > 0
     assert result["train_samples_per_s"] > 0
     assert "data throughput" in capsys.readouterr().err
+
+
+def test_bench_train_compares_the_framework_with_a_bare_loop(tmp_path, capsys):
+    F.write_utkface(tmp_path / "data" / "utkface")
+    out = tmp_path / "train.json"
+    args = ["--data_root", str(tmp_path / "data"), "--cache_dir", str(tmp_path / "cache")]
+    args += ["--batch_size", "4", "--steps", "2", "--warmup", "1", "--workers", "0"]
+    main(["bench", "train", *args, "--variants", "[eager, channels_last]", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["sources"] == ["utkface"] and not result["device_data"]
+    assert [r["variant"] for r in result["results"]] == ["eager fp32", "channels_last"]
+    for row in result["results"]:
+        assert row["framework_images_per_s"] > 0 and row["bare_images_per_s"] > 0
+        ratio = row["framework_images_per_s"] / row["bare_images_per_s"]
+        assert row["ratio"] == pytest.approx(ratio, abs=2e-3)
+    assert "mtl bench train" in capsys.readouterr().err
+
+
+def test_bench_infer_reports_every_mode_and_the_papers(tmp_path, capsys):
+    import cv2
+    from skimage.data import astronaut
+
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos/a.png"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "infer.json"
+    args = ["--batch_size", "4", "--repeats", "1", "--compile", "false"]
+    main(["bench", "infer", *args, "--photos", str(tmp_path / "photos"), "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert [r["mode"] for r in result["results"]] == ["eager", "onnxruntime (cpu)"]
+    assert all(r["images_per_s"] > 0 and r["latency_ms"] > 0 for r in result["results"])
+    assert result["end_to_end"]["frames"] == 1 and result["end_to_end"]["faces"] == 1
+    assert "Sang & Cuong" in capsys.readouterr().err

@@ -63,9 +63,9 @@ def test_every_real_data_config_is_localized(tmp_path):
 
 
 def configs_to_run(config: Path) -> list[str]:
-    """``--config`` arguments that run ``config``: an add-on (no ``data:``, e.g. W&B logging)
-    runs after the main job's config, as its header says to use it."""
-    if "data" in yaml.safe_load(config.read_text()):
+    """``--config`` arguments that run ``config``: an add-on (no data class, e.g. W&B logging or
+    the GPU speed-ups) runs after the main job's config, as its header says to use it."""
+    if "class_path" in (yaml.safe_load(config.read_text()).get("data") or {}):
         return ["--config", str(config)]
     return ["--config", str(CONF_DIR / "bknet_synthetic.yaml"), "--config", str(config)]
 

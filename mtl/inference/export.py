@@ -20,6 +20,7 @@ from mtl.inference.model import AttributeNet, tasks_to_json
 from mtl.inference.preprocessing import PREPROCESSING_KEY, TASKS_KEY, Preprocessing
 
 OPSET = 18
+OUTPUTS = "per task, in order: class probabilities (B x C) or a regression value (B)"
 
 
 def metadata(net: AttributeNet, preprocessing: Preprocessing) -> dict[str, str]:
@@ -31,7 +32,7 @@ def metadata(net: AttributeNet, preprocessing: Preprocessing) -> dict[str, str]:
         PREPROCESSING_KEY: json.dumps(preprocessing.to_dict()),
         TASKS_KEY: tasks_to_json(net.tasks),
         "mtl_classes": json.dumps(classes),
-        "mtl_outputs": "per task, in order: class probabilities (B x C) or a regression value (B)",
+        "mtl_outputs": json.dumps(OUTPUTS),
     }
 
 

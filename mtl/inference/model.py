@@ -8,6 +8,7 @@ ensemble, an exported ONNX file run by ONNX Runtime, a TorchScript file) and car
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Sequence
@@ -155,7 +156,7 @@ def load_checkpoint_net(path: Path, ensemble: int = 0) -> tuple[AttributeNet, Pr
             )
         nets = []
         for file in files:
-            member = MultiTaskModule.load_from_checkpoint(path, map_location="cpu").net
+            member = copy.deepcopy(module.net)
             member.load_state_dict(torch.load(file, map_location="cpu", weights_only=True)["net"])
             nets.append(member)
     return AttributeNet(nets, module.tasks).eval(), Preprocessing.from_checkpoint(checkpoint)

@@ -1,0 +1,163 @@
+"""``mtl analyze`` and ``mtl export``: photos, folders and videos -> one row per face, with the
+preprocessing the checkpoint was trained with; ONNX and TorchScript match PyTorch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage.data import astronaut
+
+from mtl.cli import main
+from mtl.inference.export import export_onnx, export_torchscript
+from mtl.inference.model import (
+    OnnxPredictor,
+    TorchPredictor,
+    TorchScriptPredictor,
+    load_checkpoint_net,
+    load_predictor,
+)
+from mtl.inference.preprocessing import PREPROCESSING_KEY
+from tests.conftest import tiny_fit_args
+
+TASKS = ["smile", "emotion", "gender", "age"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny multi-task model trained for two epochs, keeping both as ensemble members."""
+    root = tmp_path_factory.mktemp("trained")
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        main(tiny_fit_args(train=32, val=16, test=16) + ["--trainer.max_epochs=2", "--ensemble=2"])
+    finally:
+        os.chdir(here)
+    return root / "runs/mtl/version_0/checkpoints/last.ckpt"
+
+
+def head() -> np.ndarray:
+    """The astronaut's head and shoulders (a real photo, scikit-image's test data)."""
+    return astronaut()[0:300, 100:350]  # 300 x 250 x 3
+
+
+def two_faces() -> np.ndarray:
+    """A drawn scene: a grey canvas with the head pasted twice (once mirrored)."""
+    canvas = np.full((420, 800, 3), 180, np.uint8)
+    canvas[60:360, 40:290] = head()
+    canvas[60:360, 500:750] = head()[:, ::-1]
+    return canvas
+
+
+def write_video(path: Path, frames: int = 5, fps: float = 10.0) -> None:
+    """One face moving right by 12 pixels per frame."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (480, 360))
+    for i in range(frames):
+        frame = np.full((360, 480, 3), 120, np.uint8)
+        frame[30:330, 20 + 12 * i : 270 + 12 * i] = head()
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def read_rows(out: Path) -> list[dict]:
+    with (out / "faces.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_checkpoint_records_the_training_preprocessing(checkpoint):
+    saved = torch.load(checkpoint, weights_only=True)
+    face = saved[PREPROCESSING_KEY]["face"]
+    assert (face["size"], face["grayscale"], face["detector"]) == (48, True, "none")
+
+
+def test_photos_folder_and_video_give_one_row_per_face(checkpoint, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    cv2.imwrite(str(media / "astronaut.png"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(media / "two.jpg"), cv2.cvtColor(two_faces(), cv2.COLOR_RGB2BGR))
+    write_video(media / "clip.avi")
+    (media / "broken.jpg").write_bytes(b"not a JPEG at all")
+    (media / "broken.mp4").write_bytes(b"\x00" * 64)
+    out = tmp_path / "out"
+    main(["analyze", str(checkpoint), str(media), str(tmp_path / "gone.png"), "--out", str(out)])
+
+    rows = read_rows(out)
+    by_file: dict[str, list[dict]] = {}
+    for row in rows:
+        by_file.setdefault(Path(row["file"]).name, []).append(row)
+    assert len(by_file["astronaut.png"]) == 1
+    assert sorted(r["face"] for r in by_file["two.jpg"]) == ["0", "1"]
+    assert sorted(float(r["x1"]) < 400 for r in by_file["two.jpg"]) == [False, True]
+    clip = by_file["clip.avi"]
+    assert [int(r["frame"]) for r in clip] == [0, 1, 2, 3, 4]  # one face per frame
+    assert [float(r["time"]) for r in clip] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    x1 = [float(r["x1"]) for r in clip]
+    assert all(b > a for a, b in zip(x1, x1[1:], strict=False))  # the face moves right
+    for row in rows:
+        assert float(row["score"]) > 0.9 and float(row["x2"]) > float(row["x1"])
+        for task in TASKS:
+            assert row[task] and 0.0 < float(row[f"{task}_prob"]) <= 1.0
+
+    lines = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
+    assert len(lines) == len(rows) == 1 + 2 + 5
+    for line in lines:
+        for task in TASKS:
+            probs = line["probs"][task]
+            assert sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
+            assert max(probs, key=probs.get) == line[task]
+
+    problems = {Path(r["file"]).name for r in csv.DictReader((out / "problems.csv").open())}
+    assert problems == {"broken.jpg", "broken.mp4", "gone.png"}
+    annotated = out / "annotated" / "media"
+    assert (annotated / "two.jpg").is_file() and (annotated / "astronaut.jpg").is_file()
+    video = cv2.VideoCapture(str(annotated / "clip.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_ensemble_and_onnx_paths_of_analyze(checkpoint, tmp_path):
+    photo = tmp_path / "two.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(two_faces(), cv2.COLOR_RGB2BGR))
+    net, preprocessing = load_checkpoint_net(checkpoint)
+    onnx = export_onnx(net, preprocessing, tmp_path / "model.onnx")
+    for model, extra in ((checkpoint, []), (checkpoint, ["--ensemble", "2"]), (onnx, [])):
+        out = tmp_path / f"out-{model.suffix}-{len(extra)}"
+        main(["analyze", str(model), str(photo), "--out", str(out), "--annotate", "false", *extra])
+        assert len(read_rows(out)) == 2
+    plain, onnx_rows = read_rows(tmp_path / "out-.ckpt-0"), read_rows(tmp_path / "out-.onnx-0")
+    for a, b in zip(plain, onnx_rows, strict=True):
+        for task in TASKS:
+            assert a[task] == b[task]
+            assert float(a[f"{task}_prob"]) == pytest.approx(float(b[f"{task}_prob"]), abs=1e-4)
+
+
+def test_onnx_and_torchscript_match_pytorch_at_any_batch_size(checkpoint, tmp_path):
+    net, preprocessing = load_checkpoint_net(checkpoint, ensemble=2)
+    reference = TorchPredictor(net, preprocessing)
+    onnx = OnnxPredictor(export_onnx(net, preprocessing, tmp_path / "m.onnx"))
+    script = TorchScriptPredictor(export_torchscript(net, preprocessing, tmp_path / "m.pt"))
+    rng = np.random.default_rng(0)
+    for batch in (1, 7):
+        faces = rng.random((batch, *preprocessing.input_shape), dtype=np.float32)
+        expected = reference(faces)
+        for exported in (onnx, script):
+            got = exported(faces)
+            assert [g.shape for g in got] == [e.shape for e in expected]
+            assert (
+                max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True)) < 1e-4
+            )
+    for exported in (onnx, script):
+        assert exported.preprocessing == preprocessing
+        assert [t.name for t in exported.tasks] == TASKS
+
+
+def test_export_command_writes_both_formats(checkpoint, tmp_path, capsys):
+    main(["export", str(checkpoint), "--out", str(tmp_path / "export")])
+    assert (tmp_path / "export/model.onnx").is_file() and (tmp_path / "export/model.pt").is_file()
+    assert capsys.readouterr().err.count("ok") == 2
+    assert load_predictor(tmp_path / "export/model.pt").name == "torchscript"
