@@ -20,6 +20,7 @@ throughput on an H100 against a bare loop.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,8 +37,10 @@ class MaskedConfusion(Metric):
 
     full_state_update = False
 
-    def __init__(self, num_classes: int, kind: str) -> None:
+    def __init__(self, num_classes: int, kind: Literal["acc", "f1"]) -> None:
         super().__init__()
+        if kind not in ("acc", "f1"):
+            raise ValueError(f"kind must be acc or f1, got {kind!r}")
         self.num_classes, self.kind = num_classes, kind
         zeros = torch.zeros(num_classes, num_classes, dtype=torch.long)
         self.add_state("confusion", zeros, dist_reduce_fx="sum")
@@ -54,7 +57,7 @@ class MaskedConfusion(Metric):
         self.confusion += counts.round().long()
 
     def compute(self) -> torch.Tensor:
-        confusion = self.confusion.double()
+        confusion = self.confusion.float()
         tp = confusion.diagonal()  # C
         if self.kind == "acc":
             return (tp.sum() / confusion.sum()).float()  # 0 / 0: NaN
@@ -71,12 +74,12 @@ class MaskedMAE(Metric):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_state("error", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("error", torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("rows", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, values: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> None:
         error = torch.where(labelled, (values.float() - target).abs(), 0.0)  # B
-        self.error += error.sum().double()
+        self.error += error.sum()
         self.rows += labelled.sum()
 
     def compute(self) -> torch.Tensor:

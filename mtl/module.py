@@ -94,6 +94,7 @@ class MultiTaskModule(L.LightningModule):
         # Training-loss sums of the epoch (1 + T, then the count): a plain attribute, not a
         # buffer, so DDP does not overwrite a rank's sums with rank 0's.
         self._loss_sums: torch.Tensor | None = None
+        self._compiled = False
         # Keyed by stage; a ModuleDict key "train" would clash with Module.train.
         self.metrics = nn.ModuleDict({f"{s}_metrics": StageMetrics(self.tasks, s) for s in STAGES})
         # Evaluation losses are averaged by metrics (not self.log in the step), so each source's
@@ -118,7 +119,7 @@ class MultiTaskModule(L.LightningModule):
         compiles in place: parameter names, and so checkpoints, stay those of the eager net."""
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if self.compile_net and not getattr(self, "_compiled", False):
+        if self.compile_net and not self._compiled:
             self.net.compile()
             self._compiled = True
 
@@ -185,8 +186,8 @@ class MultiTaskModule(L.LightningModule):
         waiting for it, and are logged at the epoch end (``train/loss_epoch`` …)."""
         step = torch.stack([total.detach()] + [losses[t].detach() for t in self.task_names])
         if self._loss_sums is None or self._loss_sums.device != step.device:
-            self._loss_sums = torch.zeros(len(step) + 1, dtype=torch.float64, device=step.device)
-        self._loss_sums[:-1] += step.double() * n  # 1 + T summed losses, then the sample count
+            self._loss_sums = torch.zeros(len(step) + 1, device=step.device)
+        self._loss_sums[:-1] += step.float() * n  # 1 + T summed losses, then the sample count
         self._loss_sums[-1] += n
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
         every = self.trainer.log_every_n_steps
@@ -201,10 +202,10 @@ class MultiTaskModule(L.LightningModule):
         all-reduce, also one that ran no step)."""
         sums = self._loss_sums
         if sums is None:
-            sums = torch.zeros(len(self.task_names) + 2, dtype=torch.float64, device=self.device)
+            sums = torch.zeros(len(self.task_names) + 2, device=self.device)
         if self.trainer.world_size > 1:
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        means = (sums[:-1] / sums[-1]).float()  # 1 + T (NaN when no sample)
+        means = sums[:-1] / sums[-1]  # 1 + T (NaN when no sample)
         names = ["train/loss_epoch"] + [f"train/{t}/loss_epoch" for t in self.task_names]
         self.log_dict(dict(zip(names, means, strict=True)), on_step=False, on_epoch=True)
         self._loss_sums = None

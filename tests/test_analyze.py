@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -15,15 +14,19 @@ import torch
 from skimage.data import astronaut
 
 from mtl.cli import main
+from mtl.data.faces import FaceSettings
+from mtl.inference.analyze import Analyzer
 from mtl.inference.export import export_onnx, export_torchscript
+from mtl.inference.media import Frame, MediaFile, find_media
 from mtl.inference.model import (
     OnnxPredictor,
+    Predictor,
     TorchPredictor,
     TorchScriptPredictor,
     load_checkpoint_net,
     load_predictor,
 )
-from mtl.inference.preprocessing import PREPROCESSING_KEY
+from mtl.inference.preprocessing import PREPROCESSING_KEY, Preprocessing
 from tests.conftest import tiny_fit_args
 
 TASKS = ["smile", "emotion", "gender", "age"]
@@ -33,12 +36,9 @@ TASKS = ["smile", "emotion", "gender", "age"]
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny multi-task model trained for two epochs, keeping both as ensemble members."""
     root = tmp_path_factory.mktemp("trained")
-    here = os.getcwd()
-    os.chdir(root)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
         main(tiny_fit_args(train=32, val=16, test=16) + ["--trainer.max_epochs=2", "--ensemble=2"])
-    finally:
-        os.chdir(here)
     return root / "runs/mtl/version_0/checkpoints/last.ckpt"
 
 
@@ -115,7 +115,7 @@ def test_photos_folder_and_video_give_one_row_per_face(checkpoint, tmp_path):
     problems = {Path(r["file"]).name for r in csv.DictReader((out / "problems.csv").open())}
     assert problems == {"broken.jpg", "broken.mp4", "gone.png"}
     annotated = out / "annotated" / "media"
-    assert (annotated / "two.jpg").is_file() and (annotated / "astronaut.jpg").is_file()
+    assert (annotated / "two.jpg").is_file() and (annotated / "astronaut.png").is_file()
     video = cv2.VideoCapture(str(annotated / "clip.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
 
@@ -161,3 +161,43 @@ def test_export_command_writes_both_formats(checkpoint, tmp_path, capsys):
     assert (tmp_path / "export/model.onnx").is_file() and (tmp_path / "export/model.pt").is_file()
     assert capsys.readouterr().err.count("ok") == 2
     assert load_predictor(tmp_path / "export/model.pt").name == "torchscript"
+
+
+def test_output_names_never_collide(tmp_path):
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "clip.mp4").write_bytes(b"")
+    (tmp_path / "x" / "a.png").write_bytes(b"")
+    (tmp_path / "x" / "a.jpg").write_bytes(b"")
+    files, problems = find_media([tmp_path / "x" / "clip.mp4", tmp_path / "y" / "clip.mp4"])
+    assert [f.name for f in files] == ["clip.mp4", "clip-2.mp4"] and not problems
+    files, _ = find_media([tmp_path / "x"])
+    assert [f.name for f in files] == ["x/a.jpg", "x/a.png", "x/clip.mp4"]
+
+
+class ColourModel(Predictor):
+    """A stand-in model trained on 32 x 32 colour faces: returns each face's mean pixel."""
+
+    tasks = ()
+    preprocessing = Preprocessing(FaceSettings(size=32, grayscale=False))
+    name = "colour"
+
+    def __call__(self, faces):
+        return []
+
+
+def test_colour_models_get_colour_crops_of_their_size():
+    analyzer = Analyzer(ColourModel(), detector=None)  # type: ignore[arg-type]
+    frame = Frame(MediaFile(Path("a.png"), "a.png"), 0, None, astronaut())
+    crops = analyzer.crops([frame], [[((100.0, 20.0, 300.0, 260.0), 0.99)]])
+    assert crops.shape == (1, 3, 32, 32) and crops.dtype == np.float32
+    assert crops.min() >= 0.0 and crops.max() <= 1.0
+
+
+def test_a_checkpoint_whose_preprocessing_contradicts_its_network_is_refused(checkpoint, tmp_path):
+    saved = torch.load(checkpoint, weights_only=True)
+    saved[PREPROCESSING_KEY]["face"]["grayscale"] = False
+    torch.save(saved, tmp_path / "odd.ckpt")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", str(tmp_path / "odd.ckpt"), str(tmp_path)])
+    assert exit_info.value.code == 2

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from mtl.cli import main
+from mtl.data import Genki4kDataModule, UTKFaceDataModule
 from tests import raw_fixtures as F
 
 
@@ -55,6 +56,15 @@ def test_bench_train_compares_the_framework_with_a_bare_loop(tmp_path, capsys):
         ratio = row["framework_images_per_s"] / row["bare_images_per_s"]
         assert row["ratio"] == pytest.approx(ratio, abs=2e-3)
     assert "mtl bench train" in capsys.readouterr().err
+
+    # the cache alone (no raw data) trains, and is refused for another dataset
+    cache = next((tmp_path / "cache" / "utkface").iterdir())
+    dm = UTKFaceDataModule(cache_path=cache, batch_size=2)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.sources[0].train) > 0 and dm.face_settings().detector == "none"
+    with pytest.raises(ValueError, match="holds utkface faces"):
+        Genki4kDataModule(cache_path=cache).prepare_data()
 
 
 def test_bench_infer_reports_every_mode_and_the_papers(tmp_path, capsys):

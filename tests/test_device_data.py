@@ -1,18 +1,15 @@
 """``data.device_data``: the training faces on the device, batches gathered and augmented there
-with the CPU path's augmentation; sync-free metrics agree with torchmetrics."""
+with the CPU path's augmentation."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mtl.cli import main
 from mtl.data import SyntheticDataModule, SyntheticSource
 from mtl.data.device import DeviceAugment, DeviceFaces, FaceArrays
 from mtl.data.transforms import Augmentation
-from mtl.metrics import MaskedConfusion, MaskedMAE
 from tests.conftest import tiny_fit_args
 
 OFF = Augmentation(pad=0, hflip=0.0, rotate=0.0)
@@ -92,34 +89,3 @@ def test_a_device_data_datamodule_serves_the_batch_contract():
 def test_fit_with_device_data_and_channels_last(in_tmp):
     cli_args = tiny_fit_args() + ["--data.device_data=true", "--model.channels_last=true"]
     main(cli_args)
-
-
-@pytest.mark.parametrize("classes", [2, 7])
-def test_masked_confusion_agrees_with_torchmetrics(classes):
-    g = torch.Generator().manual_seed(classes)
-    acc, f1 = MaskedConfusion(classes, "acc"), MaskedConfusion(classes, "f1")
-    ref_acc = MulticlassAccuracy(classes, average="micro")
-    ref_f1 = MulticlassF1Score(classes, average="macro")
-    for _ in range(4):
-        scores = torch.randn(33, classes, generator=g)
-        target = torch.randint(0, classes - 1, (33,), generator=g).float()  # a class never seen
-        labelled = torch.rand(33, generator=g) < 0.6
-        target[~labelled] = float("nan")
-        acc.update(scores, target, labelled)
-        f1.update(scores, target, labelled)
-        ref_acc.update(scores[labelled], target[labelled].long())
-        ref_f1.update(scores[labelled], target[labelled].long())
-    assert acc.compute().item() == pytest.approx(ref_acc.compute().item(), abs=1e-6)
-    assert f1.compute().item() == pytest.approx(ref_f1.compute().item(), abs=1e-6)
-
-
-def test_metrics_are_nan_when_nothing_was_labelled():
-    none = torch.zeros(5, dtype=torch.bool)
-    for metric in (MaskedConfusion(3, "acc"), MaskedConfusion(3, "f1")):
-        metric.update(torch.randn(5, 3), torch.full((5,), float("nan")), none)
-        assert torch.isnan(metric.compute())
-    mae = MaskedMAE()
-    mae.update(
-        torch.ones(3), torch.tensor([2.0, float("nan"), 5.0]), torch.tensor([1, 0, 1]).bool()
-    )
-    assert mae.compute().item() == pytest.approx(2.5)

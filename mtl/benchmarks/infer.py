@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from mtl.benchmarks.common import autocast, synchronize, timed
+from mtl.errors import UserError
 from mtl.inference.model import AttributeNet, Predictor
 from mtl.inference.preprocessing import Preprocessing
 from mtl.tasks import DEFAULT_TASK_NAMES, build_tasks
@@ -123,6 +124,8 @@ def end_to_end(predictor: Predictor, photos: list[Path], device: str, batch_size
         faces += len(found)
     synchronize(device)
     seconds = time.perf_counter() - start
+    if n == 0:
+        raise UserError(f"end to end: none of the {len(photos)} photos could be read")
     return {"frames": n, "faces": faces, "seconds": round(seconds, 2), "frames_per_s": n / seconds}
 
 

@@ -31,6 +31,7 @@ from jsonargparse import Namespace
 
 from mtl.benchmarks.common import autocast, synchronize, timed
 from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataModule
+from mtl.data.device import channels_first
 from mtl.errors import UserError
 from mtl.module import MultiTaskModule
 from mtl.tasks import Task
@@ -147,8 +148,7 @@ def memory_batches(
     order = np.random.default_rng(seed).permutation(len(images))[: count * dm.batch_size]
     batches = []
     for chunk in np.array_split(order, count):
-        x = torch.from_numpy(images[np.sort(chunk)]).float().div(255.0)
-        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # B x C x H x W
+        x = channels_first(torch.from_numpy(images[np.sort(chunk)])).float().div(255.0)
         y = targets[np.sort(chunk)]
         batches.append((x.to(device), y.to(device), (~torch.isnan(y)).to(device)))
     return batches
@@ -157,12 +157,17 @@ def memory_batches(
 def bare_loss(
     outputs: dict[str, torch.Tensor], targets, mask, tasks: Sequence[Task]
 ) -> torch.Tensor:
-    """Sum over tasks of the masked mean cross-entropy, written out by hand."""
+    """Sum over tasks of the masked mean cross-entropy (absolute error for a regression),
+    written out by hand."""
     total = torch.zeros((), device=targets.device)
     for j, task in enumerate(tasks):
-        labels = torch.nan_to_num(targets[:, j]).long()  # B (0 where unlabelled; masked out)
-        loss = F.cross_entropy(outputs[task.name].float(), labels, reduction="none")  # B
-        total = total + (loss * mask[:, j]).sum() / len(labels)
+        target = torch.nan_to_num(targets[:, j])  # B (0 where unlabelled; masked out)
+        out = outputs[task.name].float()
+        if task.kind == "regression":
+            loss = (out - target).abs()  # B
+        else:
+            loss = F.cross_entropy(out, target.long(), reduction="none")  # B
+        total = total + (loss * mask[:, j]).sum() / len(target)
     return total
 
 

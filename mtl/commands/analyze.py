@@ -37,7 +37,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("model", type=Path, help="checkpoint (.ckpt), ONNX (.onnx) or .pt file")
     parser.add_argument("inputs", type=str, nargs="+", help="photos, folders, videos")
     parser.add_argument("--out", type=Path, default=Path("runs/analyze"), help="output folder")
-    parser.add_argument("--detector", type=Literal["mtcnn", "haar"], default="mtcnn")
+    parser.add_argument(
+        "--detector",
+        type=Literal["auto", "mtcnn", "haar"],
+        default="auto",
+        help="auto: the detector the training faces were found with (MTCNN if they came "
+        "pre-cropped)",
+    )
     parser.add_argument("--device", type=str, default="auto", help="auto, cpu, cuda, cuda:1 …")
     parser.add_argument("--ensemble", type=int, default=0, help="checkpoint: average N members")
     parser.add_argument("--batch_size", type=int, default=16, help="frames per detector batch")
@@ -58,9 +64,8 @@ def main(argv: list[str]) -> int:
     console = Console(stderr=True)
     device = resolve_device(args.device)
     predictor = load_predictor(args.model, device, args.ensemble, args.compile)
-    analyzer = Analyzer(
-        predictor, make_detector(args.detector, device), args.max_side, args.min_score
-    )
+    detector = choose_detector(args.detector, predictor.preprocessing.face.detector, console)
+    analyzer = Analyzer(predictor, make_detector(detector, device), args.max_side, args.min_score)
     files, problems = find_media(args.inputs)
     if not files and not problems:
         raise UserError(f"no photos or videos found in {args.inputs}")
@@ -95,10 +100,25 @@ def main(argv: list[str]) -> int:
         if annotator is not None:
             annotator.close()
     seconds = time.perf_counter() - started
+    problems += annotator.problems if annotator is not None else []
     _summary(console, args, predictor.name, len(files), frames_done, faceless, writer.rows, seconds)
     if problems:
         _problems(console, args.out, problems)
     return 0 if frames_done else 1
+
+
+def choose_detector(asked: str, trained: str, console: Console) -> str:
+    """The detector to find faces with: the one asked for, else the training faces' own."""
+    if asked != "auto":
+        return asked
+    if trained in ("mtcnn", "haar"):
+        return trained
+    how = "pre-cropped" if trained == "none" else f"from {trained}"
+    console.print(
+        f"[yellow]the model's training faces came {how}; finding faces with MTCNN and "
+        "cropping them with the training margin"
+    )
+    return "mtcnn"
 
 
 def _at(problem: Problem) -> str:
@@ -108,7 +128,7 @@ def _at(problem: Problem) -> str:
 def _summary(
     console, args, model: str, files: int, frames: int, faceless: int, faces: int, seconds: float
 ) -> None:
-    table = Table(title=f"mtl analyze: {args.model.name} ({model}, {args.detector})")
+    table = Table(title=f"mtl analyze: {args.model.name} ({model})")
     for col in ("files", "frames", "faces", "frames without a face", "frames/s", "output"):
         table.add_column(col, justify="right" if col != "output" else "left")
     fps = frames / seconds if seconds > 0 else float("nan")

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse.typing import PositiveInt
 from rich.console import Console
 from rich.table import Table
 
+from mtl.benchmarks.train import Speedups
 from mtl.commands import COMMANDS
 from mtl.data.cache import DEFAULT_CACHE_DIR
 from mtl.data.datamodules import DATAMODULES, CachedDataModule
@@ -127,8 +130,8 @@ def train_parser() -> ArgumentParser:
     )
     parser.add_argument("--cache_dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per side")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    parser.add_argument("--steps", type=PositiveInt, default=60, help="timed steps per side")
+    parser.add_argument("--warmup", type=PositiveInt, default=10, help="untimed steps first")
     parser.add_argument("--workers", type=int, default=2, help="framework DataLoader workers")
     parser.add_argument("--accelerator", type=str, default="auto", help="auto, cpu, gpu")
     parser.add_argument(
@@ -143,6 +146,9 @@ def train_parser() -> ArgumentParser:
         default=["eager"],
         help="speed-ups to compare, each on both sides: eager, or '+'-joined channels_last, "
         "compile, bf16, fp16 (e.g. '[eager, channels_last, compile, channels_last+bf16]')",
+    )
+    parser.add_argument(
+        "--rounds", type=PositiveInt, default=1, help="alternate bare/framework; report medians"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path | None, default=None, help="also write results here")
@@ -159,7 +165,7 @@ def infer_parser() -> ArgumentParser:
     )
     parser.add_argument("--device", type=str, default="auto")
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=20, help="timed batches per mode")
+    parser.add_argument("--repeats", type=PositiveInt, default=20, help="timed batches per mode")
     parser.add_argument("--compile", type=bool, default=True, help="also time torch.compile")
     parser.add_argument("--onnx", type=bool, default=True, help="also time ONNX Runtime (CPU)")
     parser.add_argument("--precision", type=str, default="32-true", help="or bf16-mixed, 16-mixed")
@@ -275,10 +281,8 @@ TRAIN_REQUIRED = 0.95
 """The framework must train at no less than this fraction of the bare loop's images/s."""
 
 
-def parse_variant(text: str):
+def parse_variant(text: str) -> Speedups:
     """``channels_last+compile+bf16`` -> Speedups (``eager``: none)."""
-    from mtl.benchmarks.train import Speedups
-
     parts = set(text.split("+")) - {"eager", ""}
     unknown = parts - {"channels_last", "compile", "bf16", "fp16"}
     if unknown:
@@ -305,25 +309,34 @@ def bench_train(args: Namespace, console: Console) -> int:
             device_data=device_data,
         )
         dm.prepare_data()
-        console.print(f"[bold]{speedups.label}[/]: bare loop …")
-        bare = bare_throughput(dm, speedups, args.steps, args.warmup, device, args.seed)
-        console.print(f"[bold]{speedups.label}[/]: framework (Lightning) …")
-        framework = framework_throughput(
-            dm, speedups, args.steps, args.warmup, "gpu" if gpu else "cpu", args.seed
-        )
+        bares, frameworks = [], []
+        for r in range(args.rounds):  # alternated, so a drift of the machine hits both sides
+            console.print(f"[bold]{speedups.label}[/] round {r + 1}/{args.rounds}: bare loop …")
+            bares.append(bare_throughput(dm, speedups, args.steps, args.warmup, device, args.seed))
+            console.print(f"[bold]{speedups.label}[/] round {r + 1}: framework (Lightning) …")
+            frameworks.append(
+                framework_throughput(
+                    dm, speedups, args.steps, args.warmup, "gpu" if gpu else "cpu", args.seed
+                )
+            )
+        framework, bare = statistics.median(frameworks), statistics.median(bares)
         rows.append(
             {
                 "variant": speedups.label,
                 "framework_images_per_s": round(framework, 1),
                 "bare_images_per_s": round(bare, 1),
                 "ratio": round(framework / bare, 3),
+                "rounds": {
+                    "framework": [round(v, 1) for v in frameworks],
+                    "bare": [round(v, 1) for v in bares],
+                },
             }
         )
     sources = ", ".join(dm.source_names)
     where = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
     table = Table(
         title=f"mtl bench train: Multi-task BKNet, batch {args.batch_size}, {args.steps} timed "
-        f"steps per side, {where}; framework data: {sources}"
+        f"steps per side (median of {args.rounds}), {where}; framework data: {sources}"
         + (" (on the device)" if device_data else f" ({args.workers} workers)")
     )
     for col in ("speed-ups", "framework img/s", "bare loop img/s", "framework / bare", "≥ 0.95"):

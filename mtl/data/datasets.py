@@ -74,7 +74,12 @@ class FaceArrayDataset(Dataset):
 
     def arrays(self) -> FaceArrays:
         """The faces, targets and augmentation settings, for a device-resident run."""
-        return FaceArrays(self.images, self.targets, getattr(self.transform, "settings", None))
+        settings = getattr(self.transform, "settings", None)
+        if self.transform is not None and settings is None:
+            raise ValueError(
+                f"device_data cannot reproduce the transform {self.transform!r} on the device"
+            )
+        return FaceArrays(self.images, self.targets, settings)
 
     def set_epoch(self, epoch: int, rank: int = 0) -> None:
         """Tell the augmentation which random stream to draw (see :mod:`mtl.data.transforms`)."""

@@ -36,6 +36,11 @@ class FaceArrays:
     augmentation: Augmentation | None
 
 
+def channels_first(images: torch.Tensor) -> torch.Tensor:
+    """N x H x W (grey) or N x H x W x C -> N x C x H x W."""
+    return images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+
+
 class DeviceAugment:
     """Batched pad-crop / flip / rotate, per-source settings, as one affine warp."""
 
@@ -84,8 +89,7 @@ class DeviceFaces:
         shapes = {p.images.shape[1:] for p in parts}
         if len(shapes) != 1:
             raise ValueError(f"device_data needs faces of one shape in every source, got {shapes}")
-        images = torch.from_numpy(np.concatenate([p.images for p in parts]))  # N x H x W (x C)
-        self.images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+        self.images = channels_first(torch.from_numpy(np.concatenate([p.images for p in parts])))
         self.targets = torch.cat([p.targets for p in parts])  # N x T
         self.mask = ~torch.isnan(self.targets)  # N x T
         self.source = torch.cat(

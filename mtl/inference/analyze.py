@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from mtl.data.faces import Detector, crop_face
-from mtl.inference.media import Frame
+from mtl.inference.media import Frame, MediaFile, Problem
 from mtl.inference.model import Predictor
 
 Box = tuple[float, float, float, float]
@@ -152,7 +152,8 @@ def face_row(frame: Frame, number: int, face: Face, tasks: list[str]) -> dict[st
         "score": None if math.isnan(face.score) else round(face.score, 5),
     }
     for task in tasks:
-        row[task] = face.labels[task]
+        label = face.labels[task]
+        row[task] = None if isinstance(label, float) and math.isnan(label) else label
         prob = face.probs[task]
         row[f"{task}_prob"] = None if prob is None else round(prob, 5)
     return row
@@ -214,38 +215,41 @@ def draw(rgb: np.ndarray, faces: list[Face], min_side: int = 0) -> np.ndarray:
 
 
 class Annotator:
-    """Annotated copies under ``out/annotated/``: each photo as JPEG, each video as one MP4
-    (the analysed frames, at the video's frame rate divided by ``every``)."""
+    """Annotated copies under ``out/annotated/``, named like their inputs: each photo in its own
+    format, each video as one MP4 (the analysed frames, at its frame rate divided by
+    ``every``). A copy that cannot be written is a :class:`Problem`, not a failure."""
 
     def __init__(self, out: Path, every: int = 1) -> None:
         self.root = out / "annotated"
         self.every = every
         self.video: cv2.VideoWriter | None = None
-        self.video_name: str | None = None
-        self.written: list[Path] = []
+        self.video_file: MediaFile | None = None
+        self.size: tuple[int, ...] = ()
+        self.problems: list[Problem] = []
 
     def add(self, frame: Frame, faces: list[Face]) -> None:
         if not frame.file.is_video:
-            bgr = draw(frame.rgb, faces, min_side=640)
-            path = (self.root / frame.file.name).with_suffix(".jpg")
+            path = self.root / frame.file.name
             path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), bgr)
-            self.written.append(path)
+            if not cv2.imwrite(str(path), draw(frame.rgb, faces, min_side=640)):
+                self.problems.append(Problem(str(path), None, "could not write annotated image"))
             return
         bgr = draw(frame.rgb, faces)
-        if self.video_name != frame.file.name:
+        if self.video_file != frame.file:
             self.close()
+            self.video_file, self.size = frame.file, bgr.shape[:2]
             path = (self.root / frame.file.name).with_suffix(".mp4")
             path.parent.mkdir(parents=True, exist_ok=True)
             fps = (frame.fps or 25.0) / self.every
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
             self.video = cv2.VideoWriter(str(path), fourcc, fps, (bgr.shape[1], bgr.shape[0]))
-            self.video_name = frame.file.name
-            self.written.append(path)
-        assert self.video is not None
-        self.video.write(bgr)
+            if not self.video.isOpened():
+                self.problems.append(Problem(str(path), None, "could not write annotated video"))
+                self.video = None
+        if self.video is not None and bgr.shape[:2] == self.size:  # a frame of another size
+            self.video.write(bgr)  # cannot join the video; its rows are still written
 
     def close(self) -> None:
         if self.video is not None:
             self.video.release()
-        self.video, self.video_name = None, None
+        self.video, self.video_file = None, None

@@ -2,8 +2,8 @@
 
 A photo is one frame (index 0, no time); a video gives its frames with their index and time in
 seconds (every ``every``-th frame). Folders are searched recursively for files with image or
-video suffixes, in sorted order. Each file gets an output name (its path under the folder it
-was found in, or its own name), so annotated copies never collide.
+video suffixes, in sorted order. Each file gets a unique output name (its path under the folder it
+was found in, or its own name; a repeat gets a number), so annotated copies never collide.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import numpy as np
 
 from mtl.data.faces import BadImage, load_rgb
 
+MAX_BAD_FRAMES = 25
+"""Consecutive undecodable frames after which a video is given up."""
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
@@ -53,18 +55,27 @@ class Problem:
 
 
 def find_media(inputs: Sequence[str | Path]) -> tuple[list[MediaFile], list[Problem]]:
-    """Every media file named or found under the named folders, and the inputs that are not."""
-    files: list[MediaFile] = []
+    """Every media file named or found under the named folders, and the inputs that are not.
+    Output names are unique: a name met again gets ``-2``, ``-3`` … before its suffix."""
+    found: list[tuple[Path, str]] = []
     problems: list[Problem] = []
     for item in map(Path, inputs):
         if item.is_dir():
             for path in sorted(p for p in item.rglob("*") if p.is_file()):
                 if path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-                    files.append(MediaFile(path, str(Path(item.name) / path.relative_to(item))))
+                    found.append((path, str(Path(item.name) / path.relative_to(item))))
         elif item.is_file():
-            files.append(MediaFile(item, item.name))
+            found.append((item, item.name))
         else:
             problems.append(Problem(str(item), None, "no such file or folder"))
+    files, taken = [], set()
+    for path, name in found:
+        stem, suffix, k = str(Path(name).with_suffix("")), Path(name).suffix, 1
+        while name.lower() in taken:  # also a.png vs A.PNG on case-insensitive disks
+            k += 1
+            name = f"{stem}-{k}{suffix}"
+        taken.add(name.lower())
+        files.append(MediaFile(path, name))
     return files, problems
 
 
@@ -99,24 +110,28 @@ def _video_frames(file: MediaFile, every: int) -> Iterator[Frame | Problem]:
         yield Problem(str(file.path), None, "unreadable video: OpenCV cannot open it")
         return
     fps = capture.get(cv2.CAP_PROP_FPS) or None
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    index = 0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # from the header: a hint, may be off
+    index = decoded = failed = 0
     try:
-        while True:
+        # A frame that fails to decode before the header's end is reported and skipped; the
+        # video ends at its real end, or after MAX_BAD_FRAMES failures in a row.
+        while failed < MAX_BAD_FRAMES:
             if index % every:
                 ok = capture.grab()  # skipped frame: no decode
             else:
                 ok, bgr = capture.read()
-                if ok and bgr is not None:
-                    time = index / fps if fps else None
+                ok = ok and bgr is not None
+                if ok:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    yield Frame(file, index, time, rgb, fps)
+                    yield Frame(file, index, index / fps if fps else None, rgb, fps)
+                    decoded += 1
+            if not ok and index >= total:
+                break  # the end
             if not ok:
-                break
+                yield Problem(str(file.path), index, "frame could not be decoded")
+            failed = 0 if ok else failed + 1
             index += 1
     finally:
         capture.release()
-    if index == 0:
+    if decoded == 0:
         yield Problem(str(file.path), None, "unreadable video: no frame could be decoded")
-    elif total > 0 and index < total:
-        yield Problem(str(file.path), index, f"video ended early: frame {index} of {total}")

@@ -8,7 +8,6 @@ ensemble, an exported ONNX file run by ONNX Runtime, a TorchScript file) and car
 
 from __future__ import annotations
 
-import copy
 import json
 import warnings
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtl.ensemble import average_outputs, member_files
+from mtl.ensemble import EnsembleNet, average_outputs, member_files
 from mtl.errors import UserError
 from mtl.inference.preprocessing import PREPROCESSING_KEY, TASKS_KEY, Preprocessing
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
@@ -27,7 +26,8 @@ from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
 class AttributeNet(nn.Module):
     """Image batch (B x C x H x W in [0, 1]) -> a tuple, in task order, of class probabilities
     (B x C_t) and regression values (B), averaged over one or more member networks (the
-    checkpoint ensemble). Plain tensors in and out, so it exports to ONNX and TorchScript."""
+    checkpoint ensemble's, :class:`~mtl.ensemble.EnsembleNet`). Plain tensors in and out, so it
+    exports to ONNX and TorchScript."""
 
     def __init__(self, nets: Sequence[nn.Module], tasks: Sequence[Task]) -> None:
         super().__init__()
@@ -52,7 +52,19 @@ class Predictor:
         raise NotImplementedError
 
 
-class TorchPredictor(Predictor):
+class TensorPredictor(Predictor):
+    """Runs a module that maps a face tensor to per-task tensors, on :attr:`device`."""
+
+    forward: nn.Module
+    device: torch.device
+
+    @torch.inference_mode()
+    def __call__(self, faces: np.ndarray) -> list[np.ndarray]:
+        image = torch.from_numpy(np.ascontiguousarray(faces)).to(self.device)
+        return [out.float().cpu().numpy() for out in self.forward(image)]
+
+
+class TorchPredictor(TensorPredictor):
     """A PyTorch :class:`AttributeNet` (eager or compiled) on a device."""
 
     def __init__(
@@ -67,11 +79,6 @@ class TorchPredictor(Predictor):
         self.tasks = tuple(net.tasks)
         self.preprocessing, self.device, self.name = preprocessing, torch.device(device), name
         self.forward = torch.compile(self.net) if compile else self.net
-
-    @torch.inference_mode()
-    def __call__(self, faces: np.ndarray) -> list[np.ndarray]:
-        image = torch.from_numpy(faces).to(self.device)
-        return [out.float().cpu().numpy() for out in self.forward(image)]
 
 
 class OnnxPredictor(Predictor):
@@ -97,28 +104,23 @@ class OnnxPredictor(Predictor):
         self.name = "onnxruntime"
 
     def __call__(self, faces: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input: faces.astype(np.float32, copy=False)})
+        return self.session.run(None, {self.input: np.ascontiguousarray(faces, np.float32)})
 
 
-class TorchScriptPredictor(Predictor):
+class TorchScriptPredictor(TensorPredictor):
     """An exported TorchScript model (``torch.jit.load``)."""
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
         extra = {"mtl.json": ""}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notice
-            self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+            self.forward = torch.jit.load(str(path), map_location=device, _extra_files=extra)
         if not extra["mtl.json"]:
             raise UserError(f"{path}: not exported by `mtl export` (no mtl.json inside)")
         meta = json.loads(extra["mtl.json"])
         self.preprocessing = Preprocessing.from_dict(meta[PREPROCESSING_KEY])
         self.tasks = tasks_from_json(json.dumps(meta[TASKS_KEY]))
         self.device, self.name = torch.device(device), "torchscript"
-
-    @torch.inference_mode()
-    def __call__(self, faces: np.ndarray) -> list[np.ndarray]:
-        outputs = self.module(torch.from_numpy(faces).to(self.device))
-        return [out.float().cpu().numpy() for out in outputs]
 
 
 def tasks_to_json(tasks: Sequence[Task]) -> str:
@@ -145,7 +147,7 @@ def load_checkpoint_net(path: Path, ensemble: int = 0) -> tuple[AttributeNet, Pr
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    module = MultiTaskModule.load_from_checkpoint(path, map_location="cpu")
+    module = MultiTaskModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     nets: list[nn.Module] = [module.net]
     if ensemble:
         files = member_files(path.parent / "ensemble", ensemble)
@@ -154,12 +156,15 @@ def load_checkpoint_net(path: Path, ensemble: int = 0) -> tuple[AttributeNet, Pr
                 f"--ensemble {ensemble}: no members in {path.parent / 'ensemble'} (train with "
                 "--ensemble N to keep them)"
             )
-        nets = []
-        for file in files:
-            member = copy.deepcopy(module.net)
-            member.load_state_dict(torch.load(file, map_location="cpu", weights_only=True)["net"])
-            nets.append(member)
-    return AttributeNet(nets, module.tasks).eval(), Preprocessing.from_checkpoint(checkpoint)
+        nets = list(EnsembleNet(module.net, files, module.tasks).members)
+    bb = module.net.backbone
+    try:
+        preprocessing = Preprocessing.from_checkpoint(
+            checkpoint, (bb.in_chans, bb.input_size, bb.input_size)
+        )
+    except ValueError as err:
+        raise UserError(f"{path}: {err}") from None
+    return AttributeNet(nets, module.tasks).eval(), preprocessing
 
 
 def load_predictor(
@@ -168,6 +173,8 @@ def load_predictor(
     """A predictor for a checkpoint (``.ckpt``), an ONNX file (``.onnx``) or a TorchScript file
     (``.pt``/``.ts``), by its suffix."""
     path, device = Path(path), resolve_device(device)
+    if path.suffix != ".ckpt" and (ensemble or compile):
+        raise UserError(f"{path}: --ensemble and --compile apply to checkpoints (.ckpt) only")
     if path.suffix == ".onnx":
         return OnnxPredictor(path, device)
     if path.suffix in (".pt", ".ts", ".torchscript"):

@@ -41,14 +41,26 @@ class Preprocessing:
         return cls(FaceSettings(**data["face"]))
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> Preprocessing:
+    def from_checkpoint(
+        cls, checkpoint: dict[str, Any], input_shape: tuple[int, int, int]
+    ) -> Preprocessing:
         """What the checkpoint records; for a checkpoint of an older ``mtl``, the face settings
-        in its embedded run config; with neither, the defaults (the papers' 48 x 48 grey)."""
+        in its embedded run config; with neither, the default crop at the network's input
+        size and channels (``input_shape``, C x H x W). A record that contradicts the network
+        is refused: cropping new faces by it would feed the network the wrong input."""
         if PREPROCESSING_KEY in checkpoint:
-            return cls.from_dict(checkpoint[PREPROCESSING_KEY])
-        config = yaml.safe_load(checkpoint.get("mtl_config") or "{}") or {}
-        face = _find_key(config.get("data", {}), "face")
-        return cls(FaceSettings(**face)) if face else cls()
+            found = cls.from_dict(checkpoint[PREPROCESSING_KEY])
+        else:
+            config = yaml.safe_load(checkpoint.get("mtl_config") or "{}") or {}
+            face = _find_key(config.get("data", {}), "face")
+            c, size, _ = input_shape
+            found = cls(FaceSettings(**face) if face else FaceSettings(size=size, grayscale=c == 1))
+        if found.input_shape != tuple(input_shape):
+            raise ValueError(
+                f"the checkpoint's preprocessing gives {found.input_shape} faces but its network "
+                f"takes {tuple(input_shape)}"
+            )
+        return found
 
 
 def _find_key(tree: Any, key: str) -> Any:

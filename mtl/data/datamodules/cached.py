@@ -97,6 +97,8 @@ class CachedDataModule(FaceDataModule):
         return [t for t in TASK_NAMES if make_task(t).column in columns]
 
     def face_settings(self) -> FaceSettings:
+        if self.cache is not None:  # what the faces were really prepared with
+            return FaceSettings(**self.cache.manifest["face"])
         if self.face.detector == "auto":
             return dataclasses.replace(self.face, detector=self.reader_class.default_detector)
         return self.face
