@@ -49,7 +49,7 @@ class MultiTaskModule(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = ExponentialDecay,
         decay_norm_and_bias: bool = False,
         monitor: str = "val/loss",
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         compile: bool = False,
     ) -> None:
         """
@@ -71,8 +71,8 @@ class MultiTaskModule(L.LightningModule):
             lr_scheduler: schedule (default: the paper's exponential decay), or None.
             decay_norm_and_bias: also apply weight decay to biases and norm parameters.
             monitor: metric a plateau scheduler watches.
-            channels_last: run convolutions on NHWC tensors (faster on GPUs with tensor cores
-                and on some CPUs; ``mtl bench train --channels_last`` measures it).
+            channels_last: run convolutions on NHWC tensors; None: the backbone's default (on
+                for BKNet, where ``mtl bench train`` measured it faster on CPU and GPU).
             compile: ``torch.compile`` the network when the trainer starts (the first steps
                 pay the compilation; ``mtl bench train --compile`` measures it).
         """
@@ -90,6 +90,8 @@ class MultiTaskModule(L.LightningModule):
         self.regression_loss = regression_loss
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
+        if channels_last is None:
+            channels_last = self.net.backbone.channels_last_default
         self.channels_last, self.compile_net = channels_last, compile
         # Training-loss sums of the epoch (1 + T, then the count): a plain attribute, not a
         # buffer, so DDP does not overwrite a rank's sums with rank 0's.
@@ -183,7 +185,8 @@ class MultiTaskModule(L.LightningModule):
         """The step's total loss (progress bar) every step; per-task losses and loss weights on
         logging steps only (``trainer.log_every_n_steps``): each ``self.log`` costs Python time
         that, at GPU speed, is a large part of a step. Epoch means add up on the device, never
-        waiting for it, and are logged at the epoch end (``train/loss_epoch`` …)."""
+        waiting for it, and are logged at the epoch end (``train/loss_epoch`` …; a run resumed
+        mid-epoch averages that epoch's steps after the resume)."""
         step = torch.stack([total.detach()] + [losses[t].detach() for t in self.task_names])
         if self._loss_sums is None or self._loss_sums.device != step.device:
             self._loss_sums = torch.zeros(len(step) + 1, device=step.device)

@@ -16,7 +16,6 @@ from skimage.data import astronaut
 from mtl.cli import main
 from mtl.data.faces import FaceSettings
 from mtl.inference.analyze import Analyzer
-from mtl.inference.export import export_onnx, export_torchscript
 from mtl.inference.media import Frame, MediaFile, find_media
 from mtl.inference.model import (
     OnnxPredictor,
@@ -120,47 +119,50 @@ def test_photos_folder_and_video_give_one_row_per_face(checkpoint, tmp_path):
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
 
 
-def test_ensemble_and_onnx_paths_of_analyze(checkpoint, tmp_path):
-    photo = tmp_path / "two.png"
-    cv2.imwrite(str(photo), cv2.cvtColor(two_faces(), cv2.COLOR_RGB2BGR))
-    net, preprocessing = load_checkpoint_net(checkpoint)
-    onnx = export_onnx(net, preprocessing, tmp_path / "model.onnx")
-    for model, extra in ((checkpoint, []), (checkpoint, ["--ensemble", "2"]), (onnx, [])):
-        out = tmp_path / f"out-{model.suffix}-{len(extra)}"
-        main(["analyze", str(model), str(photo), "--out", str(out), "--annotate", "false", *extra])
-        assert len(read_rows(out)) == 2
-    plain, onnx_rows = read_rows(tmp_path / "out-.ckpt-0"), read_rows(tmp_path / "out-.onnx-0")
-    for a, b in zip(plain, onnx_rows, strict=True):
-        for task in TASKS:
-            assert a[task] == b[task]
-            assert float(a[f"{task}_prob"]) == pytest.approx(float(b[f"{task}_prob"]), abs=1e-4)
+@pytest.fixture(scope="module")
+def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``mtl export`` of the checkpoint's two-member ensemble: model.onnx and model.pt."""
+    out = tmp_path_factory.mktemp("export")
+    main(["export", str(checkpoint), "--out", str(out), "--ensemble", "2"])
+    return out
 
 
-def test_onnx_and_torchscript_match_pytorch_at_any_batch_size(checkpoint, tmp_path):
+def test_export_writes_both_formats_with_the_preprocessing(exported, checkpoint):
+    assert (exported / "model.onnx").is_file() and (exported / "model.pt").is_file()
+    _, preprocessing = load_checkpoint_net(checkpoint)
+    for model in (load_predictor(exported / "model.onnx"), load_predictor(exported / "model.pt")):
+        assert model.preprocessing == preprocessing
+        assert [t.name for t in model.tasks] == TASKS
+
+
+def test_onnx_and_torchscript_match_pytorch_at_any_batch_size(checkpoint, exported):
     net, preprocessing = load_checkpoint_net(checkpoint, ensemble=2)
     reference = TorchPredictor(net, preprocessing)
-    onnx = OnnxPredictor(export_onnx(net, preprocessing, tmp_path / "m.onnx"))
-    script = TorchScriptPredictor(export_torchscript(net, preprocessing, tmp_path / "m.pt"))
+    onnx = OnnxPredictor(exported / "model.onnx")
+    script = TorchScriptPredictor(exported / "model.pt")
     rng = np.random.default_rng(0)
     for batch in (1, 7):
         faces = rng.random((batch, *preprocessing.input_shape), dtype=np.float32)
         expected = reference(faces)
-        for exported in (onnx, script):
-            got = exported(faces)
+        for model in (onnx, script):
+            got = model(faces)
             assert [g.shape for g in got] == [e.shape for e in expected]
-            assert (
-                max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True)) < 1e-4
-            )
-    for exported in (onnx, script):
-        assert exported.preprocessing == preprocessing
-        assert [t.name for t in exported.tasks] == TASKS
+            diffs = [float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True)]
+            assert max(diffs) < 1e-4
 
 
-def test_export_command_writes_both_formats(checkpoint, tmp_path, capsys):
-    main(["export", str(checkpoint), "--out", str(tmp_path / "export")])
-    assert (tmp_path / "export/model.onnx").is_file() and (tmp_path / "export/model.pt").is_file()
-    assert capsys.readouterr().err.count("ok") == 2
-    assert load_predictor(tmp_path / "export/model.pt").name == "torchscript"
+def test_analyze_runs_the_ensemble_and_its_onnx_export_alike(checkpoint, exported, tmp_path):
+    photo = tmp_path / "two.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(two_faces(), cv2.COLOR_RGB2BGR))
+    runs = {"ckpt": [str(checkpoint), "--ensemble", "2"], "onnx": [str(exported / "model.onnx")]}
+    for name, model in runs.items():
+        main(["analyze", *model, str(photo), "--out", str(tmp_path / name), "--annotate", "false"])
+    torch_rows, onnx_rows = read_rows(tmp_path / "ckpt"), read_rows(tmp_path / "onnx")
+    assert len(torch_rows) == len(onnx_rows) == 2
+    for a, b in zip(torch_rows, onnx_rows, strict=True):
+        for task in TASKS:
+            assert a[task] == b[task]
+            assert float(a[f"{task}_prob"]) == pytest.approx(float(b[f"{task}_prob"]), abs=1e-4)
 
 
 def test_output_names_never_collide(tmp_path):

@@ -35,7 +35,7 @@ class InferResult:
     mode: str
     batch: int
     images_per_s: float
-    latency_ms: float | None  # one image, median; None where not measured
+    latency_ms: float  # one image, median
 
 
 def fresh_net() -> tuple[AttributeNet, Preprocessing]:

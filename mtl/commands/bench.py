@@ -409,8 +409,7 @@ def bench_infer(args: Namespace, console: Console) -> int:
     for col in ("mode", "batch", "images/s", "1-image latency"):
         table.add_column(col, justify="left" if col == "mode" else "right")
     for r in results:
-        lat = "-" if r.latency_ms is None else f"{r.latency_ms:.2f} ms"
-        table.add_row(r.mode, str(r.batch), f"{r.images_per_s:,.0f}", lat)
+        table.add_row(r.mode, str(r.batch), f"{r.images_per_s:,.0f}", f"{r.latency_ms:.2f} ms")
     if e2e:
         fps = e2e["frames_per_s"]
         table.add_row("end to end: photo → MTCNN → model", "16 frames", f"{fps:.1f} fps", "-")

@@ -80,6 +80,8 @@ class Detector:
     """Finds face boxes ``(x1, y1, x2, y2)`` in RGB images; an empty list means no face.
 
     ``given`` holds the box each image's dataset ships, if any (only ``given`` uses it).
+    A subclass implements :meth:`detect` or, if its detector scores faces, :meth:`detect_scored`
+    (each defaults to the other).
     ``margin`` says whether the crop adds :attr:`FaceSettings.margin` around the box.
     """
 

@@ -91,9 +91,10 @@ class OnnxPredictor(Predictor):
             raise UserError(
                 f"{path}: running an ONNX model needs ONNX Runtime: pip install 'mtl[onnx]'"
             ) from None
-        providers = ["CPUExecutionProvider"]
+        providers: list = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+            index = torch.device(device).index or 0
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
         self.session = ort.InferenceSession(str(path), providers=providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         if PREPROCESSING_KEY not in meta or TASKS_KEY not in meta:
