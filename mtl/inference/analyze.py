@@ -22,7 +22,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
+from mtl.data.device import channels_first
 from mtl.data.faces import Detector, crop_face
 from mtl.inference.media import Frame, MediaFile, Problem
 from mtl.inference.model import Predictor
@@ -90,8 +92,8 @@ class Analyzer:
         c, h, w = self.predictor.preprocessing.input_shape
         if not faces:
             return np.zeros((0, c, h, w), np.float32)
-        stack = np.stack(faces).astype(np.float32) / 255.0  # N x H x W (x 3)
-        return stack[:, None] if stack.ndim == 3 else stack.transpose(0, 3, 1, 2)
+        stack = torch.from_numpy(np.stack(faces)).float().div_(255.0)  # N x H x W (x 3)
+        return np.ascontiguousarray(channels_first(stack).numpy())  # N x C x H x W
 
     def analyze(self, frames: list[Frame]) -> list[list[Face]]:
         """The faces of every frame of the batch with the model's outputs."""
