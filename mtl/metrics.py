@@ -89,13 +89,13 @@ class MaskedMAE(Metric):
 def task_metrics(task: Task) -> MetricCollection:
     """The metrics of one task (no prefix)."""
     if task.kind == "regression":
-        metrics: dict[str, Metric] = {"mae": MaskedMAE()}
-    else:
-        metrics = {
-            "acc": MaskedConfusion(task.num_classes, "acc"),
-            "f1": MaskedConfusion(task.num_classes, "f1"),
-        }
-    return MetricCollection(metrics, compute_groups=False)
+        return MetricCollection({"mae": MaskedMAE()}, compute_groups=False)
+    metrics = {
+        "acc": MaskedConfusion(task.num_classes, "acc"),
+        "f1": MaskedConfusion(task.num_classes, "f1"),
+    }
+    # One confusion matrix for both: the collection updates "acc" and hands "f1" its state.
+    return MetricCollection(metrics, compute_groups=[["acc", "f1"]])
 
 
 class StageMetrics(nn.Module):
