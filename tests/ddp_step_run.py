@@ -1,6 +1,7 @@
 """Run by tests/test_ddp.py: three epochs of one training step each, on one process with the
-global batch or on two DDP processes (gloo) with half of it each, for several weightings; rank 0
-saves the trained weights. Lightning's DDP launcher re-runs this file once per rank."""
+global batch or on two DDP processes (gloo) with half of it each, for several weightings. Each
+rank saves the trained weights, the last epoch's logged loss means and metrics, and which tasks
+its last batch labelled. Lightning's DDP launcher re-runs this file once per rank."""
 
 from __future__ import annotations
 
@@ -26,6 +27,30 @@ WEIGHTINGS = {
 GLOBAL_BATCH = 8
 
 
+class Record(L.Callback):
+    """Which tasks each of the rank's training batches labelled, and each epoch's logged loss
+    means and metrics (the step values are the rank's own)."""
+
+    def __init__(self) -> None:
+        self.labelled: list[list[bool]] = []
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.labelled.append(batch["mask"].any(dim=0).tolist())  # T bools
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch > 0:  # the last epoch's figures are logged by now
+            self._record(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._record(trainer)
+
+    def _record(self, trainer: L.Trainer) -> None:
+        figures = trainer.callback_metrics.items()
+        ends = ("loss_epoch", "/acc", "/f1", "/mae")
+        self.epochs.append({k: float(v) for k, v in figures if k.endswith(ends)})
+
+
 def train(name: str, devices: int, out: Path) -> None:
     L.seed_everything(0)
     sources = [
@@ -46,10 +71,12 @@ def train(name: str, devices: int, out: Path) -> None:
         accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
         max_epochs=3, limit_train_batches=1, limit_val_batches=0, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=out,
+        default_root_dir=out, callbacks=[record := Record()],
     )  # fmt: skip
     trainer.fit(model, data)
-    torch.save(model.state_dict(), out / f"{name}-{devices}-rank{trainer.global_rank}.pt")
+    run = out / f"{name}-{devices}-rank{trainer.global_rank}"
+    torch.save(model.state_dict(), run.with_suffix(".pt"))
+    torch.save({"labelled": record.labelled, "epochs": record.epochs}, run.with_suffix(".epoch.pt"))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,23 @@ def test_a_ddp_step_over_a_global_batch_equals_one_process_on_all_of_it(tmp_path
             torch.testing.assert_close(rank1[key], rank0[key], rtol=0, atol=0, msg=key)
     assert not torch.equal(state("gradnorm", 2)["weighting.w"], torch.ones(4))
 
+    # Each epoch's training-loss means (summed on each rank, all-reduced at the epoch end) and
+    # metrics (synced by Lightning) are the one-process figures on both ranks, also in the
+    # epoch where a rank's batch missed a task.
+    def record(weighting: str, devices: int, rank: int = 0) -> dict:
+        return torch.load(tmp_path / f"{weighting}-{devices}-rank{rank}.epoch.pt")
+
+    for weighting in ("fixed", "uncertainty", "dwa"):
+        one = record(weighting, 1)
+        assert len(one["epochs"]) == 3 and all(map(all, one["labelled"]))
+        assert {"train/loss_epoch", "train/age/loss_epoch", "train/age/f1"} <= set(one["epochs"][0])
+        ranks = [record(weighting, 2, rank) for rank in (0, 1)]
+        assert not all(map(all, ranks[0]["labelled"] + ranks[1]["labelled"]))  # a task missed
+        for rank, two in enumerate(ranks):
+            for epoch, expected in enumerate(one["epochs"]):
+                got = two["epochs"][epoch]
+                assert got == pytest.approx(expected, rel=1e-5), (weighting, rank, epoch)
+
 
 BACKBONES = {
     "BKNet": ["--model.backbone=BKNet"],
