@@ -64,6 +64,16 @@ def write_video(path: Path, frames: int = 5, fps: float = 10.0) -> None:
     writer.release()
 
 
+def corrupt_frame(path: Path, index: int) -> None:
+    """Zero the JPEG data of an MJPG video's ``index``-th frame (not the last), keeping the AVI
+    chunk headers around it."""
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xd8"]  # JPEG SOI
+    begin, end = starts[index], starts[index + 1] - 16  # the next chunk's header stays
+    data[begin:end] = bytes(end - begin)
+    path.write_bytes(bytes(data))
+
+
 def read_rows(out: Path) -> list[dict]:
     with (out / "faces.csv").open() as f:
         return list(csv.DictReader(f))
@@ -81,6 +91,8 @@ def test_photos_folder_and_video_give_one_row_per_face(checkpoint, tmp_path):
     cv2.imwrite(str(media / "astronaut.png"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(media / "two.jpg"), cv2.cvtColor(two_faces(), cv2.COLOR_RGB2BGR))
     write_video(media / "clip.avi")
+    write_video(media / "dropout.avi")
+    corrupt_frame(media / "dropout.avi", 2)
     (media / "broken.jpg").write_bytes(b"not a JPEG at all")
     (media / "broken.mp4").write_bytes(b"\x00" * 64)
     out = tmp_path / "out"
@@ -98,21 +110,28 @@ def test_photos_folder_and_video_give_one_row_per_face(checkpoint, tmp_path):
     assert [float(r["time"]) for r in clip] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
     x1 = [float(r["x1"]) for r in clip]
     assert all(b > a for a, b in zip(x1, x1[1:], strict=False))  # the face moves right
+    assert [int(r["frame"]) for r in by_file["dropout.avi"]] == [0, 1, 3, 4]  # 2 is corrupt
     for row in rows:
         assert float(row["score"]) > 0.9 and float(row["x2"]) > float(row["x1"])
         for task in TASKS:
             assert row[task] and 0.0 < float(row[f"{task}_prob"]) <= 1.0
 
     lines = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
-    assert len(lines) == len(rows) == 1 + 2 + 5
+    assert len(lines) == len(rows) == 1 + 2 + 5 + 4
     for line in lines:
         for task in TASKS:
             probs = line["probs"][task]
             assert sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
             assert max(probs, key=probs.get) == line[task]
 
-    problems = {Path(r["file"]).name for r in csv.DictReader((out / "problems.csv").open())}
-    assert problems == {"broken.jpg", "broken.mp4", "gone.png"}
+    with (out / "problems.csv").open() as f:
+        problems = {(Path(r["file"]).name, r["frame"]) for r in csv.DictReader(f)}
+    assert problems == {
+        ("broken.jpg", ""),
+        ("broken.mp4", ""),
+        ("gone.png", ""),
+        ("dropout.avi", "2"),
+    }
     annotated = out / "annotated" / "media"
     assert (annotated / "two.jpg").is_file() and (annotated / "astronaut.png").is_file()
     video = cv2.VideoCapture(str(annotated / "clip.mp4"))
