@@ -19,6 +19,7 @@ from mtl.losses.task_losses import Normalization
 from mtl.metrics import StageMetrics
 from mtl.models import Backbone, BKNet, HeadConfig, MultiTaskNet
 from mtl.optim import ExponentialDecay, MomentumSGD, param_groups
+from mtl.precise_bn import PreciseBatchNorm
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
 
 STAGES = ("train", "val", "test")
@@ -51,6 +52,7 @@ class MultiTaskModule(L.LightningModule):
         monitor: str = "val/loss",
         channels_last: bool = False,
         compile: bool = False,
+        precise_bn: int = 0,
     ) -> None:
         """
         Args:
@@ -76,6 +78,10 @@ class MultiTaskModule(L.LightningModule):
                 arithmetic enough that a seed's run differs (README, "Speed").
             compile: ``torch.compile`` the network when the trainer starts (the first steps
                 pay the compilation; ``mtl bench train --compile`` measures it).
+            precise_bn: before each validation of a fit, recompute batch-norm statistics from
+                this many of the epoch's latest training images under the current weights,
+                instead of evaluating with running averages that lag behind fast-moving
+                weights (``mtl.precise_bn``); 0: off. Training is unchanged.
         """
         arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
@@ -92,6 +98,7 @@ class MultiTaskModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
         self.channels_last, self.compile_net = channels_last, compile
+        self.precise_bn = PreciseBatchNorm(precise_bn)
         # Training-loss sums of the epoch (1 + T, then the count): a plain attribute, not a
         # buffer, so DDP does not overwrite a rank's sums with rank 0's.
         self._loss_sums: torch.Tensor | None = None
@@ -213,6 +220,7 @@ class MultiTaskModule(L.LightningModule):
         self._loss_sums = None
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.precise_bn.remember(batch["image"])
         return self.shared_step(batch, "train")[0]
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -233,6 +241,14 @@ class MultiTaskModule(L.LightningModule):
             self.log_dict(collection)
         if stage != "train":
             self.log_dict(self.loss_means[f"{stage}_losses"], prog_bar=False)
+
+    def on_train_epoch_start(self) -> None:
+        self.precise_bn.start_epoch()
+
+    def on_validation_epoch_start(self) -> None:
+        """A fit's validation evaluates batch norm with the current weights' statistics."""
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.precise_bn.recalibrate(self)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

@@ -1,7 +1,8 @@
 """Run by tests/test_ddp.py: three epochs of one training step each, on one process with the
 global batch or on two DDP processes (gloo) with half of it each, for several weightings. Each
 rank saves the trained weights, the last epoch's logged loss means and metrics, and which tasks
-its last batch labelled. Lightning's DDP launcher re-runs this file once per rank."""
+its last batch labelled. Last, a batch-norm network with precise BN saves each rank's running
+statistics. Lightning's DDP launcher re-runs this file once per rank."""
 
 from __future__ import annotations
 
@@ -79,7 +80,36 @@ def train(name: str, devices: int, out: Path) -> None:
     torch.save({"labelled": record.labelled, "epochs": record.epochs}, run.with_suffix(".epoch.pt"))
 
 
+class EvaluatedStatistics(L.Callback):
+    """The batch-norm statistics a validation evaluates with, taken before its first step (a
+    DDP forward then broadcasts rank 0's buffers, which would hide a rank's own)."""
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        state = pl_module.state_dict()
+        self.buffers = {k: v.clone() for k, v in state.items() if "running_" in k}
+
+
+def train_precise_bn(devices: int, out: Path) -> None:
+    """Two epochs of a batch-norm BKNet with precise BN and validation: each rank recomputes
+    the statistics from its own batches, then the ranks average them."""
+    L.seed_everything(0)
+    sources = [SyntheticSource("a", ["smile"], 16, 4, 4), SyntheticSource("b", ["age"], 8, 4, 4)]
+    data = SyntheticDataModule(sources, batch_size=GLOBAL_BATCH // devices, seed=3)
+    backbone = BKNet(channels=[[4], [8], [8], [8]])
+    model = MultiTaskModule(data.task_names, backbone=backbone, head=HeadConfig(hidden=[8]))
+    model.precise_bn.images = 8
+    trainer = L.Trainer(
+        accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
+        max_epochs=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=out,
+        callbacks=[evaluated := EvaluatedStatistics()],
+    )  # fmt: skip
+    trainer.fit(model, data)
+    torch.save(evaluated.buffers, out / f"precise_bn-{devices}-rank{trainer.global_rank}.pt")
+
+
 if __name__ == "__main__":
     folder, world = Path(sys.argv[1]), int(sys.argv[2])
     for weighting in WEIGHTINGS:
         train(weighting, world, folder)
+    train_precise_bn(world, folder)

@@ -64,6 +64,13 @@ def test_a_ddp_step_over_a_global_batch_equals_one_process_on_all_of_it(tmp_path
                 got = two["epochs"][epoch]
                 assert got == pytest.approx(expected, rel=1e-5), (weighting, rank, epoch)
 
+    # Precise BN: ranks recompute batch-norm statistics from their own batches and average
+    # them, so both evaluate with the same statistics.
+    rank0, rank1 = state("precise_bn", 2, 0), state("precise_bn", 2, 1)
+    assert rank0.keys() == rank1.keys() and len(rank0) > 0
+    for key in rank0:
+        torch.testing.assert_close(rank1[key], rank0[key], rtol=0, atol=0, msg=key)
+
 
 BACKBONES = {
     "BKNet": ["--model.backbone=BKNet"],

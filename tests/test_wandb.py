@@ -61,8 +61,8 @@ def test_given_group_and_tags_win_over_derived_ones(in_tmp):
 
 def test_ddp_runs_make_exactly_one_wandb_run_each_also_under_an_agent(tmp_path):
     """The agent's WANDB_RUN_ID reaches every rank; only rank 0 may start (this) run. Fit (with
-    its test and the checkpoint ensemble), validate and test under DDP (batches of two: a rank's
-    batch misses tasks) each finish."""
+    its test, the checkpoint ensemble and precise BN), validate and test under DDP (batches of
+    two: a rank's batch misses tasks) each finish."""
     mtl = str(Path(sys.executable).with_name("mtl"))
     args = [a for a in tiny_fit_args(train=12, val=6, test=6) if a != "fit"]
     args += [*WANDB, "--data.batch_size=2", "--trainer.accelerator=cpu"]
@@ -76,6 +76,7 @@ def test_ddp_runs_make_exactly_one_wandb_run_each_also_under_an_agent(tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
 
     more = ["--trainer.max_epochs=2", "--ensemble=2", "--test_after_fit=true"]
+    more += ["--model.precise_bn=4"]  # recomputed batch norm, averaged over the ranks
     run("fit", *more, env={"WANDB_RUN_ID": "agentrun1"})
     runs = sorted(p.name for p in (tmp_path / "runs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and runs[0].endswith("-agentrun1"), runs
