@@ -181,6 +181,21 @@ def bare_throughput(
 ) -> float:
     """Images/s of a hand-written training loop over in-memory batches of real faces."""
     module = make_module(dm, speedups, seed)
+    batches = memory_batches(dm, 8, device, seed)
+    return loop_throughput(module, batches, speedups, steps, warmup, device)
+
+
+def loop_throughput(
+    module: MultiTaskModule,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    speedups: Speedups,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+) -> float:
+    """Images/s of a hand-written training loop of ``module``'s network (SGD with the paper's
+    settings, :func:`bare_loss`) cycling through ``batches`` (images B x C x H x W, targets
+    B x T, mask B x T) on ``device``."""
     net, tasks = module.net.to(device).train(), module.tasks
     if speedups.channels_last:
         net.to(memory_format=torch.channels_last)
@@ -188,9 +203,8 @@ def bare_throughput(
         net.compile()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=0.01)
     scaler = torch.amp.GradScaler(device.type, enabled=speedups.precision == "16-mixed")
-    batches = memory_batches(dm, 8, device, seed)
     fmt = torch.channels_last if speedups.channels_last else torch.contiguous_format
-    batches = [(x.contiguous(memory_format=fmt), y, m) for x, y, m in batches]
+    batches = [(x.to(device).contiguous(memory_format=fmt), y, m) for x, y, m in batches]
     step = 0
 
     def train_step() -> None:
@@ -206,4 +220,4 @@ def bare_throughput(
         scaler.update()
 
     timed(train_step, device, warmup)
-    return steps * dm.batch_size / timed(train_step, device, steps)
+    return steps * len(batches[0][0]) / timed(train_step, device, steps)

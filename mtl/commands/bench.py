@@ -42,29 +42,19 @@ HELP = COMMANDS["bench"].help
 
 
 def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
-    """Samples/s of multi-task BKNet training steps on random 1x48x48 batches."""
+    """Samples/s of multi-task BKNet training steps (``mtl bench train``'s bare loop, in the
+    network's default memory format) on random 1x48x48 batches."""
+    from mtl.benchmarks.train import loop_throughput
     from mtl.module import MultiTaskModule
 
     module = MultiTaskModule(list(DEFAULT_TASK_NAMES))
-    module.train()
-    optimizer = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9, weight_decay=0.01)
     g = torch.Generator().manual_seed(0)
-    batch = {
-        "image": torch.rand(batch_size, 1, 48, 48, generator=g),
-        "targets": torch.stack(
-            [torch.randint(0, t.num_classes, (batch_size,), generator=g) for t in module.tasks],
-            dim=1,
-        ).float(),  # B x T
-    }
-    batch["mask"] = torch.ones_like(batch["targets"], dtype=torch.bool)
-    for step in range(warmup + steps):
-        if step == warmup:
-            start = time.perf_counter()
-        optimizer.zero_grad()
-        loss = module.weighting(module.task_losses(module(batch["image"]), batch))
-        loss.backward()
-        optimizer.step()
-    return steps * batch_size / (time.perf_counter() - start)
+    images = torch.rand(batch_size, 1, 48, 48, generator=g)
+    labels = [torch.randint(0, t.num_classes, (batch_size,), generator=g) for t in module.tasks]
+    targets = torch.stack(labels, dim=1).float()  # B x T
+    batch = (images, targets, torch.ones_like(targets, dtype=torch.bool))
+    speedups = Speedups(channels_last=module.channels_last)
+    return loop_throughput(module, [batch], speedups, steps, warmup, torch.device("cpu"))
 
 
 def loading_throughput(dm: CachedDataModule, max_batches: int) -> tuple[float, int]:
