@@ -50,7 +50,7 @@ class MultiTaskModule(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = ExponentialDecay,
         decay_norm_and_bias: bool = False,
         monitor: str = "val/loss",
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         compile: bool = False,
         precise_bn: int = 0,
     ) -> None:
@@ -73,9 +73,9 @@ class MultiTaskModule(L.LightningModule):
             lr_scheduler: schedule (default: the paper's exponential decay), or None.
             decay_norm_and_bias: also apply weight decay to biases and norm parameters.
             monitor: metric a plateau scheduler watches.
-            channels_last: run convolutions on NHWC tensors (Multi-task BKNet in ``mtl bench
-                train``: 1.14x on 2 CPU cores, 1.42x on an H100). Off by default: it changes the
-                arithmetic enough that a seed's run differs (README, "Speed").
+            channels_last: run convolutions on NHWC tensors; None: the backbone's default (on
+                for the BKNet family, where ``mtl bench train`` measured the framework 1.14x
+                faster on 2 CPU cores and 1.42x on an H100; README, "Speed").
             compile: ``torch.compile`` the network when the trainer starts (the first steps
                 pay the compilation; ``mtl bench train --compile`` measures it).
             precise_bn: before each validation of a fit, recompute batch-norm statistics from
@@ -97,6 +97,8 @@ class MultiTaskModule(L.LightningModule):
         self.regression_loss = regression_loss
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
+        if channels_last is None:
+            channels_last = self.net.backbone.channels_last_default
         self.channels_last, self.compile_net = channels_last, compile
         self.precise_bn = PreciseBatchNorm(precise_bn)
         # Training-loss sums of the epoch (1 + T, then the count): a plain attribute, not a

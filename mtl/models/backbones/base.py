@@ -19,6 +19,8 @@ class Backbone(nn.Module):
     ``in_chans`` and ``input_size`` (the square input side they are built for).
     ``default_init_std`` is the N(0, std) initialisation the backbone's paper prescribes for
     the whole network, or None to keep the layers' own initialisation.
+    ``channels_last_default`` says whether the model runs its convolutions on NHWC tensors
+    unless a run says otherwise (on where ``mtl bench train`` measured it faster).
     ``default_head`` is the branch shape its paper uses (None: the Sang & Cuong FC 256 -> FC 256
     branch).
     Designs whose tasks also get private layers on top of the shared trunk (ResNet-v2 ver2)
@@ -29,6 +31,8 @@ class Backbone(nn.Module):
     a checkpoint rebuilds the backbone with no config file. Arguments in ``unsaved`` (where the
     starting weights came from) are left out: the checkpoint's own weights replace them.
     """
+
+    channels_last_default = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Backbone:
         backbone = super().__new__(cls)
