@@ -8,6 +8,7 @@ from typing import Literal
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
@@ -81,8 +82,11 @@ class MultiTaskModule(L.LightningModule):
             precise_bn: before each validation of a fit, recompute batch-norm statistics from
                 this many of the epoch's latest training images under the current weights,
                 instead of evaluating with running averages that lag behind fast-moving
-                weights (``mtl.precise_bn``); 0: off. Training is unchanged.
+                weights (``mtl.precise_bn``); 0: off. Training is unchanged unless something
+                reads validation results (a plateau scheduler, early stopping).
         """
+        if channels_last is None:  # resolved first, so the saved hyperparameters say what ran
+            channels_last = (BKNet if backbone is None else type(backbone)).channels_last_default
         arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
         self.save_hyperparameters(plain_hparams(arguments))  # class paths, never objects
@@ -97,8 +101,6 @@ class MultiTaskModule(L.LightningModule):
         self.regression_loss = regression_loss
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
-        if channels_last is None:
-            channels_last = self.net.backbone.channels_last_default
         self.channels_last, self.compile_net = channels_last, compile
         self.precise_bn = PreciseBatchNorm(precise_bn)
         # Training-loss sums of the epoch (1 + T, then the count): a plain attribute, not a
@@ -244,13 +246,28 @@ class MultiTaskModule(L.LightningModule):
         if stage != "train":
             self.log_dict(self.loss_means[f"{stage}_losses"], prog_bar=False)
 
+    def on_fit_start(self) -> None:
+        if self.precise_bn.images and not self.trainer.enable_validation:
+            rank_zero_warn(
+                "model.precise_bn recomputes batch-norm statistics before a validation, and "
+                "this fit runs none: checkpoints keep the running averages"
+            )
+
     def on_train_epoch_start(self) -> None:
-        self.precise_bn.start_epoch()
+        self.precise_bn.forget()
 
     def on_validation_epoch_start(self) -> None:
         """A fit's validation evaluates batch norm with the current weights' statistics."""
-        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
-            self.precise_bn.recalibrate(self)
+        if self.trainer.state.fn != "fit" or self.trainer.sanity_checking:
+            return
+        if self.precise_bn.images and not self.precise_bn.recalibrate(self):
+            rank_zero_warn(
+                f"model.precise_bn: fewer than {self.precise_bn.images} training images since "
+                "the epoch began; this validation uses batch norm's running averages"
+            )
+
+    def on_fit_end(self) -> None:
+        self.precise_bn.forget()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

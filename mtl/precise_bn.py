@@ -4,14 +4,15 @@ Batch norm evaluates with running averages of its training batches' statistics, 
 under the weights of its own step. While the weights still move fast (early, or at a high
 learning rate) those averages lag behind the network being evaluated, and the evaluation
 measures the lag rather than the network: the README's 2-epoch main job scored emotion 0.30
-with them and 0.76 with statistics recomputed from 20 of its last training batches (Wu &
+with them and 0.76 with statistics recomputed from its last 1,024 training images (Wu &
 Johnson, "Rethinking 'Batch' in BatchNorm", 2021, call the recomputation Precise BN).
 
 :class:`PreciseBatchNorm` keeps references to the epoch's latest training inputs (already on
 the device and augmented) and, before a validation, recomputes every batch norm's running mean
 and variance from them with the current weights: batch norms in training mode, every other
-layer (dropout) in evaluation mode, no gradients. Training itself is untouched: its forward
-passes normalise with batch statistics, and the recomputation draws no random numbers.
+layer (dropout) in evaluation mode, no gradients. Training itself is untouched (its forward
+passes normalise with batch statistics, and the recomputation draws no random numbers) unless
+something reads the validation results: a plateau scheduler, early stopping.
 Under DDP every rank recomputes from its own inputs and the statistics are averaged over the
 ranks in one all-reduce, which every rank enters (the number of batches used is agreed first).
 """
@@ -41,9 +42,10 @@ class PreciseBatchNorm:
         self.batches: deque[torch.Tensor] = deque()
         self._held = 0  # images in self.batches
 
-    def start_epoch(self) -> None:
-        """Forget the last epoch's inputs (a run resumed at an epoch boundary recomputes from
-        exactly the batches an uninterrupted run would)."""
+    def forget(self) -> None:
+        """Drop the remembered inputs: at each epoch start (a run resumed at an epoch boundary
+        recomputes from exactly the batches an uninterrupted run would) and when a fit ends
+        (they would hold device memory)."""
         self.batches.clear()
         self._held = 0
 
@@ -59,41 +61,51 @@ class PreciseBatchNorm:
 
     def recalibrate(self, module: L.LightningModule) -> int:
         """Recompute the running statistics of ``module``'s batch norms from the remembered
-        batches; returns how many batches were used (0: nothing changed)."""
+        batches; returns how many batches were used (0: nothing changed, because fewer than
+        ``images`` inputs were seen since the epoch began on some rank: statistics from a
+        batch or two can be worse than the running averages)."""
         norms = batch_norms(module)
         if not self.images or not norms:  # the same on every rank: no collective
             return 0
         trainer = module.trainer
-        count = torch.tensor(float(len(self.batches)), device=module.device)
+        held = torch.tensor([float(self._held), float(len(self.batches))], device=module.device)
         if trainer.world_size > 1:  # every rank enters, whatever it holds
-            count = trainer.strategy.reduce(count, reduce_op="min")
-        used = int(count.item())
-        if used == 0:
+            held = trainer.strategy.reduce(held, reduce_op="min")
+        images, used = (int(v) for v in held.tolist())
+        if images < self.images:
             return 0
         modes = {m: m.training for m in module.modules()}
-        momenta = [m.momentum for m in norms]
+        saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
         # Validation runs under inference mode; the statistics must stay ordinary tensors,
         # which training updates in place later.
-        with (
-            torch.inference_mode(False),
-            torch.no_grad(),
-            trainer.precision_plugin.forward_context(),
-        ):
-            module.eval()
-            for m in norms:
-                m.reset_running_stats()
-                m.momentum = None  # a cumulative average over the batches
-                m.train()
-            for images in list(self.batches)[-used:]:
-                module(images)
-            if trainer.world_size > 1:
-                stats = [s for m in norms for s in (m.running_mean, m.running_var)]
-                flat = torch.cat([s.flatten() for s in stats])
-                flat = trainer.strategy.reduce(flat, reduce_op="mean")
-                for s, new in zip(stats, flat.split([s.numel() for s in stats]), strict=True):
-                    s.copy_(new.view_as(s))
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
-        for m, training in modes.items():
-            m.train(training)
+        try:
+            with (
+                torch.inference_mode(False),
+                torch.no_grad(),
+                trainer.precision_plugin.forward_context(),
+            ):
+                module.eval()
+                for m in norms:
+                    m.reset_running_stats()
+                    m.momentum = None  # a cumulative average over the batches
+                    m.train()
+                for batch in list(self.batches)[-used:]:  # the same count on every rank
+                    module(batch)
+                if trainer.world_size > 1:
+                    self._average_over_ranks(norms, trainer)
+        finally:
+            for m, (momentum, tracked) in zip(norms, saved, strict=True):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(tracked)
+            for m, training in modes.items():
+                m.train(training)
         return used
+
+    @staticmethod
+    def _average_over_ranks(norms: list[_BatchNorm], trainer: L.Trainer) -> None:
+        """One all-reduce of every batch norm's mean and variance (C each), in place."""
+        stats = [s for m in norms for s in (m.running_mean, m.running_var)]
+        flat = torch.cat([s.flatten() for s in stats])
+        flat = trainer.strategy.reduce(flat, reduce_op="mean")
+        for s, new in zip(stats, flat.split([s.numel() for s in stats]), strict=True):
+            s.copy_(new.view_as(s))

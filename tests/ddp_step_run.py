@@ -6,6 +6,7 @@ statistics. Lightning's DDP launcher re-runs this file once per rank."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from mtl.data import SyntheticDataModule, SyntheticSource
 from mtl.losses import DynamicWeightAverage, FixedWeighting, GradNorm, PCGrad, UncertaintyWeighting
 from mtl.models import BKNet, HeadConfig
 from mtl.module import MultiTaskModule
+from mtl.precise_bn import batch_norms
 
 WEIGHTINGS = {
     "fixed": FixedWeighting,
@@ -82,11 +84,23 @@ def train(name: str, devices: int, out: Path) -> None:
 
 class EvaluatedStatistics(L.Callback):
     """The batch-norm statistics a validation evaluates with, taken before its first step (a
-    DDP forward then broadcasts rank 0's buffers, which would hide a rank's own)."""
+    DDP forward then broadcasts rank 0's buffers, which would hide a rank's own), and those
+    this rank's own remembered batches give alone."""
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        state = pl_module.state_dict()
-        self.buffers = {k: v.clone() for k, v in state.items() if "running_" in k}
+        def running(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+            return {k: v.clone() for k, v in net.state_dict().items() if "running_" in k}
+
+        self.evaluated = running(pl_module.net)
+        own = copy.deepcopy(pl_module.net).eval()
+        with torch.inference_mode(False), torch.no_grad():
+            for m in batch_norms(own):
+                m.reset_running_stats()
+                m.momentum = None
+                m.train()
+            for images in pl_module.precise_bn.batches:
+                own(images.clone())
+        self.own = running(own)
 
 
 def train_precise_bn(devices: int, out: Path) -> None:
@@ -105,7 +119,8 @@ def train_precise_bn(devices: int, out: Path) -> None:
         callbacks=[evaluated := EvaluatedStatistics()],
     )  # fmt: skip
     trainer.fit(model, data)
-    torch.save(evaluated.buffers, out / f"precise_bn-{devices}-rank{trainer.global_rank}.pt")
+    statistics = {"evaluated": evaluated.evaluated, "own": evaluated.own}
+    torch.save(statistics, out / f"precise_bn-{devices}-rank{trainer.global_rank}.pt")
 
 
 if __name__ == "__main__":

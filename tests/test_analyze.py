@@ -65,12 +65,14 @@ def write_video(path: Path, frames: int = 5, fps: float = 10.0) -> None:
 
 
 def corrupt_frame(path: Path, index: int) -> None:
-    """Zero the JPEG data of an MJPG video's ``index``-th frame (not the last), keeping the AVI
-    chunk headers around it."""
+    """Zero the JPEG data of an MJPG AVI's ``index``-th frame chunk (``00dc``, its size, then
+    the JPEG), keeping the chunk headers so the frames after it still decode."""
     data = bytearray(path.read_bytes())
-    starts = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xd8"]  # JPEG SOI
-    begin, end = starts[index], starts[index + 1] - 16  # the next chunk's header stays
-    data[begin:end] = bytes(end - begin)
+    soi = [i for i in range(8, len(data) - 1) if data[i : i + 2] == b"\xff\xd8"]  # JPEG SOI
+    frames = [i for i in soi if data[i - 8 : i - 4] == b"00dc"]  # chunk payload starts
+    begin = frames[index]
+    size = int.from_bytes(data[begin - 4 : begin], "little")
+    data[begin : begin + size] = bytes(size)
     path.write_bytes(bytes(data))
 
 

@@ -68,3 +68,36 @@ def test_mbknet_concatenates_pooled_first_block_with_last_block():
     features = net(x)
     assert features.shape == (2, 2592)
     assert torch.equal(features[:, 288:], BKNet.forward(net, x))  # the plain BKNet part
+
+
+def test_channels_last_is_the_bknet_familys_default_and_is_saved_resolved():
+    """NHWC where ``mtl bench train`` measured it faster (BKNet; MBKNet has the same
+    convolutions); other backbones keep NCHW; a run's explicit choice wins; the saved
+    hyperparameters say what ran."""
+    from mtl.models.backbones import LeNet, ResNetV2
+    from mtl.module import MultiTaskModule
+
+    tasks = ["smile", "gender"]
+    narrow = {"channels": [[4], [8], [8], [8]]}
+    defaults = {
+        "BKNet": MultiTaskModule(tasks, backbone=BKNet(**narrow)),
+        "MBKNet": MultiTaskModule(tasks, backbone=MBKNet(**narrow)),
+        "LeNet": MultiTaskModule(tasks, backbone=LeNet(input_size=48)),
+        "ResNetV2": MultiTaskModule(tasks, backbone=ResNetV2()),
+    }
+    chosen = {name: (m.channels_last, m.hparams.channels_last) for name, m in defaults.items()}
+    assert chosen == {
+        "BKNet": (True, True),
+        "MBKNet": (True, True),
+        "LeNet": (False, False),
+        "ResNetV2": (False, False),
+    }
+    assert MultiTaskModule(tasks).channels_last  # the default backbone: BKNet
+    off = MultiTaskModule(tasks, backbone=BKNet(**narrow), channels_last=False)
+    assert not off.channels_last and off.hparams.channels_last is False
+
+    module = defaults["BKNet"]
+    module.configure_model()  # what the trainer calls once the model is on its device
+    conv = module.net.backbone.blocks[1][0].weight  # second block's conv: 8 x 4 x 3 x 3
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.is_contiguous()  # really NHWC, not a 1x1 shape that is both

@@ -21,7 +21,7 @@ def test_it_keeps_the_fewest_latest_batches_that_reach_the_image_count():
     for batch in batches:
         precise.remember(batch)
     assert [b[0, 0, 0, 0].item() for b in precise.batches] == [2.0, 3.0, 4.0]  # 12 >= 10 images
-    precise.start_epoch()
+    precise.forget()
     assert not precise.batches
     off = PreciseBatchNorm(images=0)
     off.remember(batches[0])
@@ -35,9 +35,18 @@ def fit(*extra: str):
     return run_cli(args + ["--trainer.max_epochs=2", "--seed_everything=3"])
 
 
-def test_validation_sees_the_recomputed_statistics_and_training_is_unchanged(in_tmp):
+def test_validation_sees_the_recomputed_statistics_and_training_is_unchanged(in_tmp, monkeypatch):
+    used: list[torch.Tensor] = []  # the batches of the last recomputation
+    recalibrate = PreciseBatchNorm.recalibrate
+
+    def spy(self: PreciseBatchNorm, module) -> int:
+        used[:] = list(self.batches)
+        return recalibrate(self, module)
+
+    monkeypatch.setattr(PreciseBatchNorm, "recalibrate", spy)
     plain = fit().model
     precise = fit("--model.precise_bn=40").model
+    assert not precise.precise_bn.batches  # forgotten when the fit ended: no memory held
 
     # Training is the same, parameter for parameter: the recomputation draws no random numbers
     # and changes nothing training uses.
@@ -47,8 +56,7 @@ def test_validation_sees_the_recomputed_statistics_and_training_is_unchanged(in_
 
     # The last validation evaluated statistics recomputed from the last three batches of 16
     # (48 >= 40 images) with the final weights: batch norms in training mode, dropout off.
-    remembered = list(precise.precise_bn.batches)
-    assert [len(b) for b in remembered] == [16, 16, 16]
+    assert [len(b) for b in used] == [16, 16, 16]
     expected = copy.deepcopy(precise).eval()
     norms = batch_norms(expected)
     with torch.no_grad():
@@ -56,7 +64,7 @@ def test_validation_sees_the_recomputed_statistics_and_training_is_unchanged(in_
             m.reset_running_stats()
             m.momentum = None
             m.train()
-        for images in remembered:
+        for images in used:
             expected(images)
     got = batch_norms(precise)
     assert len(got) == len(norms) > 0
@@ -66,6 +74,16 @@ def test_validation_sees_the_recomputed_statistics_and_training_is_unchanged(in_
         assert a.momentum == 0.1  # restored
     lagging = batch_norms(plain)[0].running_var
     assert not torch.allclose(got[0].running_var, lagging)  # not the running averages
+
+
+def test_too_few_images_or_no_validation_keep_the_running_averages_and_say_so(in_tmp):
+    plain = fit().model
+    with pytest.warns(UserWarning, match="fewer than 1000 training images"):
+        few = fit("--model.precise_bn=1000").model  # an epoch has 48
+    for name, buffer in few.named_buffers():
+        torch.testing.assert_close(buffer, dict(plain.named_buffers())[name], rtol=0, atol=0)
+    with pytest.warns(UserWarning, match="this fit runs none"):
+        fit("--model.precise_bn=40", "--trainer.limit_val_batches=0")
 
 
 def test_a_resumed_run_recomputes_from_the_same_batches(in_tmp):

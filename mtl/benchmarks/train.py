@@ -204,7 +204,10 @@ def loop_throughput(
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=0.01)
     scaler = torch.amp.GradScaler(device.type, enabled=speedups.precision == "16-mixed")
     fmt = torch.channels_last if speedups.channels_last else torch.contiguous_format
-    batches = [(x.to(device).contiguous(memory_format=fmt), y, m) for x, y, m in batches]
+    batches = [
+        (x.to(device).contiguous(memory_format=fmt), y.to(device), m.to(device))
+        for x, y, m in batches
+    ]
     step = 0
 
     def train_step() -> None:
