@@ -258,13 +258,8 @@ class MultiTaskModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         """A fit's validation evaluates batch norm with the current weights' statistics."""
-        if self.trainer.state.fn != "fit" or self.trainer.sanity_checking:
-            return
-        if self.precise_bn.images and not self.precise_bn.recalibrate(self):
-            rank_zero_warn(
-                f"model.precise_bn: fewer than {self.precise_bn.images} training images since "
-                "the epoch began; this validation uses batch norm's running averages"
-            )
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.precise_bn.recalibrate(self)
 
     def on_fit_end(self) -> None:
         self.precise_bn.forget()

@@ -23,6 +23,7 @@ from collections import deque
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
@@ -40,14 +41,12 @@ class PreciseBatchNorm:
             raise ValueError(f"precise_bn must be >= 0 images, got {images}")
         self.images = images
         self.batches: deque[torch.Tensor] = deque()
-        self._held = 0  # images in self.batches
 
     def forget(self) -> None:
         """Drop the remembered inputs: at each epoch start (a run resumed at an epoch boundary
         recomputes from exactly the batches an uninterrupted run would) and when a fit ends
         (they would hold device memory)."""
         self.batches.clear()
-        self._held = 0
 
     def remember(self, images: torch.Tensor) -> None:
         """Keep a reference to a training batch (B x C x H x W), dropping the oldest batches
@@ -55,24 +54,32 @@ class PreciseBatchNorm:
         if not self.images:
             return
         self.batches.append(images.detach())
-        self._held += len(images)
-        while self._held - len(self.batches[0]) >= self.images:
-            self._held -= len(self.batches.popleft())
+        while self.held() - len(self.batches[0]) >= self.images:
+            self.batches.popleft()
+
+    def held(self) -> int:
+        """Images in the remembered batches."""
+        return sum(len(b) for b in self.batches)
 
     def recalibrate(self, module: L.LightningModule) -> int:
         """Recompute the running statistics of ``module``'s batch norms from the remembered
-        batches; returns how many batches were used (0: nothing changed, because fewer than
-        ``images`` inputs were seen since the epoch began on some rank: statistics from a
-        batch or two can be worse than the running averages)."""
+        batches; returns how many batches were used. 0: nothing changed, because the network
+        has no batch norm, or because fewer than ``images`` inputs were seen since the epoch
+        began on some rank (statistics from a batch or two can be worse than the running
+        averages; a warning says so)."""
         norms = batch_norms(module)
         if not self.images or not norms:  # the same on every rank: no collective
             return 0
         trainer = module.trainer
-        held = torch.tensor([float(self._held), float(len(self.batches))], device=module.device)
+        held = torch.tensor([float(self.held()), float(len(self.batches))], device=module.device)
         if trainer.world_size > 1:  # every rank enters, whatever it holds
             held = trainer.strategy.reduce(held, reduce_op="min")
         images, used = (int(v) for v in held.tolist())
         if images < self.images:
+            rank_zero_warn(
+                f"model.precise_bn: fewer than {self.images} training images since the epoch "
+                "began; this validation uses batch norm's running averages"
+            )
             return 0
         modes = {m: m.training for m in module.modules()}
         saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]

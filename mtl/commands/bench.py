@@ -28,12 +28,20 @@ from jsonargparse.typing import PositiveInt
 from rich.console import Console
 from rich.table import Table
 
-from mtl.benchmarks.train import Speedups
+from mtl.benchmarks import train as train_benchmark
+from mtl.benchmarks.train import (
+    Speedups,
+    bare_throughput,
+    framework_throughput,
+    loop_throughput,
+    real_datamodules,
+)
 from mtl.commands import COMMANDS
 from mtl.data.cache import DEFAULT_CACHE_DIR
-from mtl.data.datamodules import DATAMODULES, CachedDataModule
+from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataModule
 from mtl.data.transforms import Augmentation
 from mtl.errors import UserError
+from mtl.module import MultiTaskModule
 from mtl.tasks import DEFAULT_TASK_NAMES
 
 DEFAULT_FOLDERS = {"genki4k": "genki4k", "fer2013": "fer2013", "utkface": "utkface"}
@@ -44,9 +52,6 @@ HELP = COMMANDS["bench"].help
 def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
     """Samples/s of multi-task BKNet training steps (``mtl bench train``'s bare loop, in the
     network's default memory format) on random 1x48x48 batches."""
-    from mtl.benchmarks.train import loop_throughput
-    from mtl.module import MultiTaskModule
-
     module = MultiTaskModule(list(DEFAULT_TASK_NAMES))
     g = torch.Generator().manual_seed(0)
     images = torch.rand(batch_size, 1, 48, 48, generator=g)
@@ -106,9 +111,7 @@ def build_parser() -> ArgumentParser:
 
 
 def train_parser() -> ArgumentParser:
-    from mtl.benchmarks import train
-
-    parser = ArgumentParser(description=train.__doc__)
+    parser = ArgumentParser(description=train_benchmark.__doc__)
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
     parser.add_argument("--data_root", type=Path, default=Path("../shared/data"))
     parser.add_argument(
@@ -282,9 +285,6 @@ def parse_variant(text: str) -> Speedups:
 
 
 def bench_train(args: Namespace, console: Console) -> int:
-    from mtl.benchmarks.train import bare_throughput, framework_throughput, real_datamodules
-    from mtl.data.datamodules import MultiSourceDataModule
-
     variants = [parse_variant(v) for v in args.variants]
     gpu = args.accelerator == "gpu" or (args.accelerator == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if gpu else "cpu")
