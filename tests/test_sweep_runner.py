@@ -24,7 +24,6 @@ from mtl.sweep import report
 from mtl.sweep.bayes import suggest
 from mtl.sweep.command import build_command
 from mtl.sweep.config import SweepConfig
-from mtl.sweep.hyperband import bands, should_stop
 from mtl.sweep.params import draw, grid, sample
 from mtl.sweep.runner import open_storage
 
@@ -99,16 +98,6 @@ def test_command_macros_and_values_the_cli_reads():
     assert build_command(None, {"a": 1}, program="train.py") == [
         "/usr/bin/env", "python", "train.py", "--a=1",
     ]  # fmt: skip
-
-
-def test_hyperband_bands_and_rule_are_wandbs():
-    assert bands({"type": "hyperband", "min_iter": 2, "eta": 2})[:4] == [2, 4, 8, 16]
-    assert bands({"type": "hyperband", "max_iter": 27, "s": 2}) == [3, 9]  # 27/9, 27/3
-    # W&B's own example (hyperband_stopping.py): max_iter 5, eta 2, s 2 -> bands 1 and 2
-    runs = {"a": [10, 9], "b": [10, 10], "c": [10, 8, 8], "d": [10, 7, 7], "e": [10, 6, 6]}
-    band = bands({"type": "hyperband", "max_iter": 5, "eta": 2, "s": 2})
-    stop = {n: should_stop(h, list(runs.values()), band, 2) for n, h in runs.items() if n in "bcd"}
-    assert stop == {"b": True, "c": True, "d": False}  # c passes band 1 but not band 2
 
 
 # --- real sweeps of tiny trials -------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``mtl sweep sweeps/<file>.yaml``: run a W&B sweep file with no W&B server.
 
 Grid and random search as W&B defines them, bayes with Optuna's TPE, ``run_cap``, the metric's
-name and goal, and hyperband as Optuna's successive-halving pruner (:mod:`mtl.sweep.config`).
+name and goal, and W&B's hyperband early stopping (:mod:`mtl.sweep.hyperband`).
 Start the same command in several terminals or on several machines (with ``--storage`` an RDB
 URL) and the workers share the sweep; stop and start it again and finished trials stay done.
 """

@@ -11,7 +11,7 @@ import optuna
 import yaml
 
 from mtl.errors import UserError
-from mtl.sweep.hyperband import WandbHyperbandPruner, bands
+from mtl.sweep.hyperband import Hyperband, WandbHyperbandPruner
 from mtl.sweep.params import grid
 
 Method = Literal["grid", "random", "bayes"]
@@ -80,5 +80,5 @@ class SweepConfig:
     def pruner(self) -> optuna.pruners.BasePruner:
         if not self.early_terminate:
             return optuna.pruners.NopPruner()
-        eta = float(self.early_terminate.get("eta", 3))
-        return WandbHyperbandPruner(bands(self.early_terminate), eta, self.goal == "maximize")
+        rule = Hyperband.from_spec(self.early_terminate)
+        return WandbHyperbandPruner(rule, maximize=self.goal == "maximize")
