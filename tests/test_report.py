@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
+import zlib
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,18 @@ import yaml
 from mtl.cli import main
 from mtl.report.runs import find_runs
 from mtl.report.table import Column, delta_m, deltas, experiments
-from mtl.report.wandb_file import read_wandb_file
+from mtl.report.wandb_file import (
+    BLOCK,
+    CHUNK,
+    FIRST,
+    FULL,
+    HEADER,
+    LAST,
+    MIDDLE,
+    Damage,
+    read_wandb_file,
+    records,
+)
 
 SMILE, PUBLIC, PRIVATE = "genki4k/smile", "fer2013_public/emotion", "fer2013_private/emotion"
 
@@ -220,3 +233,100 @@ def test_a_truncated_or_unfinished_wandb_file_is_skipped_with_a_note(runs_dir, t
     (tmp_path / "bad" / "run.json").write_text("{not json")
     notes.clear()
     assert find_runs([str(tmp_path)], notes) == [] and len(notes) == 2
+
+
+# --- W&B run files are checked record by record ---------------------------------------------
+
+
+def frame(payloads: list[bytes]) -> tuple[bytes, list[int]]:
+    """A datastore file holding ``payloads`` as records, framed by hand from LevelDB's log format
+    with W&B's checksum (CRC-32 of the chunk type byte, then the data); with each record's
+    offset."""
+    out, offsets = bytearray(HEADER.pack(b":W&B", 0xBEE1, 0)), []
+    for payload in payloads:
+        offsets.append(len(out))
+        rest, first = payload, True
+        while True:
+            room = BLOCK - len(out) % BLOCK
+            if room < CHUNK.size:  # trailer
+                out += bytes(room)
+                continue
+            piece, rest = rest[: room - CHUNK.size], rest[room - CHUNK.size :]
+            kind = (FULL if not rest else FIRST) if first else (LAST if not rest else MIDDLE)
+            out += CHUNK.pack(zlib.crc32(bytes([kind]) + piece), len(piece), kind) + piece
+            first = False
+            if not rest:
+                break
+    return bytes(out), offsets
+
+
+def test_every_record_is_checked_and_a_damaged_one_is_left_out_alone():
+    payloads = [bytes([i]) * n for i, n in enumerate([100, 40_000, 100, 100, 70_000, 100], 1)]
+    data, offsets = frame(payloads)
+    assert list(records(data)) == payloads  # FULL records and FIRST/MIDDLE/LAST ones
+    for index, at in ((0, 20), (1, 33_000), (4, 69_000)):  # a data byte of records 0, 1 (its
+        bad = bytearray(data)  # second chunk) and 4 (its third chunk)
+        bad[offsets[index] + at] ^= 0x01
+        damaged: list[Damage] = []
+        assert list(records(bytes(bad), damaged)) == payloads[:index] + payloads[index + 1 :]
+        assert [(d.offset, d.after, d.reason) for d in damaged] == [
+            (offsets[index], index, "checksum mismatch")
+        ]
+
+
+def test_a_damaged_length_loses_the_rest_of_its_block_only():
+    payloads = [bytes([i]) * 5000 for i in range(1, 15)]  # about 2 blocks
+    data, offsets = frame(payloads)
+    bad = bytearray(data)
+    bad[offsets[1] + 4] ^= 0x40  # record 1's length field
+    damaged: list[Damage] = []
+    got = list(records(bytes(bad), damaged))
+    assert got[0] == payloads[0] and set(got) < set(payloads)  # only intact records come out
+    assert payloads[-1] in got  # the next block is read again
+    (damage,) = damaged
+    assert damage.offset == offsets[1] and damage.after == 1
+    assert damage.skipped == BLOCK - offsets[1]  # to the end of the first block
+
+
+def test_a_flipped_byte_in_a_wandb_file_is_reported_and_its_value_absent(runs_dir, tmp_path,
+                                                                         capsys):  # fmt: skip
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir, copy, symlinks=True)
+    (path,) = (copy / "mt" / "f1").rglob("run-mtfold1.wandb")
+    data = bytearray(path.read_bytes())
+    at = summary_record_with(data, b"test/genki4k/smile/acc")
+    value = data.index(b"0.96", at)
+    data[value + 2] = ord("8")  # 0.96 -> 0.86: without the checksum, a wrong number
+    path.write_bytes(bytes(data))
+
+    content = read_wandb_file(path)
+    assert "test/genki4k/smile/acc" not in content.summary  # absent, not 0.86
+    assert content.finished and len(content.history) == 3  # the other records are read
+    assert [d.offset for d in content.damaged] == [at]
+
+    out = tmp_path / "report"
+    main(["report", str(copy), "--out", str(out)])
+    printed = capsys.readouterr().out.replace("\n", "")
+    assert f"damaged record at byte {at:,}" in printed and "run-mtfold1.wandb" in printed
+    text = (out / "report.md").read_text()
+    assert f"damaged record at byte {at:,}" in text
+    # multi-task smile: fold 0 only (94 %); the damaged fold-1 record gave nothing
+    row = next(line for line in text.splitlines() if line.startswith("| multi-task smile+emo"))
+    assert "| 94.00 (1) |" in row and "0.86" not in text and "86.00" not in text
+
+
+def summary_record_with(data: bytes, key: bytes) -> int:
+    """Offset of the (one-chunk) summary record of a run file that holds ``key``."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    pos = HEADER.size
+    while pos + CHUNK.size <= len(data):
+        _, length, kind = CHUNK.unpack_from(data, pos)
+        payload = bytes(data[pos + CHUNK.size : pos + CHUNK.size + length])
+        record = pb.Record()
+        if kind == FULL and key in payload:
+            record.ParseFromString(payload)
+            if record.WhichOneof("record_type") == "summary":
+                return pos
+        pos += CHUNK.size + length
+    raise AssertionError(f"no summary record holds {key!r}")

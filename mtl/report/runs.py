@@ -8,7 +8,8 @@ weighting, loss, fold, seed; :mod:`mtl.identity`), its resolved config, its fina
 * a local run folder is one with ``run.json`` (written by :class:`mtl.run_report.RunReport`),
   its config and curves read from ``config.yaml`` and ``metrics.csv`` beside it;
 * a W&B offline run folder (``offline-run-*`` with ``run-<id>.wandb``) is read record by record
-  (:mod:`mtl.report.wandb_file`): the run's config, its history and its summary;
+  (:mod:`mtl.report.wandb_file`): the run's config, its history and its summary; a record whose
+  checksum fails is left out and named in the notes;
 * ``wandb:ENTITY/PROJECT`` reads a project's finished runs through W&B's public API (online).
 
 A run that cannot be read is skipped with a note, never the whole report.
@@ -89,9 +90,12 @@ def local_run(folder: Path) -> Run:
     return Run(folder.name, record.get("identity", {}), metrics, curves, origin, wandb_id, config)
 
 
-def wandb_offline_run(path: Path) -> Run:
-    """A run from its ``run-<id>.wandb`` file."""
+def wandb_offline_run(path: Path, notes: list[str] | None = None) -> Run:
+    """A run from its ``run-<id>.wandb`` file; each damaged record (left out) gets a line in
+    ``notes``."""
     content = read_wandb_file(path)
+    if notes is not None:
+        notes += [f"{path}: {damage}" for damage in content.damaged]
     if not content.finished:
         raise ValueError("the run has not finished (no exit record)")
     identity = content.config.get("mtl") or {}
@@ -132,7 +136,7 @@ def find_runs(paths: Iterable[str], notes: list[str] | None = None) -> list[Run]
                 if path.is_dir() and (path / RUN_FILE).is_file():
                     runs.append(local_run(path))
                 elif path.is_file() and path.suffix == ".wandb" and path.name.startswith("run-"):
-                    runs.append(wandb_offline_run(path))
+                    runs.append(wandb_offline_run(path, notes))
             except (OSError, ValueError, yaml.YAMLError, UserError) as err:
                 notes.append(f"skipped {path}: {err}")
     # A run logged to CSV and W&B at once is one run: its W&B copy is dropped.
