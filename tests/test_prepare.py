@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +39,7 @@ class FakeDetector(P.Detector):
 
 
 def write_genki_values(root: Path, values=VALUES) -> None:
-    for n, v in enumerate(values, start=1):
-        F.grey_jpeg(root / "files" / f"file{n:04d}.jpg", v)
-    (root / "labels.txt").write_text("\n".join(f"{n % 2} 0 0 0" for n in range(len(values))))
+    F.write_genki_values(root, values)
 
 
 @pytest.fixture
@@ -198,3 +199,27 @@ def test_a_datamodule_rebuilds_a_damaged_cache_or_names_the_file_and_the_fix(tmp
     dm.prepare_data()  # the rank that prepares rebuilds it
     other_rank.setup("fit")
     assert len(other_rank.sources[0].train) > 0
+
+
+def test_three_processes_preparing_one_cache_build_it_once(tmp_path):
+    write_genki_values(tmp_path / "raw", [100 + n for n in range(20)])
+    out, start = tmp_path / "out", tmp_path / "sync" / "start"
+    start.parent.mkdir()
+    worker = str(Path(__file__).with_name("prepare_worker.py"))
+    argv = [sys.executable, worker, str(tmp_path / "raw"), str(out), str(start)]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]  # fmt: skip
+    deadline = time.time() + 300
+    while len(list(start.parent.glob("ready-*"))) < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    start.touch()  # all three start together; one builds (20 images, 0.2 s per 2)
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        results.append((json.loads(stdout.strip().splitlines()[-1]), stderr))
+    assert len({r["path"] for r, _ in results}) == 1 and {r["kept"] for r, _ in results} == {20}
+    assert sorted(r["seen"] for r, _ in results) == [0, 0, 20]  # built once, then reused
+    waited = [err for r, err in results if r["seen"] == 0]
+    assert all("another process is preparing" in err for err in waited)
+    assert C.FaceCache.open(Path(results[0][0]["path"])).manifest["counts"]["kept"] == 20

@@ -26,6 +26,7 @@ from mtl.sweep.command import build_command
 from mtl.sweep.config import SweepConfig
 from mtl.sweep.params import draw, grid, sample
 from mtl.sweep.runner import open_storage
+from tests import raw_fixtures as F
 
 # --- what to run next: pure functions -------------------------------------------------------
 
@@ -237,6 +238,33 @@ def test_two_workers_share_one_sweep_without_running_a_trial_twice(tmp_path):
     assert sorted(r["lr"] for r in rows) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # each point once
     owners = {t.user_attrs["pid"] for t in study(path).trials if t.state.name == "COMPLETE"}
     assert len(owners) == 2  # both workers ran trials
+
+
+def test_two_workers_on_an_empty_face_cache_run_both_trials(tmp_path):
+    """Each trial's ``mtl fit`` prepares the GENKI-4K cache it trains on, both starting at once:
+    one builds it, the other waits for it or finds it built (the waiting itself is forced in
+    test_prepare.py's three-process test); both trials finish."""
+    F.write_genki_values(tmp_path / "raw", [60 + 4 * n for n in range(40)])
+    genki = {
+        "class_path": "mtl.data.Genki4kDataModule",
+        "init_args": {
+            "root": str(tmp_path / "raw"),
+            "cache_dir": str(tmp_path / "cache"),  # empty
+            "face": {"detector": "none"},
+            "prepare_workers": 0,
+            "batch_size": 8,
+        },
+    }
+    path = write_sweep(tmp_path / "sweep", parameters=LRS)
+    (tmp_path / "sweep" / "tiny.yaml").write_text(yaml.safe_dump(TINY | {"data": genki}))
+    workers = [runner_process(path, "--wandb", "off") for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
+    assert sorted(r["model.optimizer.lr"] for r in done(path)) == [0.01, 0.02]
+    owners = {t.user_attrs["pid"] for t in study(path).trials}
+    assert len(owners) == 2  # the two trials ran at once, one in each worker
+    (cache,) = (tmp_path / "cache" / "genki4k").iterdir()
+    assert (cache / "manifest.json").is_file() and not (cache / ".partial").exists()
 
 
 def test_hyperband_stops_a_trial_falling_behind_and_kills_its_process_group(tmp_path):

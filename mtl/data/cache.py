@@ -16,6 +16,8 @@ Layout of ``<out>/<dataset>/<key12>/``::
     items.csv         id,status,reason,detail,row         (one line per scanned item)
     label_issues.csv  id,reason,detail                    (labels dropped, item kept)
     manifest.json     dataset, settings, counts, timings, and the checked files
+    .lock             held by the process building the cache (others wait for it)
+    .partial/         finished chunks of a build in progress (removed when it completes)
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ Items are processed in fixed chunks of the scan order. Each finished chunk is sa
 leaves a corrupt cache; the final files are assembled from the chunks and ``manifest.json`` is
 written last. Decoding runs in DataLoader workers while the main process detects faces. A
 complete cache that fails verification (see :func:`mtl.data.cache.verify`) is rebuilt.
+
+Several processes may ask for the same cache at once (the trials of a sweep with several
+workers, each preparing what it trains on): one builds it, holding the file lock ``.lock`` in
+the cache folder (an OS lock, released when its process ends, however it ends), and the others
+wait for it, then open what it built.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import dataclasses
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
@@ -120,10 +128,46 @@ def prepare(
     """
     console = console or Console(stderr=True)
     path, scan, face = locate(reader, out, face)
-    cache = open_or_discard(path, console)
-    if cache is not None:
-        console.print(f"[green]{reader.name}: cache up to date[/] at {path}")
-        return cache
+    with building(path, console):  # another process may be building it: wait, then reuse
+        cache = open_or_discard(path, console)
+        if cache is None:
+            options = {"device": device, "batch_size": batch_size, "workers": workers}
+            return _build(reader, scan, face, path, console, chunk_batches, progress, **options)
+    console.print(f"[green]{reader.name}: cache up to date[/] at {path}")
+    return cache
+
+
+@contextmanager
+def building(path: Path, console: Console) -> Iterator[None]:
+    """Hold the lock of the cache folder ``path``, waiting (and saying so) while another
+    process holds it."""
+    path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print(f"another process is preparing {path}; waiting for it")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _build(
+    reader: Reader,
+    scan: Scan,
+    face: FaceSettings,
+    path: Path,
+    console: Console,
+    chunk_batches: int,
+    progress: bool,
+    *,
+    device: str,
+    batch_size: int,
+    workers: int,
+) -> C.FaceCache:
+    """Detect, crop and assemble the cache at ``path`` (its lock held), resuming saved chunks."""
     started = time.perf_counter()
     parts = path / ".partial"
     parts.mkdir(parents=True, exist_ok=True)
