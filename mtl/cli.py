@@ -3,9 +3,11 @@ project's own commands (``prepare``, ``bench``, ``models``).
 
 ``mtl fit --config conf/bknet.yaml --model.weighting=FixedWeighting --trainer.max_epochs=5``
 is exactly what a W&B sweep agent passes with ``${args}``. Unknown keys and wrong types are
-rejected before anything is built, naming the key, with exit status 2; so are values the
-classes refuse (a task the data does not label, a negative batch size …) and settings that
-contradict each other, each as one line instead of a traceback.
+rejected before anything is built, naming the key, with exit status 2 and without the usage text
+(:mod:`mtl.commands.parsing`); so are values the classes refuse (a task the data does not label,
+a negative batch size …) and settings that contradict each other, each as one line instead of a
+traceback. ``--trainer.logger=WandbLogger`` names the project's W&B logger, as a Lightning user
+expects.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import importlib
 import os
 import sys
 
-from jsonargparse import ArgumentParser, Namespace
+from jsonargparse import Namespace
 from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
@@ -24,6 +26,7 @@ from lightning.pytorch.trainer.states import TrainerStatus
 from mtl import __version__
 from mtl.callbacks import ResultsTable, ResumeState, SaveConfigToCheckpoint
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import ArgumentParser, ConciseErrors, expand_class_aliases
 from mtl.data import FaceDataModule
 from mtl.ensemble import CheckpointEnsemble
 from mtl.errors import UserError
@@ -41,6 +44,10 @@ TRAINER_HELP = {
     "test": "Evaluate a model or checkpoint on the test split of every source.",
     "predict": "Predict every task's probabilities with a model or checkpoint.",
 }
+
+
+class MTLArgumentParser(ConciseErrors, LightningArgumentParser):
+    """LightningCLI's parser, with one-message errors."""
 
 
 class MTLCLI(LightningCLI):
@@ -72,6 +79,10 @@ class MTLCLI(LightningCLI):
             self.trainer.test(self.model, datamodule=self.datamodule)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        if args is None:  # from the console (DDP ranks re-run sys.argv: keep it expanded)
+            sys.argv[1:] = expand_class_aliases(sys.argv[1:])
+        elif isinstance(args, list):
+            args = expand_class_aliases(args)
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
         if sub and self.config[sub].get("ckpt_path") == "last":
@@ -159,6 +170,8 @@ def run_cli(args: ArgsType = None) -> MTLCLI:
         subclass_mode_data=True,
         save_config_callback=SaveConfigToCheckpoint,
         save_config_kwargs={"overwrite": True},
+        parser_class=MTLArgumentParser,
+        parser_kwargs={"prog": "mtl"},  # also under ``python -m mtl`` and in tests
         trainer_defaults=trainer_defaults(),
         seed_everything_default=0,
         args=args,

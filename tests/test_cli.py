@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from mtl.cli import main, run_cli
+from mtl.commands.parsing import expand_class_aliases
 from tests import raw_fixtures as F
 
 from .conftest import CONF_DIR, tiny_fit_args
@@ -194,3 +195,70 @@ def test_a_timm_backbone_is_selectable_from_the_command_line(in_tmp):
     cli = run_cli([*args, "--model.backbone=TimmBackbone", "--model.backbone.model_name=resnet18"])
     assert type(cli.model.net.backbone).__name__ == "TimmBackbone"
     assert cli.trainer.state.finished
+
+
+def test_lightnings_short_logger_names_mean_the_projects_loggers(capsys):
+    config = str(CONF_DIR / "bknet_synthetic.yaml")
+    for value, expected in (
+        ("WandbLogger", ["mtl.loggers.WandbLogger"]),
+        ("CSVLogger", ["mtl.loggers.CSVLogger"]),
+        ("[WandbLogger, CSVLogger]", ["mtl.loggers.WandbLogger", "mtl.loggers.CSVLogger"]),
+    ):
+        with pytest.raises(SystemExit) as exit_info:  # --print_config exits 0
+            main(["fit", "--config", config, f"--trainer.logger={value}", "--print_config"])
+        assert exit_info.value.code in (0, None)
+        loggers = yaml.safe_load(capsys.readouterr().out)["trainer"]["logger"]
+        loggers = loggers if isinstance(loggers, list) else [loggers]
+        assert [lg["class_path"] for lg in loggers] == expected
+    assert expand_class_aliases(["fit", "--trainer.logger", "WandbLogger", "--x=CSVLogger"]) == [
+        "fit", "--trainer.logger", "mtl.loggers.WandbLogger", "--x=CSVLogger",
+    ]  # fmt: skip
+
+
+def test_a_short_name_two_classes_share_is_one_line_saying_what_to_write(in_tmp, capsys):
+    (in_tmp / "logger.yaml").write_text("trainer: {logger: WandbLogger}\n")  # in a config file
+    config = str(CONF_DIR / "bknet_synthetic.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", config, "--config", str(in_tmp / "logger.yaml")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "usage:" not in err
+    assert err.splitlines()[0] == (
+        "mtl: error: trainer.logger: WandbLogger could be lightning.pytorch.loggers.WandbLogger "
+        "or mtl.loggers.WandbLogger; write the full class path"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [
+        (["--trainer.max_epochs=abc"], "trainer.max_epochs: expected int or null, got abc"),
+        (["--data.batch_size=big"], "data.batch_size: Expected a <class 'int'>. Got value: big"),
+        (["--model.normalization=mean"], "model.normalization: Expected a typing.Literal"),
+        (["--model.no_such=1"], "unrecognized arguments: --model.no_such=1"),
+    ],
+)
+def test_a_bad_value_is_a_short_message_without_the_usage_text(args, first_line, in_tmp, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*tiny_fit_args(), *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "usage:" not in err and len(err.splitlines()) == 2
+    assert err.startswith(f"mtl: error: {first_line}")
+    assert err.splitlines()[1] == "(`mtl fit --help` lists the options)"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["prepare", "genki4k", "--face.detector", "dlib"],
+        ["cv", "--folds", "x"],
+        ["sweep", "a.yaml", "--poll", "soon"],
+        ["report", "runs", "--stage", "train"],
+        ["bench", "train", "--rounds", "many"],
+        ["no-such-command"],
+    ],
+)
+def test_no_command_answers_a_bad_value_with_its_usage(args, in_tmp, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "usage:" not in err and err.startswith("mtl: error: ")

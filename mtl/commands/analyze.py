@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
 from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import ArgumentParser
 from mtl.data.faces import make_detector
 from mtl.errors import UserError
 from mtl.inference.analyze import Analyzer, Annotator, RowWriter

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ActionConfigFile, Namespace
 from jsonargparse.typing import PositiveInt
 from rich.console import Console
 from rich.table import Table
@@ -37,6 +37,7 @@ from mtl.benchmarks.train import (
     real_datamodules,
 )
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import ArgumentParser
 from mtl.data.cache import DEFAULT_CACHE_DIR
 from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataModule
 from mtl.data.transforms import Augmentation

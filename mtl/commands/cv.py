@@ -28,6 +28,7 @@ from pathlib import Path
 from rich.console import Console
 
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import CommandArgumentParser
 from mtl.commands.report import report as write_report
 from mtl.run_report import RUN_FILE
 from mtl.sweep.command import with_trial_loggers
@@ -36,7 +37,7 @@ HELP = COMMANDS["cv"].help
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(  # not jsonargparse: options it does not know go to fit
+    parser = CommandArgumentParser(  # not jsonargparse: options it does not know go to fit
         prog="mtl cv",
         allow_abbrev=False,
         description=__doc__,

@@ -15,9 +15,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
+from jsonargparse import ActionConfigFile, ActionYesNo
 
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import ArgumentParser
 from mtl.errors import UserError
 from mtl.tasks import DEFAULT_TASK_NAMES
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
 from rich.console import Console
 from rich.table import Table
 
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import ArgumentParser
 from mtl.inference.export import example_input, export_onnx, export_torchscript
 from mtl.inference.model import (
     OnnxPredictor,

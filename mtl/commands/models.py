@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 
 import torch
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import ArgumentParser
 from mtl.errors import UserError
 from mtl.models import MultiTaskNet
 from mtl.models.zoo import ZOO

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
 from rich.console import Console
 
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import ArgumentParser
 from mtl.data.cache import DEFAULT_CACHE_DIR
 from mtl.data.faces import FaceSettings
 from mtl.data.prepare import prepare

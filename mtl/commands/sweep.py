@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
 from rich.console import Console
 
 from mtl.commands import COMMANDS
+from mtl.commands.parsing import ArgumentParser
 from mtl.sweep import report
 from mtl.sweep.config import SweepConfig
 from mtl.sweep.runner import SweepRunner
