@@ -1,7 +1,9 @@
 """Photos, folders and videos as a stream of frames; what cannot be read is reported, not fatal.
 
 A photo is one frame (index 0, no time); a video gives its frames with their index and time in
-seconds (every ``every``-th frame). Folders are searched recursively for files with image or
+seconds (every ``every``-th frame). A frame's time is its presentation timestamp in the container,
+so variable-frame-rate video (what phones record) gets true times; ``index / fps`` only where the
+backend gives no timestamp. Folders are searched recursively for files with image or
 video suffixes, in sorted order. Each file gets a unique output name (its path under the folder it
 was found in, or its own name; a repeat gets a number), so annotated copies never collide.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,6 +105,18 @@ def read_frames(file: MediaFile, every: int = 1) -> Iterator[Frame | Problem]:
     yield from _video_frames(file, every)
 
 
+def frame_time(capture: Any, index: int, fps: float | None) -> float | None:
+    """Seconds into the video of the frame ``capture`` has just read: its timestamp in the
+    container (OpenCV's FFmpeg backend: the frame's presentation time from the stream's start),
+    or ``index / fps`` when the backend gives none (0 for a frame after the first)."""
+    import cv2
+
+    msec = capture.get(cv2.CAP_PROP_POS_MSEC)
+    if msec > 0 or (index == 0 and msec == 0):
+        return msec / 1000.0
+    return index / fps if fps else None
+
+
 def _video_frames(file: MediaFile, every: int) -> Iterator[Frame | Problem]:
     import cv2
 
@@ -123,7 +138,7 @@ def _video_frames(file: MediaFile, every: int) -> Iterator[Frame | Problem]:
                 ok = ok and bgr is not None
                 if ok:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    yield Frame(file, index, index / fps if fps else None, rgb, fps)
+                    yield Frame(file, index, frame_time(capture, index, fps), rgb, fps)
                     decoded += 1
             if not ok and index >= total:
                 break  # the end
