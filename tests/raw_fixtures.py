@@ -185,8 +185,10 @@ def write_imdb_wiki(root: Path, key: str = "wiki") -> dict:
         "face_score": np.array([r[4] for r in rows]),
         "second_face_score": np.array([r[5] for r in rows]),
         "face_location": _cells([np.array([[10.0, 10.0, 50.0, 50.0]]) for _ in rows]),
-        "name": np.array(["x"] * len(rows), dtype=object),
+        "name": np.array([f"Person {i}" for i in range(len(rows))], dtype=object),
     }
+    if key == "imdb":  # IMDB also numbers the celebrities (WIKI has names only)
+        struct["celeb_id"] = np.arange(1, len(rows) + 1)
     scipy.io.savemat(root / f"{key}.mat", {key: struct})
     return {
         "good": {

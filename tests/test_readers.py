@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 
 from mtl.data.cache import FaceCache
 from mtl.data.faces import FaceSettings
@@ -16,6 +17,7 @@ from mtl.data.readers import (
     CelebAReader,
     Fer2013Reader,
     Genki4kReader,
+    ImdbReader,
     Reader,
     UTKFaceReader,
     WikiReader,
@@ -156,3 +158,22 @@ def test_a_resaved_label_file_reads_exactly_like_the_original(name, tmp_path):
     write(tmp_path / "resaved")
     assert resave_like_a_spreadsheet(tmp_path / "resaved"), "the fixture has no label file"
     assert summary(make(tmp_path / "resaved").scan()) == summary(make(tmp_path / "plain").scan())
+
+
+def test_imdb_and_wiki_items_name_their_person(tmp_path):
+    F.write_imdb_wiki(tmp_path / "wiki", "wiki")
+    F.write_imdb_wiki(tmp_path / "imdb", "imdb")
+    wiki = {i.id: i.group for i in WikiReader(tmp_path / "wiki").scan().items}
+    imdb = {i.id: i.group for i in ImdbReader(tmp_path / "imdb").scan().items}
+    assert wiki == {"01/a_good.jpg": "Person 0", "02/b_good.jpg": "Person 1",
+                    "07/g_unborn.jpg": "Person 6"}  # fmt: skip
+    assert imdb == {"01/a_good.jpg": "1", "02/b_good.jpg": "2", "07/g_unborn.jpg": "7"}
+    assert (WikiReader.group_field, ImdbReader.group_field) == ("name", "celeb_id")
+    # a copy without the field still reads, and says that splits cannot group by person
+    mat = tmp_path / "imdb" / "imdb.mat"
+    struct = scipy.io.loadmat(mat, simplify_cells=True)["imdb"]
+    del struct["celeb_id"]
+    scipy.io.savemat(mat, {"imdb": struct})
+    scan = ImdbReader(tmp_path / "imdb").scan()
+    assert all(i.group is None for i in scan.items) and len(scan.items) == 3
+    assert any("no 'celeb_id' field" in note for note in scan.notes)

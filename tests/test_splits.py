@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.io
 
 from mtl.data import AdienceDataModule, Genki4kDataModule
 from mtl.data import splits as S
 from mtl.data.datasets import targets_for
 from mtl.data.faces import FaceSettings
+from mtl.data.prepare import prepare
+from mtl.data.readers import WikiReader
 from mtl.data.splits import SplitPlan, plan_splits
 from mtl.tasks import build_tasks
 from tests import raw_fixtures as F
@@ -152,3 +155,70 @@ def test_ranks_writing_one_split_file_at_once_never_leave_a_partial_file(tmp_pat
         w.join()
         assert w.exitcode == 0
     assert seen > 0 and not list(tmp_path.glob("*.tmp"))
+
+
+def celebrities(seed: int = 0) -> dict[str, np.ndarray]:
+    """1,200 photos of 150 people (1 to 30 photos each, as IMDB-WIKI's long tail), each
+    person's gender fixed and their ages spread over a career."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 31, size=150)
+    counts = np.round(counts * 1200 / counts.sum()).astype(int)
+    people = np.repeat(np.arange(len(counts)), counts)
+    n = len(people)
+    genders = rng.integers(0, 2, size=len(counts))[people]
+    ages = rng.uniform(18, 70, size=n).round()
+    names = np.array([f"person {p}" for p in people], dtype=object)
+    return table(n, group=names, gender=genders, age=ages)
+
+
+def sides(parts: np.ndarray, names: np.ndarray) -> dict[str, set]:
+    """Each person's set of parts (splits or folds)."""
+    out: dict[str, set] = {}
+    for part, name in zip(parts, names, strict=True):
+        out.setdefault(name, set()).add(part)
+    return out
+
+
+def test_a_person_is_on_one_side_of_the_split_and_of_the_folds():
+    t = celebrities()
+    n = len(t["id"])
+    split = S.stratified_split(t, (0.8, 0.1, 0.1), seed=0)
+    assert all(len(s) == 1 for s in sides(split, t["group"]).values())
+    shares = {name: (split == name).mean() for name in S.SPLITS}
+    assert abs(shares["train"] - 0.8) < 0.03 and abs(shares["test"] - 0.1) < 0.03
+    assert abs(t["gender"][split == "test"].mean() - t["gender"].mean()) < 0.1  # stratified
+    folds = S.assign_folds(t, np.arange(n), k=4, seed=0)
+    assert all(len(f) == 1 for f in sides(folds, t["group"]).values())
+    assert np.bincount(folds).min() > 0.8 * n / 4
+    # the plan (and the cache's split file) is seeded like the ungrouped one
+    np.testing.assert_array_equal(split, S.stratified_split(t, (0.8, 0.1, 0.1), seed=0))
+    assert (S.stratified_split(t, (0.8, 0.1, 0.1), seed=1) != split).any()
+
+
+def test_without_groups_the_split_is_what_it_was():
+    t = genki_like()
+    before = S.stratified_split(t, (0.8, 0.1, 0.1), seed=0)
+    t["group"] = np.full(4000, "", dtype=object)  # a cache with an empty group column
+    np.testing.assert_array_equal(S.stratified_split(t, (0.8, 0.1, 0.1), seed=0), before)
+
+
+def test_a_prepared_wiki_cache_records_who_is_shown_and_which_field_said_so(tmp_path):
+    F.write_imdb_wiki(tmp_path / "raw", "wiki")
+    for extra in ("01/a_twin.jpg", "01/a_older.jpg"):  # two more photos of Person 0
+        F.grey_jpeg(tmp_path / "raw" / extra, 90, (60, 60))
+    mat = tmp_path / "raw" / "wiki.mat"
+    struct = scipy.io.loadmat(mat, simplify_cells=True)["wiki"]
+    first = {k: np.atleast_1d(v)[:1] for k, v in struct.items() if k != "face_location"}
+    for k, v in first.items():
+        struct[k] = np.concatenate([v, v, np.atleast_1d(struct[k])])
+    struct["full_path"][:2] = ["01/a_twin.jpg", "01/a_older.jpg"]
+    struct["face_location"] = [[10.0, 10.0, 50.0, 50.0]] * len(struct["full_path"])
+    scipy.io.savemat(mat, {"wiki": struct})
+    cache = prepare(WikiReader(tmp_path / "raw"), tmp_path / "cache",
+                    FaceSettings(detector="given"), workers=0, progress=False)  # fmt: skip
+    assert cache.manifest["groups"] == {"field": "name", "kept": 3}
+    people = dict(zip(cache.table["id"], cache.table["group"], strict=True))
+    assert people["01/a_twin.jpg"] == people["01/a_good.jpg"] == "Person 0"
+    plan = S.load_or_plan(cache.path, cache.table, (0.34, 0.33, 0.33), 2, seed=0)
+    assert all(len(s) == 1 for s in sides(plan.split, cache.table["group"]).values())
+    assert all(len(s) == 1 for s in sides(plan.fold, cache.table["group"]).values())

@@ -12,7 +12,8 @@ before training, not by a numpy traceback halfway through.
 Layout of ``<out>/<dataset>/<key12>/``::
 
     images.npy        N x S x S uint8 (N x S x S x 3 when not grey)
-    labels.csv        row,id,split,fold,<label columns>   (one line per kept face)
+    labels.csv        row,id,split,fold,group,<label columns>   (one line per kept face;
+                      group: the person, where the dataset names one, else empty)
     items.csv         id,status,reason,detail,row         (one line per scanned item)
     label_issues.csv  id,reason,detail                    (labels dropped, item kept)
     manifest.json     dataset, settings, counts, timings, and the checked files
@@ -41,7 +42,7 @@ from mtl.errors import UserError
 from mtl.tasks import LABEL_COLUMNS
 
 CACHE_FORMAT = 2  # bump when the cache layout or the cropping code changes its output
-LABEL_FIELDS = ("row", "id", "split", "fold", *LABEL_COLUMNS)
+LABEL_FIELDS = ("row", "id", "split", "fold", "group", *LABEL_COLUMNS)
 CHECKED_FILES = ("images.npy", "labels.csv")  # what training reads; sized and hashed
 DEFAULT_CACHE_DIR = Path(os.environ.get("MTL_CACHE", "~/.cache/mtl/faces")).expanduser()
 
@@ -51,7 +52,8 @@ class DamagedCache(UserError):
 
 
 def fingerprint(scan: Scan) -> str:
-    """Hash of what the scan found: ids, labels, splits, folds and each file's size."""
+    """Hash of what the scan found: ids, labels, splits, folds, identity groups (where the
+    dataset has them) and each file's size."""
     digest = hashlib.sha256()
     for item in scan.items:
         if item.pixels is not None:
@@ -62,7 +64,9 @@ def fingerprint(scan: Scan) -> str:
             except (AttributeError, OSError):  # no path, or a missing file (reported later)
                 content = "-"
         labels = ",".join(f"{k}={item.labels[k]}" for k in sorted(item.labels))
-        digest.update(f"{item.id}\t{labels}\t{item.split}\t{item.fold}\t{content}\n".encode())
+        group = "" if item.group is None else f"\tgroup={item.group}"  # older keys unchanged
+        line = f"{item.id}\t{labels}\t{item.split}\t{item.fold}\t{content}{group}\n"
+        digest.update(line.encode())
     digest.update(f"rejected={len(scan.rejected)}".encode())
     return digest.hexdigest()
 
@@ -181,13 +185,15 @@ class FaceCache:
 
 
 def read_labels(path: Path) -> dict[str, np.ndarray]:
-    """Read ``labels.csv`` into columns: a missing class becomes -1, a missing value NaN."""
+    """Read ``labels.csv`` into columns: a missing class becomes -1, a missing value NaN, a
+    missing group "" (caches written before groups existed have no group column)."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     table: dict[str, np.ndarray] = {
         "id": np.array([r["id"] for r in rows], dtype=object),
         "split": np.array([r["split"] for r in rows], dtype=object),
         "fold": np.array([int(r["fold"]) if r["fold"] else -1 for r in rows], dtype=np.int64),
+        "group": np.array([r.get("group") or "" for r in rows], dtype=object),
     }
     for name, column in LABEL_COLUMNS.items():
         if column.dtype == "class":

@@ -299,6 +299,9 @@ def _assemble(
         ((i.item, i.reason, i.detail) for i in scan.dropped),
     )
     manifest = _manifest(reader, scan, face, item_rows, seconds, processed)
+    if reader.group_field:  # which field kept each person on one side of splits and folds
+        people = {row[4] for row in label_rows if row[4]}
+        manifest["groups"] = {"field": reader.group_field, "kept": len(people)}
     manifest["files"] = {name: C.file_record(path / name) for name in C.CHECKED_FILES}
     C.write_json(path / "manifest.json", manifest)
     return C.FaceCache.open(path)
@@ -306,7 +309,8 @@ def _assemble(
 
 def _label_row(row: int, item: RawItem) -> list[Any]:
     labels = [item.labels.get(name, "") for name in LABEL_COLUMNS]
-    return [row, item.id, item.split or "", "" if item.fold is None else item.fold, *labels]
+    fold = "" if item.fold is None else item.fold
+    return [row, item.id, item.split or "", fold, item.group or "", *labels]
 
 
 def _manifest(

@@ -5,6 +5,13 @@ a split stratified by their labels, so a class-sorted file (GENKI-4K) still give
 splits. Folds are assigned round-robin within each stratum of the k-fold pool, so each fold
 has the same class mix. Everything depends only on the labels, the item ids' order and the seed.
 
+Where a dataset names the person in each photo (IMDB-WIKI: many photos of one celebrity), the
+split and the folds keep each person on one side: whole identity groups are assigned, largest
+first, each to the part furthest below its share of the group's stratum (the stratum most of
+its photos are in). Otherwise the same face would be trained on and tested on, and test accuracy
+would measure recognition of people, not of attributes. A table without groups splits exactly
+as before.
+
 The k-fold pool is what cross-validation may train on: a dataset's official training split, or
 every item of a dataset without an official split. With ``val_fold`` set, a run trains on the
 other folds and validates on the held-out one; a dataset with an official test split still tests
@@ -98,10 +105,53 @@ def _groups(labels: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> l
     return [rng.permutation(by_stratum[k]) for k in sorted(by_stratum)]
 
 
+def has_groups(table: dict[str, np.ndarray]) -> bool:
+    """Whether the table names an identity group (a person) for any item."""
+    return "group" in table and any(table["group"])
+
+
+def _identity_units(
+    table: dict[str, np.ndarray], pool: np.ndarray, rng: np.random.Generator
+) -> list[list[np.ndarray]]:
+    """Per stratum (in a fixed order), the item indices of each identity group of ``pool``,
+    largest group first, equal sizes in seeded random order. An item without a group is a
+    group of its own; a group's stratum is the one most of its items are in (the lowest on a
+    tie)."""
+    labels, names = strata(table), table["group"]
+    members: dict[str, list[int]] = defaultdict(list)
+    for i in pool:
+        members[names[i] or f"\0{i}"].append(int(i))
+    by_stratum: dict[int, list[np.ndarray]] = defaultdict(list)
+    for name in sorted(members):
+        items = np.array(members[name])
+        values, counts = np.unique(labels[items], return_counts=True)
+        by_stratum[int(values[np.argmax(counts)])].append(items)
+    ordered = []
+    for k in sorted(by_stratum):
+        shuffled = [by_stratum[k][j] for j in rng.permutation(len(by_stratum[k]))]
+        ordered.append(sorted(shuffled, key=len, reverse=True))  # stable: ties stay shuffled
+    return ordered
+
+
+def assign_groups(units: list[list[np.ndarray]], shares: Sequence[float], n: int) -> np.ndarray:
+    """Part index (0..len(shares)-1) of each item, -1 outside ``units``: every group goes whole
+    to the part furthest below its share of the group's stratum (the first on a tie)."""
+    part = np.full(n, -1, dtype=np.int64)
+    for groups in units:
+        target = np.asarray(shares, dtype=float) * sum(len(g) for g in groups)
+        filled = np.zeros(len(shares))
+        for items in groups:
+            chosen = int(np.argmax(target - filled))
+            part[items] = chosen
+            filled[chosen] += len(items)
+    return part
+
+
 def stratified_split(
     table: dict[str, np.ndarray], fractions: tuple[float, float, float], seed: int
 ) -> np.ndarray:
-    """Assign ``train``/``val``/``test`` to every item with the given fractions, per stratum."""
+    """Assign ``train``/``val``/``test`` to every item with the given fractions, per stratum
+    (identity groups kept whole, see the module docstring)."""
     if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1):
         raise ValueError(
             f"split fractions must be 3 non-negative numbers summing to 1: {fractions}"
@@ -109,6 +159,9 @@ def stratified_split(
     labels = strata(table)
     n = len(labels)
     rng = np.random.default_rng([seed, 0x5B11])
+    if has_groups(table):
+        parts = assign_groups(_identity_units(table, np.arange(n), rng), fractions, n)
+        return np.array(SPLITS, dtype=object)[parts]
     groups = _groups(labels, np.arange(n), rng)
     sizes = [len(g) for g in groups]
     n_test = round(n * fractions[2])
@@ -121,11 +174,15 @@ def stratified_split(
 
 
 def assign_folds(table: dict[str, np.ndarray], pool: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold 0..k-1 for the items in ``pool`` (stratified, balanced), -1 elsewhere."""
+    """Fold 0..k-1 for the items in ``pool`` (stratified, balanced; identity groups kept
+    whole), -1 elsewhere."""
     if k < 2:
         raise ValueError(f"k-fold needs k >= 2, got {k}")
-    folds = np.full(len(table["id"]), -1, dtype=np.int64)
     rng = np.random.default_rng([seed, 0xF01D])
+    if has_groups(table):
+        units = _identity_units(table, np.asarray(pool, dtype=np.int64), rng)
+        return assign_groups(units, [1 / k] * k, len(table["id"]))
+    folds = np.full(len(table["id"]), -1, dtype=np.int64)
     ordered = np.concatenate(_groups(strata(table), pool, rng) or [np.array([], np.int64)])
     folds[ordered.astype(np.int64)] = np.arange(len(ordered)) % k
     return folds

@@ -66,6 +66,9 @@ class Reader:
     version: ClassVar[str] = "1"  # bump when the scan's output for the same files changes
     columns: ClassVar[tuple[str, ...]] = ()  # label columns it fills (mtl.tasks.LABEL_COLUMNS)
     default_detector: ClassVar[str] = "mtcnn"  # faces still need finding in the raw images
+    group_field: ClassVar[str | None] = None
+    """The dataset's field naming the person in each image, if it has one: splits and folds
+    keep each person's images on one side (:mod:`mtl.data.splits`)."""
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser()

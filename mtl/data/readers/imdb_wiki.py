@@ -3,9 +3,11 @@
 ``imdb.mat`` / ``wiki.mat`` hold one struct with per-image arrays: ``dob`` (MATLAB datenum),
 ``photo_taken`` (year), ``full_path``, ``gender`` (**1 male, 0 female, NaN unknown**),
 ``face_location`` (x1, y1, x2, y2), ``face_score`` (−inf when no face was found) and
-``second_face_score`` (NaN when there is no second face). Age is the dataset authors' rule:
-whole years from the date of birth to 1 July of ``photo_taken``. The usual cleaning filters are
-options; each filtered item is reported with the filter that removed it.
+``second_face_score`` (NaN when there is no second face), and who is shown: ``celeb_id`` (IMDB)
+or ``name`` (WIKI). Age is the dataset authors' rule: whole years from the date of birth to
+1 July of ``photo_taken``. The usual cleaning filters are options; each filtered item is
+reported with the filter that removed it. Each item's group is the person, so that splits and
+folds never put one person's photos on both sides (:mod:`mtl.data.splits`).
 """
 
 from __future__ import annotations
@@ -57,10 +59,15 @@ class ImdbWikiReader(Reader):
         meta = loadmat(path, simplify_cells=True)[self.key]
         scan = Scan()
         paths = np.atleast_1d(meta["full_path"])
+        people = np.atleast_1d(meta.get(self.group_field, np.full(len(paths), "")))
+        if self.group_field not in meta:
+            scan.notes.append(f"{self.key}.mat has no {self.group_field!r} field: splits cannot "
+                              "keep each person on one side")  # fmt: skip
         for i, rel in enumerate(paths):
             row = {k: np.atleast_1d(meta[k])[i] for k in _FIELDS}
             item = self._item(scan, str(rel), row)
             if item is not None:
+                item.group = _person(people[i])
                 scan.keep(item)
         return scan
 
@@ -108,12 +115,24 @@ class ImdbWikiReader(Reader):
 _FIELDS = ("dob", "photo_taken", "gender", "face_location", "face_score", "second_face_score")
 
 
+def _person(value: Any) -> str | None:
+    """A ``celeb_id`` or ``name`` cell as a group name; None where it is empty or NaN."""
+    value = value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
+    if isinstance(value, np.ndarray) or value is None:  # an empty MATLAB string or cell
+        return None
+    if isinstance(value, float):
+        return None if np.isnan(value) else f"{value:g}"
+    text = str(value).strip()
+    return text or None
+
+
 @dataclass
 class ImdbReader(ImdbWikiReader):
     """IMDB part of IMDB-WIKI (``imdb.mat``)."""
 
     name = "imdb"
     key = "imdb"
+    group_field = "celeb_id"
 
 
 @dataclass
@@ -122,3 +141,4 @@ class WikiReader(ImdbWikiReader):
 
     name = "wiki"
     key = "wiki"
+    group_field = "name"

@@ -34,6 +34,7 @@ class RawItem:
     split: str | None = None  # official split: train | val | test
     fold: int | None = None  # official fold (Adience)
     box: Box | None = None  # face box given by the dataset (IMDB-WIKI face_location)
+    group: str | None = None  # the person shown, where the dataset names one (IMDB-WIKI)
 
 
 @dataclass(frozen=True)
