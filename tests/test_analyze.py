@@ -29,6 +29,8 @@ from mtl.inference.model import (
 from mtl.inference.preprocessing import PREPROCESSING_KEY, Preprocessing
 from tests.conftest import tiny_fit_args
 
+pytestmark = pytest.mark.numeric  # a trained model's outputs, compared across runtimes
+
 TASKS = ["smile", "emotion", "gender", "age"]
 
 

@@ -1,15 +1,28 @@
-"""Training really learns: a short CPU run on the synthetic sources beats chance by far."""
+"""Training really learns: a short CPU run on the synthetic sources beats chance by far, on every
+floating-point path."""
+
+import pytest
 
 from mtl.cli import run_cli
 
 from .conftest import tiny_fit_args
 
-# Chance (uniform guessing) is 1/2 for smile and gender, 1/7 for emotion, 1/6 for age; the
-# majority class of the synthetic data is at most ~0.56 (smile). Each threshold is at least
-# 3x chance for the multi-class tasks and well above the majority class for the binary ones,
-# yet leaves a margin below what this seeded run reaches (about 0.97 / 0.84 / 0.99 / 0.69),
-# so it fails only if learning breaks, not on numerical noise.
-THRESHOLDS = {"smile": 0.80, "emotion": 0.50, "gender": 0.85, "age": 0.45}
+pytestmark = pytest.mark.numeric
+
+# What each task needs to count as learned: chance is 1/2 for smile and gender, 1/7 for emotion
+# and 1/6 for age, and the synthetic data's majority class is at most ~0.56 (smile); so the binary
+# tasks need 0.8 and the multi-class ones 0.5 (3.5x and 3x chance).
+THRESHOLDS = {"smile": 0.80, "emotion": 0.50, "gender": 0.80, "age": 0.50}
+# Measured (2026-12, torch 2.14): this run with seeds 0-3 on oneDNN's AVX-512 (native on the
+# machine), AVX2 and SSE4.1 kernels, ATen's scalar kernels, and 1 and 2 threads: lowest smile
+# 0.947, emotion 0.78, gender 0.97, age 0.653 (1 and 2 threads gave identical runs). Two settings
+# make that margin:
+# - Adam instead of the paper's SGD (lr 0.01): with SGD the smile and emotion cues "take off" at
+#   an epoch that depends on the seed and the kernel path (epoch 2 to 11 seen), so the same
+#   8-epoch run ended anywhere from emotion 0.33 to 0.86; Adam learns them within 2-4 epochs on
+#   every path tried.
+# - precise_bn: validation with batch-norm statistics of the current weights. The running
+#   averages lag them early in training (emotion 0.35 with them, 0.91 without the lag).
 
 
 def test_short_run_learns_every_task_far_above_chance(in_tmp):
@@ -20,6 +33,9 @@ def test_short_run_learns_every_task_far_above_chance(in_tmp):
         # PyTorch's default init: with batch norm after every layer, the paper's N(0, 0.01)
         # gives a far larger effective step size and learns the small mouth/eye cues slowly.
         "--model.init_std=null",
+        "--model.optimizer=torch.optim.Adam",
+        "--model.optimizer.lr=0.001",
+        "--model.precise_bn=1024",
     ]
     cli = run_cli(args)
     metrics = cli.trainer.callback_metrics
