@@ -210,7 +210,8 @@ def runner_process(path: Path, *more: str) -> subprocess.Popen:
 
 
 def test_an_interrupted_trial_runs_again_after_a_restart(tmp_path):
-    slow = {**FAKE_LRS, "epochs": {"value": 40}, "seconds": {"value": 0.1}}
+    # 10 s per trial: the interrupt lands inside the first trial even on a loaded machine
+    slow = {**FAKE_LRS, "epochs": {"value": 100}, "seconds": {"value": 0.1}}
     path = write_fake_sweep(tmp_path, parameters=slow)
     worker = runner_process(path)
     deadline = time.time() + 120
