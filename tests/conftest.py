@@ -11,7 +11,8 @@ import torch
 os.environ.setdefault("WANDB_MODE", "offline")
 # Two threads (as on CI's 2 cores) unless OMP_NUM_THREADS asks for another count: the suite must
 # pass on every floating-point path, thread count included (tests/test_numeric_paths.py).
-torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
+_omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]  # OpenMP also allows "4,2"
+torch.set_num_threads(int(_omp) if _omp.isdigit() else min(2, os.cpu_count() or 1))
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"

@@ -29,8 +29,6 @@ from mtl.inference.model import (
 from mtl.inference.preprocessing import PREPROCESSING_KEY, Preprocessing
 from tests.conftest import tiny_fit_args
 
-pytestmark = pytest.mark.numeric  # a trained model's outputs, compared across runtimes
-
 TASKS = ["smile", "emotion", "gender", "age"]
 
 
@@ -112,6 +110,7 @@ def test_checkpoint_records_the_training_preprocessing(checkpoint):
     assert (face["size"], face["grayscale"], face["detector"]) == (48, True, "none")
 
 
+@pytest.mark.numeric  # a trained model's labels against its rounded probabilities
 def test_photos_folder_and_video_give_one_row_per_face(checkpoint, tmp_path):
     media = tmp_path / "media"
     media.mkdir()
@@ -196,6 +195,7 @@ def test_export_writes_both_formats_with_the_preprocessing(exported, checkpoint)
         assert [t.name for t in model.tasks] == TASKS
 
 
+@pytest.mark.numeric
 def test_onnx_and_torchscript_match_pytorch_at_any_batch_size(checkpoint, exported):
     net, preprocessing = load_checkpoint_net(checkpoint, ensemble=2)
     reference = TorchPredictor(net, preprocessing)
@@ -212,6 +212,7 @@ def test_onnx_and_torchscript_match_pytorch_at_any_batch_size(checkpoint, export
             assert max(diffs) < 1e-4
 
 
+@pytest.mark.numeric
 def test_analyze_runs_the_ensemble_and_its_onnx_export_alike(checkpoint, exported, tmp_path):
     photo = tmp_path / "two.png"
     cv2.imwrite(str(photo), cv2.cvtColor(two_faces(), cv2.COLOR_RGB2BGR))

@@ -213,6 +213,15 @@ def test_lightnings_short_logger_names_mean_the_projects_loggers(capsys):
     assert expand_class_aliases(["fit", "--trainer.logger", "WandbLogger", "--x=CSVLogger"]) == [
         "fit", "--trainer.logger", "mtl.loggers.WandbLogger", "--x=CSVLogger",
     ]  # fmt: skip
+    (dict_form,) = expand_class_aliases(
+        ["--trainer.logger={class_path: CSVLogger, init_args: {name: CSVLogger}}"]
+    )
+    assert yaml.safe_load(dict_form.partition("=")[2]) == {
+        "class_path": "mtl.loggers.CSVLogger", "init_args": {"name": "CSVLogger"},
+    }  # fmt: skip  (only the class is renamed, not a run called CSVLogger)
+    assert expand_class_aliases(["--trainer.logger.class_path=WandbLogger"]) == [
+        "--trainer.logger.class_path=mtl.loggers.WandbLogger"
+    ]
 
 
 def test_a_short_name_two_classes_share_is_one_line_saying_what_to_write(in_tmp, capsys):

@@ -140,6 +140,8 @@ def test_sweep_files_read_strict():
         ({"type": "hyperband", "min_iter": 2, "stric": False}, "unknown keys \\['stric'\\]"),
         ({"type": "hyperband", "max_iter": 2, "eta": 3, "s": 1}, "no band is left"),
         ({"type": "hyperband", "eta": 3}, "give min_iter, or max_iter and s"),
+        ({"type": "hyperband", "min_iter": float("nan")}, "min_iter must be a number"),
+        ({"type": "hyperband", "min_iter": 2, "eta": float("inf")}, "eta must be a number"),
     ],
 )
 def test_specs_w_and_b_would_refuse_are_one_line_errors(spec, message):

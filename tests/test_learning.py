@@ -23,6 +23,8 @@ THRESHOLDS = {"smile": 0.80, "emotion": 0.50, "gender": 0.80, "age": 0.50}
 #   every path tried.
 # - precise_bn: validation with batch-norm statistics of the current weights. The running
 #   averages lag them early in training (emotion 0.35 with them, 0.91 without the lag).
+# The paper's SGD is what the main job trains with; test_main_job.py (slow) checks that it
+# learns every task for five seeds.
 
 
 def test_short_run_learns_every_task_far_above_chance(in_tmp):

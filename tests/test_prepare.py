@@ -38,10 +38,6 @@ class FakeDetector(P.Detector):
         return found
 
 
-def write_genki_values(root: Path, values=VALUES) -> None:
-    F.write_genki_values(root, values)
-
-
 @pytest.fixture
 def fake(monkeypatch) -> FakeDetector:
     detector = FakeDetector()
@@ -65,7 +61,7 @@ def run(root: Path, out: Path, **face) -> P.C.FaceCache:
     ],
 )
 def test_face_policies(tmp_path, fake, face, kept, skipped):
-    write_genki_values(tmp_path / "raw")
+    F.write_genki_values(tmp_path / "raw", VALUES)
     cache = run(tmp_path / "raw", tmp_path / "out", **face)
     assert cache.manifest["counts"]["kept"] == kept
     assert cache.manifest["counts"]["skipped"] == skipped
@@ -76,7 +72,7 @@ def test_face_policies(tmp_path, fake, face, kept, skipped):
 
 
 def test_interrupted_prepare_resumes_and_matches_a_clean_run(tmp_path, fake, monkeypatch):
-    write_genki_values(tmp_path / "raw")
+    F.write_genki_values(tmp_path / "raw", VALUES)
     clean = run(tmp_path / "raw", tmp_path / "clean")
     fake.seen = 0
     saves = []
@@ -104,7 +100,7 @@ def test_interrupted_prepare_resumes_and_matches_a_clean_run(tmp_path, fake, mon
 
 
 def test_changed_setting_never_reuses_a_stale_cache(tmp_path, fake):
-    write_genki_values(tmp_path / "raw")
+    F.write_genki_values(tmp_path / "raw", VALUES)
     first = run(tmp_path / "raw", tmp_path / "out")
     fake.seen = 0
     again = run(tmp_path / "raw", tmp_path / "out")
@@ -160,7 +156,7 @@ def test_prepare_command(tmp_path, capsys):
 
 
 def test_a_damaged_cache_is_noticed_and_rebuilt(tmp_path, fake):
-    write_genki_values(tmp_path / "raw")
+    F.write_genki_values(tmp_path / "raw", VALUES)
     first = run(tmp_path / "raw", tmp_path / "out")
     images = first.path / "images.npy"
     data = images.read_bytes()
@@ -202,7 +198,7 @@ def test_a_datamodule_rebuilds_a_damaged_cache_or_names_the_file_and_the_fix(tmp
 
 
 def test_three_processes_preparing_one_cache_build_it_once(tmp_path):
-    write_genki_values(tmp_path / "raw", [100 + n for n in range(20)])
+    F.write_genki_values(tmp_path / "raw", [100 + n for n in range(20)])
     out, start = tmp_path / "out", tmp_path / "sync" / "start"
     start.parent.mkdir()
     worker = str(Path(__file__).with_name("prepare_worker.py"))

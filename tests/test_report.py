@@ -286,6 +286,22 @@ def test_a_damaged_length_loses_the_rest_of_its_block_only():
     (damage,) = damaged
     assert damage.offset == offsets[1] and damage.after == 1
     assert damage.skipped == BLOCK - offsets[1]  # to the end of the first block
+    # a length pointing past the end of the file is damage too, not a file cut short
+    bad = bytearray(data)
+    bad[offsets[1] + 5] ^= 0x80  # the length's high byte
+    damaged.clear()
+    got = list(records(bytes(bad), damaged))
+    assert payloads[-1] in got and [d.offset for d in damaged] == [offsets[1]]
+
+
+def test_a_damaged_length_landing_on_zero_bytes_is_not_taken_for_padding():
+    payloads = [b"\x01" * 50 + bytes(40) + b"\x01" * 50, b"\x02" * 100]
+    data, offsets = frame(payloads)
+    bad = bytearray(data)
+    bad[offsets[0] + 4] = 60  # length 140 -> 60: just past it are zeros inside its own data
+    damaged: list[Damage] = []
+    assert list(records(bytes(bad), damaged)) == []  # nothing made up from the zeros
+    assert [(d.offset, d.reason) for d in damaged] == [(offsets[0], "checksum mismatch")]
 
 
 def test_a_flipped_byte_in_a_wandb_file_is_reported_and_its_value_absent(runs_dir, tmp_path,

@@ -195,6 +195,17 @@ def test_a_person_is_on_one_side_of_the_split_and_of_the_folds():
     assert (S.stratified_split(t, (0.8, 0.1, 0.1), seed=1) != split).any()
 
 
+def test_many_small_strata_still_fill_every_split_and_fold():
+    # 20 age strata of 3 people with one photo each (IMDB-WIKI's rare ages look like this)
+    ages = np.repeat(np.arange(20) * 5.0 + 1, 3)
+    names = np.array([f"p{i}" for i in range(60)], dtype=object)
+    t = table(60, group=names, age=ages)
+    folds = S.assign_folds(t, np.arange(60), k=5, seed=0)
+    assert sorted(np.bincount(folds, minlength=5)) == [12] * 5
+    split = S.stratified_split(t, (0.8, 0.1, 0.1), seed=0)
+    assert [(split == name).sum() for name in S.SPLITS] == [48, 6, 6]
+
+
 def test_without_groups_the_split_is_what_it_was():
     t = genki_like()
     before = S.stratified_split(t, (0.8, 0.1, 0.1), seed=0)

@@ -262,8 +262,6 @@ def test_two_workers_on_an_empty_face_cache_run_both_trials(tmp_path):
     for worker in workers:
         assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
     assert sorted(r["model.optimizer.lr"] for r in done(path)) == [0.01, 0.02]
-    owners = {t.user_attrs["pid"] for t in study(path).trials}
-    assert len(owners) == 2  # the two trials ran at once, one in each worker
     (cache,) = (tmp_path / "cache" / "genki4k").iterdir()
     assert (cache / "manifest.json").is_file() and not (cache / ".partial").exists()
 

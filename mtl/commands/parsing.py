@@ -14,10 +14,12 @@ Short class names also follow the Lightning idiom: ``--trainer.logger=WandbLogge
 from __future__ import annotations
 
 import argparse
+import json
 import re
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import jsonargparse
+import yaml
 
 from mtl.errors import UserError
 
@@ -83,25 +85,42 @@ class CommandArgumentParser(ConciseErrors, argparse.ArgumentParser):
 
 
 def expand_class_aliases(argv: list[str]) -> list[str]:
-    """``--trainer.logger=WandbLogger`` (also ``+=``, a list, a dict's ``class_path``, or the
-    value as the next argument) with :data:`CLASS_ALIASES` written out as full class paths."""
+    """``--trainer.logger=WandbLogger`` with :data:`CLASS_ALIASES` written out as full class
+    paths, where a name stands for a class: the whole value (also after ``+=``, or as the next
+    argument), a list's items, a ``class_path`` (also ``--trainer.logger.class_path=…``)."""
     out, pending = [], None
     for arg in argv:
         if pending is not None:
-            out.append(_expand(arg, CLASS_ALIASES[pending]))
+            out.append(_expand(arg, pending))
             pending = None
             continue
         key, eq, value = arg.partition("=")
-        option = key.removeprefix("--").removesuffix("+")
-        if arg.startswith("--") and option in CLASS_ALIASES:
-            if eq:
-                arg = f"{key}={_expand(value, CLASS_ALIASES[option])}"
-            else:
-                pending = option
+        option = key.removeprefix("--").removesuffix("+").removesuffix(".class_path")
+        aliases = CLASS_ALIASES.get(option) if arg.startswith("--") else None
+        if aliases and eq:
+            arg = f"{key}={_expand(value, aliases)}"
+        elif aliases:
+            pending = aliases
         out.append(arg)
     return out
 
 
 def _expand(value: str, aliases: dict[str, str]) -> str:
-    names = "|".join(map(re.escape, aliases))
-    return re.sub(rf"(?<![\w.])({names})(?![\w.])", lambda m: aliases[m.group(1)], value)
+    try:
+        given = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value  # jsonargparse will say what is wrong with it
+    expanded = _expand_node(given, aliases)
+    if expanded == given:
+        return value
+    return expanded if isinstance(expanded, str) else json.dumps(expanded)
+
+
+def _expand_node(node: Any, aliases: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return aliases.get(node, node)
+    if isinstance(node, list):
+        return [_expand_node(item, aliases) for item in node]
+    if isinstance(node, dict) and isinstance(node.get("class_path"), str):
+        return node | {"class_path": aliases.get(node["class_path"], node["class_path"])}
+    return node

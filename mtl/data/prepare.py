@@ -299,8 +299,9 @@ def _assemble(
         ((i.item, i.reason, i.detail) for i in scan.dropped),
     )
     manifest = _manifest(reader, scan, face, item_rows, seconds, processed)
-    if reader.group_field:  # which field kept each person on one side of splits and folds
-        people = {row[4] for row in label_rows if row[4]}
+    column = C.LABEL_FIELDS.index("group")
+    people = {row[column] for row in label_rows if row[column]}
+    if people:  # which field kept each person on one side of splits and folds
         manifest["groups"] = {"field": reader.group_field, "kept": len(people)}
     manifest["files"] = {name: C.file_record(path / name) for name in C.CHECKED_FILES}
     C.write_json(path / "manifest.json", manifest)

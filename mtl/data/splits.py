@@ -6,11 +6,11 @@ splits. Folds are assigned round-robin within each stratum of the k-fold pool, s
 has the same class mix. Everything depends only on the labels, the item ids' order and the seed.
 
 Where a dataset names the person in each photo (IMDB-WIKI: many photos of one celebrity), the
-split and the folds keep each person on one side: whole identity groups are assigned, largest
-first, each to the part furthest below its share of the group's stratum (the stratum most of
-its photos are in). Otherwise the same face would be trained on and tested on, and test accuracy
-would measure recognition of people, not of attributes. A table without groups splits exactly
-as before.
+split and the folds keep each person on one side: whole identity groups are assigned stratum by
+stratum (a person's stratum is the one most of their photos are in), largest first, each to the
+part furthest below its share so far. Otherwise the same face would be trained on and tested
+on, and test accuracy would measure recognition of people, not of attributes. A table without
+groups splits exactly as before.
 
 The k-fold pool is what cross-validation may train on: a dataset's official training split, or
 every item of a dataset without an official split. With ``val_fold`` set, a run trains on the
@@ -135,11 +135,14 @@ def _identity_units(
 
 def assign_groups(units: list[list[np.ndarray]], shares: Sequence[float], n: int) -> np.ndarray:
     """Part index (0..len(shares)-1) of each item, -1 outside ``units``: every group goes whole
-    to the part furthest below its share of the group's stratum (the first on a tie)."""
+    to the part furthest below its share (the first on a tie). Shares and fill carry over from
+    one stratum to the next, so many small strata still fill every part, as the ungrouped
+    round-robin does."""
     part = np.full(n, -1, dtype=np.int64)
+    share = np.asarray(shares, dtype=float)
+    target, filled = np.zeros(len(share)), np.zeros(len(share))
     for groups in units:
-        target = np.asarray(shares, dtype=float) * sum(len(g) for g in groups)
-        filled = np.zeros(len(shares))
+        target += share * sum(len(g) for g in groups)
         for items in groups:
             chosen = int(np.argmax(target - filled))
             part[items] = chosen

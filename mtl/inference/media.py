@@ -108,7 +108,7 @@ def read_frames(file: MediaFile, every: int = 1) -> Iterator[Frame | Problem]:
 def frame_time(capture: Any, index: int, fps: float | None) -> float | None:
     """Seconds into the video of the frame ``capture`` has just read: its timestamp in the
     container (OpenCV's FFmpeg backend: the frame's presentation time from the stream's start),
-    or ``index / fps`` when the backend gives none (0 for a frame after the first)."""
+    or ``index / fps`` when the backend gives none (it reports 0 for a frame after the first)."""
     import cv2
 
     msec = capture.get(cv2.CAP_PROP_POS_MSEC)

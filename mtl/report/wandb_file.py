@@ -73,16 +73,17 @@ def _chunk_problem(data: bytes, pos: int, length: int, kind: int) -> str | None:
 
 def _resume_at(data: bytes, pos: int, length: int) -> int:
     """Where reading goes on after the damaged chunk at ``pos``: just past it when what follows
-    checks out (a chunk, padding or the end), else at the next block."""
+    checks out (a chunk that passes its checksum, the block's zero padding, or the end), else at
+    the next block."""
     block_end = min(len(data), pos - pos % BLOCK + BLOCK)
     after = pos + CHUNK.size + length
     if after > block_end:
         return block_end
     if after == len(data) or BLOCK - after % BLOCK < CHUNK.size:
         return after
-    _, n, kind = CHUNK.unpack_from(data, after)
-    if kind == 0 and n == 0:
+    if not any(data[after:block_end]):  # the rest of the block is padding
         return after
+    _, n, kind = CHUNK.unpack_from(data, after)
     if after + CHUNK.size + n <= len(data) and _chunk_problem(data, after, n, kind) is None:
         return after
     return block_end
@@ -107,7 +108,8 @@ def records(data: bytes, damaged: list[Damage] | None = None) -> Iterator[bytes]
         if kind == 0 and length == 0:  # zero padding
             pos += CHUNK.size
             continue
-        if pos + CHUNK.size + length > len(data):  # cut short: the file ends inside this chunk
+        fits = pos % BLOCK + CHUNK.size + length <= BLOCK  # else its length is damaged
+        if fits and pos + CHUNK.size + length > len(data):  # the file ends inside this chunk
             return
         problem = _chunk_problem(data, pos, length, kind)
         if problem is not None:

@@ -36,9 +36,16 @@ KEYS = {"type", "min_iter", "max_iter", "s", "eta", "strict"}
 MIN_ITER_BANDS = 100  # W&B lists this many bands from min_iter
 
 
-def _integer(spec: Mapping[str, Any], key: str, minimum: int) -> int:
+def _number(spec: Mapping[str, Any], key: str) -> float:
     value = spec[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UserError(f"early_terminate: {key} must be a number, got {value!r}")
+    return value
+
+
+def _integer(spec: Mapping[str, Any], key: str, minimum: int) -> int:
+    value = _number(spec, key)
+    if value != int(value):
         raise UserError(f"early_terminate: {key} must be an integer, got {value!r}")
     if value < minimum:
         raise UserError(f"early_terminate: {key} must be at least {minimum}, got {value!r}")
@@ -61,31 +68,21 @@ class Hyperband:
         unknown = sorted(set(spec) - KEYS)
         if unknown:
             raise UserError(f"early_terminate: unknown keys {unknown} (known: {sorted(KEYS)})")
-        eta = spec.get("eta", 3)
-        if isinstance(eta, bool) or not isinstance(eta, int | float) or not eta > 1:
+        eta = _number(spec, "eta") if "eta" in spec else 3.0
+        if not eta > 1:
             raise UserError(f"early_terminate: eta must be a number above 1, got {eta!r}")
         strict = spec.get("strict", True)
         if not isinstance(strict, bool):
             raise UserError(f"early_terminate: strict must be true or false, got {strict!r}")
         if "max_iter" in spec and "s" in spec:
-            found, band = [], float(_integer(spec, "max_iter", 1))
-            for _ in range(_integer(spec, "s", 1)):
-                band /= eta
-                if band < 1:
-                    break
-                found.append(int(band))
-            if not found:
-                raise UserError(
-                    f"early_terminate: max_iter / eta is below 1, so no band is left: {spec}"
-                )
-            return cls(tuple(sorted(found)), float(eta), strict)
-        if "min_iter" in spec:
-            found, band = [], float(_integer(spec, "min_iter", 1))
-            for _ in range(MIN_ITER_BANDS):  # W&B multiplies step by step, so do we
-                found.append(int(band))
-                band *= eta
-            return cls(tuple(found), float(eta), strict)
-        raise UserError(f"early_terminate: give min_iter, or max_iter and s, got {dict(spec)}")
+            bands = _max_iter_bands(_integer(spec, "max_iter", 1), _integer(spec, "s", 1), eta)
+        elif "min_iter" in spec:
+            bands = _min_iter_bands(_integer(spec, "min_iter", 1), eta)
+        else:
+            raise UserError(f"early_terminate: give min_iter, or max_iter and s, got {dict(spec)}")
+        if not bands:
+            raise UserError(f"early_terminate: max_iter / eta is below 1: no band is left: {spec}")
+        return cls(bands, float(eta), strict)
 
     def thresholds(self, histories: Sequence[Sequence[float]]) -> list[float]:
         """Each band's threshold over every run's history (inf where no run reached it)."""
@@ -105,6 +102,27 @@ class Hyperband:
         band, threshold = applies[-1]
         value = history[band - 1] if self.strict else min(history)
         return value > threshold
+
+
+def _max_iter_bands(max_iter: int, s: int, eta: float) -> tuple[int, ...]:
+    """``max_iter / eta**j`` for ``j = 1..s``, integer parts, while at least 1; sorted."""
+    found, band = [], float(max_iter)
+    for _ in range(s):
+        band /= eta
+        if band < 1:
+            break
+        found.append(int(band))
+    return tuple(sorted(found))
+
+
+def _min_iter_bands(min_iter: int, eta: float) -> tuple[int, ...]:
+    """``min_iter * eta**k`` for ``k = 0..99``, integer parts, multiplied step by step as W&B
+    does (so the float rounding is the same)."""
+    found, band = [], float(min_iter)
+    for _ in range(MIN_ITER_BANDS):
+        found.append(int(band))
+        band *= eta
+    return tuple(found)
 
 
 class WandbHyperbandPruner(optuna.pruners.BasePruner):

@@ -120,8 +120,10 @@ def _person(value: Any) -> str | None:
     value = value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
     if isinstance(value, np.ndarray) or value is None:  # an empty MATLAB string or cell
         return None
-    if isinstance(value, float):
-        return None if np.isnan(value) else f"{value:g}"
+    if isinstance(value, float):  # a MATLAB double: a whole id is written as an integer
+        if np.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() else str(value)
     text = str(value).strip()
     return text or None
 
