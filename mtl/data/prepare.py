@@ -131,8 +131,8 @@ def prepare(
     with building(path, console):  # another process may be building it: wait, then reuse
         cache = open_or_discard(path, console)
         if cache is None:
-            options = {"device": device, "batch_size": batch_size, "workers": workers}
-            return _build(reader, scan, face, path, console, chunk_batches, progress, **options)
+            return _build(reader, scan, face, path, console, chunk_batches, progress,
+                          device=device, batch_size=batch_size, workers=workers)  # fmt: skip
     console.print(f"[green]{reader.name}: cache up to date[/] at {path}")
     return cache
 

@@ -79,10 +79,10 @@ def _resume_at(data: bytes, pos: int, length: int) -> int:
     after = pos + CHUNK.size + length
     if after > block_end:
         return block_end
-    if after == len(data) or BLOCK - after % BLOCK < CHUNK.size:
+    if not any(data[after:block_end]):  # the rest of the block is padding (or the file ends)
         return after
-    if not any(data[after:block_end]):  # the rest of the block is padding
-        return after
+    if block_end - after < CHUNK.size:  # no room for a header: what is there is damage
+        return block_end
     _, n, kind = CHUNK.unpack_from(data, after)
     if after + CHUNK.size + n <= len(data) and _chunk_problem(data, after, n, kind) is None:
         return after

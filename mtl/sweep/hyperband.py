@@ -84,24 +84,20 @@ class Hyperband:
             raise UserError(f"early_terminate: max_iter / eta is below 1: no band is left: {spec}")
         return cls(bands, float(eta), strict)
 
-    def thresholds(self, histories: Sequence[Sequence[float]]) -> list[float]:
-        """Each band's threshold over every run's history (inf where no run reached it)."""
-        out = []
-        for band in self.bands:
-            values = sorted(h[band - 1] for h in histories if len(h) >= band)
-            out.append(values[int(1.0 / self.eta * len(values))] if values else math.inf)
-        return out
+    def threshold(self, band: int, histories: Sequence[Sequence[float]]) -> float:
+        """Band ``band``'s threshold over every run's history (inf where no run reached it)."""
+        values = sorted(h[band - 1] for h in histories if len(h) >= band)
+        return values[int(1.0 / self.eta * len(values))] if values else math.inf
 
     def should_stop(self, history: Sequence[float], histories: Sequence[Sequence[float]]) -> bool:
         """Whether a running run with ``history`` is stopped; ``histories`` are every run's, its
         own included (values to minimise, non-finite values already left out)."""
-        thresholds = zip(self.bands, self.thresholds(histories), strict=True)
-        applies = [(band, t) for band, t in thresholds if band <= len(history)]
+        applies = [band for band in self.bands if band <= len(history)]
         if not applies:
             return False
-        band, threshold = applies[-1]
+        band = applies[-1]  # the latest band this run has reached decides
         value = history[band - 1] if self.strict else min(history)
-        return value > threshold
+        return value > self.threshold(band, histories)
 
 
 def _max_iter_bands(max_iter: int, s: int, eta: float) -> tuple[int, ...]:
