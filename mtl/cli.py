@@ -22,8 +22,9 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.trainer.states import TrainerStatus
+from lightning.pytorch.utilities import rank_zero_info
 
-from mtl import __version__
+from mtl import __version__, precision
 from mtl.callbacks import ResultsTable, ResumeState, SaveConfigToCheckpoint
 from mtl.commands import COMMANDS
 from mtl.commands.parsing import ArgumentParser, ConciseErrors, expand_class_aliases
@@ -93,6 +94,8 @@ class MTLCLI(LightningCLI):
         trainer = config.trainer if config is not None else Namespace()
         ensemble = config.get("ensemble", 0) if config is not None else 0
         self.trainer_defaults["callbacks"] = default_callbacks(trainer, ensemble)
+        if config is not None and trainer.get("precision") is None:
+            trainer.precision = default_precision(trainer.get("accelerator"))
 
     def after_instantiate_classes(self) -> None:
         """Loggers that name runs (W&B: group, job type, tags) learn what this run is."""
@@ -108,6 +111,18 @@ class MTLCLI(LightningCLI):
             super().instantiate_classes()
         except (ValueError, FileNotFoundError) as err:
             raise UserError(f"invalid configuration: {_first_cause(err)}") from err
+
+
+def default_precision(accelerator: str | None) -> str:
+    """The precision of a run that names none: chosen for this machine (:mod:`mtl.precision`),
+    said once on the console. The saved config records it, so a replay or resume keeps it."""
+    choice = precision.resolve(accelerator)
+    other = "32-true" if choice.precision != "32-true" else "bf16-mixed"
+    rank_zero_info(
+        f"mtl: precision {choice.precision} ({choice.reason}); "
+        f"--trainer.precision={other} to change it"
+    )
+    return choice.precision
 
 
 def _first_cause(err: BaseException) -> BaseException:
