@@ -14,7 +14,15 @@ import yaml
 
 from mtl.cli import main
 from mtl.report.runs import find_runs
-from mtl.report.table import Column, delta_m, deltas, experiments
+from mtl.report.table import (
+    Column,
+    Experiment,
+    delta_m,
+    deltas,
+    experiments,
+    format_paired,
+    paired_deltas,
+)
 from mtl.report.wandb_file import (
     BLOCK,
     CHUNK,
@@ -134,13 +142,23 @@ def test_report_command_writes_markdown_csv_and_plots(runs_dir, tmp_path, capsys
     # columns: emotion on FER private, on FER public, smile on GENKI-4K
     row = "| multi-task smile+emotion | 64.00 ± 1.41 (2) | 63.00 ± 2.83 (2) | 95.00 ± 1.41 (2) |"
     assert row in text
-    assert "| +2.00 | +1.00 | +4.00 |" in text  # Δ vs single-task
+    # Δ vs single-task, paired by fold: FER private 1 and 3 points (t with 1 degree of freedom:
+    # 12.706), public 1 and 1, smile 4 and 4 (no spread: the interval is the point)
+    deltas_row = (
+        "| +2.00 [-10.71, +14.71] (2), spans 0 | +1.00 [+1.00, +1.00] (2) "
+        "| +4.00 [+4.00, +4.00] (2) |"
+    )
+    assert deltas_row in text
     dm = 100 * statistics.fmean([0.04 / 0.91, (0.01 / 0.62 + 0.02 / 0.62) / 2])
     assert f"{dm:+.2f} %" in text
     assert "paper: Sang & Cuong: single-task BKNet + softmax" in text and "95.08 ± 0.29" in text
     rows = list(csv.DictReader((out / "report.csv").open()))
     assert len(rows) == 2 + 1 + 3 + 1  # st emotion (2 columns), st smile, mt (3), ensemble
     assert (out / "bars.png").stat().st_size > 0 and (out / "curves.png").stat().st_size > 0
+    assert (out / "deltas.png").stat().st_size > 0
+    mt_smile = next(r for r in rows if r["experiment"] == "multi-task smile+emotion"
+                    and r["task"] == "smile")  # fmt: skip
+    assert float(mt_smile["paired_delta"]) == pytest.approx(0.04) and mt_smile["pairs"] == "2"
     assert "multi-task smile+emotion" in capsys.readouterr().out
 
 
@@ -202,9 +220,55 @@ def test_a_repeated_fold_counts_once_and_config_differences_split_experiments(tm
     assert len(notes) == 1 and "a2" in notes[0] and "same experiment, fold and seed" in notes[0]
 
 
-def test_delta_m_flips_the_sign_of_lower_is_better_metrics_and_averages_within_a_task():
-    from mtl.report.table import Experiment
+def hand_experiment(task_set: str, by_run: dict[Column, dict[tuple, float]]) -> Experiment:
+    fields = {"task_set": task_set, "backbone": "B", "weighting": "W", "loss": "L"}
+    values = {c: list(v.values()) for c, v in by_run.items()}
+    return Experiment(fields | {"model": "final"}, values=values, by_run=by_run)
 
+
+SMILE_COLUMN = Column("smile", "genki4k", "acc")
+
+
+@pytest.mark.parametrize(
+    ("multi", "single", "mean", "low", "high", "spans"),
+    [
+        # differences 0.04, 0.01, 0.05, 0.01: mean 0.0275, sample sd 0.020616, se 0.010308,
+        # t(0.975, 3) = 3.182446 (a t table): half-width 0.032804
+        ([0.90, 0.85, 0.95, 0.88], [0.86, 0.84, 0.90, 0.87], 0.0275, -0.005304, 0.060304, True),
+        # differences 0.04, 0.03, 0.05, 0.04: mean 0.04, sd 0.0081650, se 0.0040825: +-0.012992
+        ([0.90, 0.85, 0.95, 0.88], [0.86, 0.82, 0.90, 0.84], 0.04, 0.027008, 0.052992, False),
+    ],
+)
+def test_paired_difference_matches_a_hand_computation(multi, single, mean, low, high, spans):
+    st = hand_experiment("smile", {SMILE_COLUMN: {(f, 0): v for f, v in enumerate(single)}})
+    mt = hand_experiment("smile+gender", {SMILE_COLUMN: {(f, 0): v for f, v in enumerate(multi)}})
+    paired = paired_deltas(mt, [st, mt])[SMILE_COLUMN]
+    assert paired.n == 4 and paired.mean == pytest.approx(mean)
+    assert (paired.low, paired.high) == (
+        pytest.approx(low, abs=1e-6),
+        pytest.approx(high, abs=1e-6),
+    )
+    assert paired.spans_zero is spans
+    assert format_paired(paired, "acc").endswith(", spans 0") is spans
+
+
+def test_runs_pair_by_fold_and_seed_only():
+    # single-task ran folds 0-2 with seed 0 and fold 3 with seed 1; multi-task folds 0-3, seed 0
+    st = hand_experiment("smile", {SMILE_COLUMN: {(0, 0): 0.80, (1, 0): 0.90, (2, 0): 0.70,
+                                                  (3, 1): 0.10}})  # fmt: skip
+    mt = hand_experiment("smile+gender", {SMILE_COLUMN: {(0, 0): 0.82, (1, 0): 0.93,
+                                                         (2, 0): 0.71, (3, 0): 0.99}})  # fmt: skip
+    paired = paired_deltas(mt, [st, mt])[SMILE_COLUMN]
+    assert paired.n == 3 and paired.mean == pytest.approx((0.02 + 0.03 + 0.01) / 3)
+    one = hand_experiment("smile+gender", {SMILE_COLUMN: {(0, 0): 0.85}})
+    lone = paired_deltas(one, [st, one])[SMILE_COLUMN]
+    assert lone.n == 1 and not lone.has_interval and lone.spans_zero
+    assert format_paired(lone, "acc") == "+5.00 (1 pair, no interval)"
+    other_seed = hand_experiment("smile+gender", {SMILE_COLUMN: {(0, 7): 0.85}})
+    assert paired_deltas(other_seed, [st, other_seed]) == {}  # nothing in common: unpaired
+
+
+def test_delta_m_flips_the_sign_of_lower_is_better_metrics_and_averages_within_a_task():
     def experiment(task_set: str, values: dict[Column, list[float]]) -> Experiment:
         fields = {"task_set": task_set, "backbone": "B", "weighting": "W", "loss": "L"}
         return Experiment(fields | {"model": "final"}, values=values)

@@ -5,7 +5,9 @@ W&B offline runs ``run-<id>.wandb``), or ``wandb:ENTITY/PROJECT`` (W&B's public 
 Rows are experiments (task set, backbone, weighting, loss; final model or checkpoint ensemble),
 named by what differs between them; columns task · source; cells mean ± std (number of runs)
 over folds and seeds; multi-task rows get their difference to single-task and LibMTL's Δm.
-Writes ``report.md``, ``report.csv``, ``bars.png`` and ``curves.png`` to ``--out``.
+Multi-task rows get their difference to single-task paired by fold and seed, with its 95 %
+confidence interval. Writes ``report.md``, ``report.csv``, ``bars.png``, ``curves.png`` and
+(with a paired difference) ``deltas.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -80,8 +82,11 @@ def report(
     note = (
         f"{len(found_runs)} runs; cells: mean ± sample std (number of runs) of {stage} "
         f"{'/'.join(metrics)} (accuracy and F1 in %), over folds and seeds; Δ: multi-task minus "
-        "the matching single-task row; Δm: LibMTL's mean relative multi-task gain (per task, "
-        "then over the tasks that have a single-task row)."
+        "the matching single-task row, over the runs paired by fold and seed, with Student's t "
+        "95 % confidence interval and the number of pairs ('spans 0': no evidence of a "
+        "difference; 'unpaired': no common fold and seed, difference of the rows' means); Δm: "
+        "LibMTL's mean relative multi-task gain (per task, then over the tasks that have a "
+        "single-task row)."
     )
     if notes:
         note += "\n\n" + "\n".join(f"- {line}" for line in notes)
@@ -93,8 +98,11 @@ def report(
     render.write_csv(out / "report.csv", found)
     render.bar_chart(out / "bars.png", found, shown, columns)
     render.curves_chart(out / "curves.png", found)
+    plots = ["bars.png", "curves.png"]
+    if render.deltas_chart(out / "deltas.png", found):
+        plots.append("deltas.png")
     console.print(render.rich_table(rows, columns, f"{stage} results ({len(found_runs)} runs)"))
-    console.print(f"written: {out}/report.md, report.csv, bars.png, curves.png")
+    console.print(f"written: {out}/report.md, report.csv, {', '.join(plots)}")
     return text
 
 

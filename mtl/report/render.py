@@ -1,8 +1,8 @@
 """The comparison as a console table, Markdown, CSV and PNG plots; the papers' figures beside.
 
 Rows are experiments (and, with references, the papers' rows), columns task · source; each
-multi-task row is followed by its difference to single-task and carries Δm
-(:mod:`mtl.report.table`).
+multi-task row is followed by its difference to single-task, paired by fold and seed with a 95 %
+confidence interval, and carries Δm (:mod:`mtl.report.table`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,17 @@ from mtl.report.table import (
     PERCENT,
     Column,
     Experiment,
+    PairedDelta,
     Stats,
     delta_m,
     deltas,
     format_cell,
     format_delta,
+    format_paired,
+    paired_deltas,
 )
+
+DELTA_ROW = "  Δ vs single-task, paired [95 % CI] (pairs)"
 
 
 @dataclass
@@ -78,10 +83,10 @@ def table_rows(
         cells = [format_cell(stats.get(c), c.metric) for c in columns]
         dm = delta_m(e, found)
         rows.append((e.label, cells, "" if dm is None else f"{dm:+.2f} %"))
-        diff = deltas(e, found)
+        diff, paired = deltas(e, found), paired_deltas(e, found)
         if diff:
-            shown = [format_delta(diff.get(c), c.metric) for c in columns]
-            rows.append(("  Δ vs single-task", shown, ""))
+            shown = [delta_cell(diff.get(c), paired.get(c), c.metric) for c in columns]
+            rows.append((DELTA_ROW, shown, ""))
     for r in references:
         cells = []
         for c in columns:
@@ -90,6 +95,14 @@ def table_rows(
             cells.append("–" if s is None else f"{100 * s.mean:.2f}{std}")
         rows.append((f"paper: {r.label}", cells, ""))
     return rows
+
+
+def delta_cell(diff: float | None, paired: PairedDelta | None, metric: str) -> str:
+    """The paired difference with its interval; the difference of means, marked unpaired, where
+    no fold and seed was run by both rows."""
+    if paired is not None:
+        return format_paired(paired, metric)
+    return "" if diff is None else f"{format_delta(diff, metric)} (unpaired)"
 
 
 def rich_table(rows: list[tuple[str, list[str], str]], columns: list[Column], title: str) -> Table:
@@ -115,13 +128,17 @@ def write_csv(path: Path, found: list[Experiment]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["experiment", "key", "task", "source", "metric", "mean", "std", "n",
-                         "delta_vs_single", "delta_m_percent"])  # fmt: skip
+                         "delta_vs_single", "delta_m_percent", "paired_delta",
+                         "paired_ci_low", "paired_ci_high", "pairs"])  # fmt: skip
         for e in found:
-            diff, dm = deltas(e, found), delta_m(e, found)
+            diff, dm, paired = deltas(e, found), delta_m(e, found), paired_deltas(e, found)
             key = "|".join(e.fields.values())
             for c, s in e.stats().items():
                 row = [e.label, key, c.task, c.source, c.metric, s.mean, s.std, s.n]
-                writer.writerow([*row, diff.get(c, ""), "" if dm is None else dm])
+                row += [diff.get(c, ""), "" if dm is None else dm]
+                p = paired.get(c)
+                row += ["", "", "", 0] if p is None else [p.mean, p.low, p.high, p.n]
+                writer.writerow(row)
 
 
 def _pyplot():
@@ -158,6 +175,43 @@ def bar_chart(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def deltas_chart(path: Path, found: list[Experiment]) -> bool:
+    """Each multi-task experiment's paired difference to single-task per column, with its 95 %
+    interval as an error bar and a line at 0: a bar whose interval crosses the line (hollow)
+    shows no difference. False (nothing written) when no experiment has one."""
+    series = [(e.label, paired_deltas(e, found)) for e in found]
+    series = [(label, p) for label, p in series if p]
+    if not series:
+        return False
+    plt = _pyplot()
+    columns = sorted({c for _, p in series for c in p})
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(columns) + 2) + 5, 4.0))
+    for i, (label, paired) in enumerate(series):
+        for k, c in enumerate(columns):
+            p = paired.get(c)
+            if p is None:
+                continue
+            scale = 100.0 if c.metric in PERCENT else 1.0
+            x = k + (i - (len(series) - 1) / 2) * width
+            err = None
+            if p.has_interval:  # asymmetric bar: below and above the mean
+                err = [[scale * (p.mean - p.low)], [scale * (p.high - p.mean)]]
+            colour = f"C{i % 10}"
+            ax.bar(x, scale * p.mean, width, yerr=err, capsize=3, color=colour, edgecolor=colour,
+                   fill=not p.spans_zero, label=label if k == 0 else None)  # fmt: skip
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(columns)), [c.label for c in columns], rotation=15, ha="right")
+    ax.set_ylabel("multi-task − single-task (points)")
+    ax.set_title("paired difference, 95 % CI (hollow: interval contains 0)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def curves_chart(path: Path, found: list[Experiment], metric: str = "acc") -> None:

@@ -16,13 +16,23 @@ as LibMTL defines it (Maninis et al. 2019; Vandenhende et al. 2021)::
 
 with l_k = 1 where lower is better (MAE) and 0 otherwise, averaged over the K columns of each
 task (its sources and metrics) first, then over the tasks that have a single-task baseline.
+
+Whether a difference is real is read from the *paired* differences: each multi-task run is
+paired with the single-task run of the same fold and seed (same training and test faces, same
+seed), and the mean of the paired differences gets a 95 % confidence interval (Student's t over
+the pairs, :func:`scipy.stats.ttest_rel`). Pairing removes what folds share (one fold is harder
+than another for both), so the interval is narrower than one from the two rows' spreads. An
+interval that contains 0 does not show a difference.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from scipy import stats as scipy_stats
 
 from mtl.report.runs import Run
 from mtl.run_report import MODELS, parse_key
@@ -64,6 +74,7 @@ class Experiment:
     fields: dict[str, str]
     variant: dict[str, str] = field(default_factory=dict)  # config keys that set it apart
     values: dict[Column, list[float]] = field(default_factory=dict)
+    by_run: dict[Column, dict[tuple, float]] = field(default_factory=dict)  # (fold, seed) ->
     curves: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
     label: str = ""
 
@@ -157,8 +168,10 @@ def experiments(
                 continue
             seen[repetition] = run.origin
             experiment = found.setdefault(key, Experiment(fields, variant=variants[id(run)]))
+            pair_key = (run.identity.get("fold"), run.identity.get("seed"))
             for column, value in columns.items():
                 experiment.values.setdefault(column, []).append(value)
+                experiment.by_run.setdefault(column, {})[pair_key] = value
             if model == "final":
                 for name, curve in run.curves.items():
                     experiment.curves.setdefault(name, []).append(curve)
@@ -233,6 +246,53 @@ def deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, 
     return out
 
 
+@dataclass(frozen=True)
+class PairedDelta:
+    """Multi-task minus single-task over the runs paired by fold and seed: the mean difference,
+    its 95 % confidence interval (NaN with fewer than 2 pairs) and the number of pairs."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def has_interval(self) -> bool:
+        return self.n >= 2 and not math.isnan(self.low)
+
+    @property
+    def spans_zero(self) -> bool:
+        """No evidence of a difference: the interval contains 0 (or there is none)."""
+        return not self.has_interval or self.low <= 0.0 <= self.high
+
+    @classmethod
+    def of(cls, multi: Sequence[float], single: Sequence[float]) -> PairedDelta:
+        """From the paired values (same order): Student's t interval of the mean difference."""
+        diffs = [m - s for m, s in zip(multi, single, strict=True)]
+        mean = statistics.fmean(diffs)
+        if len(diffs) < 2:
+            return cls(mean, math.nan, math.nan, len(diffs))
+        if max(diffs) == min(diffs):  # no spread: t is undefined, the interval is the point
+            return cls(mean, mean, mean, len(diffs))
+        interval = scipy_stats.ttest_rel(multi, single).confidence_interval(0.95)
+        return cls(mean, float(interval.low), float(interval.high), len(diffs))
+
+
+def paired_deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, PairedDelta]:
+    """Per column of a multi-task experiment with a single-task baseline, the paired difference
+    over the (fold, seed) both ran; a column without any common run is left out."""
+    if experiment.single_task:
+        return {}
+    out = {}
+    for column, mine in sorted(experiment.by_run.items()):
+        base = baseline(experiment, column.task, found)
+        theirs = {} if base is None else base.by_run.get(column, {})
+        common = sorted(set(mine) & set(theirs), key=str)
+        if common:
+            out[column] = PairedDelta.of([mine[k] for k in common], [theirs[k] for k in common])
+    return out
+
+
 def delta_m(experiment: Experiment, found: Sequence[Experiment]) -> float | None:
     """LibMTL's Δm in per cent: the relative gain of each column (sign flipped where lower is
     better), averaged within each task, then over the tasks that have a single-task baseline;
@@ -264,6 +324,18 @@ def format_delta(diff: float | None, metric: str) -> str:
         return ""
     scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
     return f"{diff * scale:+.{digits}f}"
+
+
+def format_paired(paired: PairedDelta | None, metric: str) -> str:
+    """``+1.23 [-0.40, +2.86] (4 pairs), spans 0`` in the metric's display units."""
+    if paired is None:
+        return ""
+    scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
+    text = f"{paired.mean * scale:+.{digits}f}"
+    if not paired.has_interval:
+        return f"{text} (1 pair, no interval)"
+    text += f" [{paired.low * scale:+.{digits}f}, {paired.high * scale:+.{digits}f}] ({paired.n})"
+    return text + (", spans 0" if paired.spans_zero else "")
 
 
 def all_columns(found: Sequence[Experiment]) -> list[Column]:
