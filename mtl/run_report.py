@@ -2,9 +2,10 @@
 
 :class:`RunReport` (a default callback) writes, in the run's log folder:
 
-* ``run.json``: what the run is (task set, backbone, weighting, loss, fold, seed) and its final
+* ``run.json``: what the run is (task set, backbone, weighting, loss, fold, seed), its final
   metrics (last validation epoch after fit; test results, final model and ensemble, after a
-  test), so runs are compared without re-reading their logs;
+  test), and how it ran (precision, hardware, threads, devices, the fit's wall time), so runs
+  are compared without re-reading their logs;
 * after a test, ``test/results.csv`` (one row per model, source, task and metric) and
   ``test/confusion/<source>-<task>.csv`` / ``.png`` per classification task (and per source),
   the PNGs logged to W&B too when it is on; and a table of the results on the console.
@@ -15,6 +16,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import platform
+import time
 from pathlib import Path
 
 import lightning as L
@@ -90,8 +93,41 @@ def confusion_png(matrix: torch.Tensor, class_names: list[str], title: str, path
     plt.close(fig)
 
 
+def hardware(trainer: L.Trainer) -> str:
+    """The machine a run trained on, in words: the GPU's name, or the CPU's model."""
+    root = trainer.strategy.root_device
+    if root.type == "cuda":
+        return torch.cuda.get_device_name(root)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def how_it_ran(trainer: L.Trainer) -> dict:
+    """The facts that make a run's speed and numerics, as ``run.json`` records them."""
+    return {
+        "precision": str(trainer.precision),
+        "hardware": hardware(trainer),
+        "devices": trainer.num_devices * trainer.num_nodes,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__.split("+")[0],
+    }
+
+
 class RunReport(L.Callback):
-    """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only)."""
+    """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only).
+
+    ``fit_seconds`` is the wall time of fitting, summed over the fits of a resumed run."""
+
+    def __init__(self) -> None:
+        self.fit_started = 0.0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fit_started = time.perf_counter()
 
     @staticmethod
     def folder(trainer: L.Trainer) -> Path | None:
@@ -105,7 +141,7 @@ class RunReport(L.Callback):
         return Path(folder) if folder else None
 
     def update_run_file(
-        self, folder: Path, trainer: L.Trainer, pl_module: L.LightningModule, **fields: dict
+        self, folder: Path, trainer: L.Trainer, pl_module: L.LightningModule, **fields: object
     ) -> None:
         path = folder / RUN_FILE
         record = json.loads(path.read_text()) if path.is_file() else {}
@@ -120,7 +156,12 @@ class RunReport(L.Callback):
         folder = self.folder(trainer)
         if folder is not None:
             val = scalars(trainer.callback_metrics, ("val",))
-            self.update_run_file(folder, trainer, pl_module, val=val)
+            seconds = time.perf_counter() - self.fit_started
+            path = folder / RUN_FILE
+            if trainer.ckpt_path and path.is_file():  # resumed: add the earlier fits' time
+                seconds += json.loads(path.read_text()).get("fit_seconds", 0.0)
+            fields = {"val": val, "fit_seconds": round(seconds, 1), "ran": how_it_ran(trainer)}
+            self.update_run_file(folder, trainer, pl_module, **fields)
 
     @rank_zero_only
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

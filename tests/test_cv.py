@@ -31,6 +31,9 @@ def test_fit_then_test_in_one_run_with_the_checkpoint_ensemble(in_tmp):
         record["test"]
     )
     assert "val/smile/acc" in record["val"]
+    assert record["epochs"] == 3 and record["fit_seconds"] > 0  # how it ran, for mtl report
+    assert record["ran"]["precision"] == str(cli.trainer.precision) and record["ran"]["hardware"]
+    assert record["ran"]["devices"] == 1 and record["ran"]["threads"] >= 1
     rows = list(csv.DictReader((run / "test" / "results.csv").open()))
     assert {(r["model"], r["source"], r["task"]) for r in rows} >= {
         ("final", "s_emotion", "emotion"),

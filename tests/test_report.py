@@ -50,9 +50,9 @@ def metrics(prefix: str, values: dict[str, float]) -> dict[str, float]:
 
 
 def local_run(folder: Path, tasks: list[str], fold: int, test: dict, ens: dict | None = None,
-              wandb_id: str | None = None) -> None:  # fmt: skip
+              wandb_id: str | None = None, how: dict | None = None) -> None:  # fmt: skip
     folder.mkdir(parents=True)
-    record = {"identity": identity(tasks, fold), "test": metrics("test", test)}
+    record = {"identity": identity(tasks, fold), "test": metrics("test", test)} | (how or {})
     record["test"] |= metrics("test_ens", ens or {})
     record["run_ids"] = {"csv": folder.name} | ({"wandb": wandb_id} if wandb_id else {})
     (folder / "run.json").write_text(json.dumps(record))
@@ -160,6 +160,61 @@ def test_report_command_writes_markdown_csv_and_plots(runs_dir, tmp_path, capsys
                     and r["task"] == "smile")  # fmt: skip
     assert float(mt_smile["paired_delta"]) == pytest.approx(0.04) and mt_smile["pairs"] == "2"
     assert "multi-task smile+emotion" in capsys.readouterr().out
+
+
+def test_report_writes_into_a_documents_marked_block(runs_dir, tmp_path, capsys):
+    from mtl.report.render import BEGIN, END
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    doc = docs / "results.md"
+    doc.write_text(f"# Results\n\nprose before\n\n{BEGIN}\nold table\n{END}\n\nprose after\n")
+    argv = ["report", str(runs_dir), "--out", str(docs / "results"), "--into", str(doc)]
+    main(argv)
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nprose before\n\n" + BEGIN)
+    assert text.endswith(f"{END}\n\nprose after\n") and "old table" not in text
+    assert "| multi-task smile+emotion | 64.00 ± 1.41 (2) |" in text
+    assert "![bars](results/bars.png)" in text and "![deltas](results/deltas.png)" in text
+    assert "### How each row ran" in text
+    main(argv)  # regenerating from the same runs changes nothing
+    assert doc.read_text() == text
+
+    doc.write_text("# no block\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and "no '<!-- mtl report" in capsys.readouterr().err
+
+
+def test_how_each_row_ran_and_the_baseline_with_the_same_settings(tmp_path):
+    from mtl.report.render import how_rows
+
+    cpu = {"hardware": "AMD EPYC", "devices": 1, "threads": 2, "torch": "2.14.1"}
+    bf16, fp32 = cpu | {"precision": "bf16-mixed"}, cpu | {"precision": "32-true"}
+    for fold, smile in ((0, 0.90), (1, 0.92)):
+        how = {"epochs": 60, "fit_seconds": 300.0 + 60 * fold, "ran": bf16}
+        local_run(tmp_path / f"st{fold}", ["smile"], fold, {SMILE: smile}, how=how)
+        mt = {SMILE: smile + 0.02, PUBLIC: 0.6}
+        local_run(tmp_path / f"mt{fold}", ["smile", "emotion"], fold, mt, how=how)
+    fp32_how = {"epochs": 60, "fit_seconds": 600.0, "ran": fp32}
+    local_run(tmp_path / "st-fp32", ["smile"], 0, {SMILE: 0.50}, how=fp32_how)  # parity run
+    for name, precision in (("st0", "bf16-mixed"), ("st1", "bf16-mixed"), ("mt0", "bf16-mixed"),
+                            ("mt1", "bf16-mixed"), ("st-fp32", "32-true")):  # fmt: skip
+        config = {"trainer": {"precision": precision}}
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    found = experiments(find_runs([str(tmp_path)]))
+    labels = [e.label for e in found]
+    assert labels == [
+        "single-task smile · trainer.precision=32-true",
+        "single-task smile · trainer.precision=bf16-mixed",
+        "multi-task smile+emotion",
+    ]
+    smile = Column("smile", "genki4k", "acc")
+    # the baseline is the single-task row with the multi-task row's precision, not the fp32 one
+    assert deltas(found[2], found) == {smile: pytest.approx(0.02)}
+    rows = how_rows(found)
+    assert rows[1] == [labels[1], "2", "bf16-mixed", "60", "5.5 min (× 2)", "AMD EPYC, 2 threads"]
+    assert rows[0][2:5] == ["32-true", "60", "10.0 min"]
 
 
 def test_report_without_runs_says_so(tmp_path, capsys):

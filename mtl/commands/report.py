@@ -12,6 +12,7 @@ confidence interval. Writes ``report.md``, ``report.csv``, ``bars.png``, ``curve
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--reference_file", type=Path | None, default=None, help="other reference figures (YAML)"
     )
+    parser.add_argument(
+        "--into",
+        type=Path | None,
+        default=None,
+        help="also write the tables and plots into this Markdown file, between its "
+        "'<!-- mtl report: ... -->' marker lines (docs/results.md)",
+    )
     return parser
 
 
@@ -63,8 +71,10 @@ def report(
     metrics: Sequence[str] = ("acc",),
     references: bool = False,
     reference_file: Path | None = None,
+    into: Path | None = None,
 ) -> str:
-    """Build the report of ``runs`` into ``out``; returns its Markdown."""
+    """Build the report of ``runs`` into ``out``; returns its Markdown. With ``into``, the same
+    tables and the plots (linked relative to it) replace the marked block of that file."""
     console = Console(width=None if sys.stdout.isatty() else 200)
     notes: list[str] = []
     found_runs = find_runs(runs, notes)
@@ -94,19 +104,38 @@ def report(
         note += "\n\nPapers' figures (their data and protocol differ; see each source):\n\n"
         note += "\n".join(f"- {r.label}: {r.source}" for r in shown)
     text = render.markdown(rows, columns, note)
-    (out / "report.md").write_text(text)
     render.write_csv(out / "report.csv", found)
     render.bar_chart(out / "bars.png", found, shown, columns)
     render.curves_chart(out / "curves.png", found)
     plots = ["bars.png", "curves.png"]
     if render.deltas_chart(out / "deltas.png", found):
         plots.append("deltas.png")
+    how = render.how_markdown(found)
+    (out / "report.md").write_text(f"{text}\n## How each row ran\n\n{how}")
     console.print(render.rich_table(rows, columns, f"{stage} results ({len(found_runs)} runs)"))
     console.print(f"written: {out}/report.md, report.csv, {', '.join(plots)}")
+    if into is not None:
+        if not into.is_file():
+            raise UserError(f"--into: no such file {into}")
+        images = "\n\n".join(
+            f"![{name.removesuffix('.png')}]({os.path.relpath(out / name, into.parent)})"
+            for name in plots
+        )
+        block = f"{text}\n### How each row ran\n\n{how}\n{images}\n"
+        into.write_text(render.splice(into.read_text(), block, str(into)))
+        console.print(f"written: the report block of {into}")
     return text
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    report(args.runs, args.out, args.stage, args.metrics, args.references, args.reference_file)
+    report(
+        args.runs,
+        args.out,
+        args.stage,
+        args.metrics,
+        args.references,
+        args.reference_file,
+        args.into,
+    )
     return 0

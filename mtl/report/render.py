@@ -105,6 +105,43 @@ def delta_cell(diff: float | None, paired: PairedDelta | None, metric: str) -> s
     return "" if diff is None else f"{format_delta(diff, metric)} (unpaired)"
 
 
+def how_rows(found: list[Experiment]) -> list[list[str]]:
+    """Per experiment: runs, precision, epochs, fit wall time per run and hardware, each value
+    as it was (several values joined), so a reader sees what every row cost and where."""
+
+    def joined(values: list) -> str:
+        return ", ".join(sorted({str(v) for v in values if v not in (None, "")})) or "–"
+
+    rows = []
+    for e in found:
+        if e.fields.get("model") == "ensemble":  # the same runs as its final-model row
+            continue
+        how = e.how
+        seconds = [h["fit_seconds"] for h in how if isinstance(h.get("fit_seconds"), int | float)]
+        wall = "–"
+        if seconds:
+            mean = sum(seconds) / len(seconds)
+            wall = f"{mean / 60:.1f} min" + (f" (× {len(seconds)})" if len(seconds) > 1 else "")
+        devices = joined([h.get("devices") for h in how])
+        hardware = joined([h.get("hardware") for h in how])
+        threads = joined([h.get("threads") for h in how])
+        where = hardware if devices in ("1", "–") else f"{devices} × {hardware}"
+        if threads != "–" and "GPU" not in where and "NVIDIA" not in where:
+            where += f", {threads} threads"
+        rows.append([e.label, str(len(how)), joined([h.get("precision") for h in how]),
+                     joined([h.get("epochs") for h in how]), wall, where])  # fmt: skip
+    return rows
+
+
+HOW_HEADER = ["experiment", "runs", "precision", "epochs", "fit wall time per run", "hardware"]
+
+
+def how_markdown(found: list[Experiment]) -> str:
+    lines = ["| " + " | ".join(HOW_HEADER) + " |", "|" + "---|" * len(HOW_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in how_rows(found)]
+    return "\n".join(lines) + "\n"
+
+
 def rich_table(rows: list[tuple[str, list[str], str]], columns: list[Column], title: str) -> Table:
     table = Table(title=title)
     table.add_column("experiment")
@@ -249,3 +286,16 @@ def curves_chart(path: Path, found: list[Experiment], metric: str = "acc") -> No
     fig.tight_layout(rect=(0, 0.08 + 0.04 * ((len(labels) - 1) // 3), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+BEGIN = "<!-- mtl report: from here to the end marker, written by the command above -->"
+END = "<!-- mtl report: end -->"
+
+
+def splice(document: str, block: str, name: str = "the document") -> str:
+    """``document`` with the text between its :data:`BEGIN` and :data:`END` lines replaced by
+    ``block`` (the prose around it is the author's, the block the report's)."""
+    begin, end = document.find(BEGIN), document.find(END)
+    if begin < 0 or end < begin:
+        raise UserError(f"{name} has no '{BEGIN}' ... '{END}' block to write the report into")
+    return document[: begin + len(BEGIN)] + "\n\n" + block.strip() + "\n\n" + document[end:]

@@ -45,6 +45,7 @@ class Run:
     origin: str = ""  # the file it was read from
     wandb_id: str | None = None  # its W&B run id, if it logged to W&B
     config: dict = field(default_factory=dict)  # the resolved config (data, model, trainer)
+    how: dict = field(default_factory=dict)  # epochs, fit_seconds, ran: {precision, hardware …}
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -87,7 +88,9 @@ def local_run(folder: Path) -> Run:
     config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
     wandb_id = record.get("run_ids", {}).get("wandb")
     origin = str(folder / RUN_FILE)
-    return Run(folder.name, record.get("identity", {}), metrics, curves, origin, wandb_id, config)
+    how = {k: record[k] for k in ("epochs", "fit_seconds", "ran") if k in record}
+    identity = record.get("identity", {})
+    return Run(folder.name, identity, metrics, curves, origin, wandb_id, config, how)
 
 
 def wandb_offline_run(path: Path, notes: list[str] | None = None) -> Run:

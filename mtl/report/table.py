@@ -76,6 +76,8 @@ class Experiment:
     values: dict[Column, list[float]] = field(default_factory=dict)
     by_run: dict[Column, dict[tuple, float]] = field(default_factory=dict)  # (fold, seed) ->
     curves: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
+    how: list[dict] = field(default_factory=list)  # per run: epochs, fit_seconds, ran
+    config: dict[str, str] = field(default_factory=dict)  # its first run's config items
     label: str = ""
 
     @property
@@ -167,7 +169,10 @@ def experiments(
                              f"{seen[repetition]}")  # fmt: skip
                 continue
             seen[repetition] = run.origin
-            experiment = found.setdefault(key, Experiment(fields, variant=variants[id(run)]))
+            experiment = found.setdefault(
+                key, Experiment(fields, variant=variants[id(run)], config=config_items(run.config))
+            )
+            experiment.how.append(run_how(run))
             pair_key = (run.identity.get("fold"), run.identity.get("seed"))
             for column, value in columns.items():
                 experiment.values.setdefault(column, []).append(value)
@@ -183,6 +188,16 @@ def experiments(
     ordered = sorted(found.values(), key=order)
     name_experiments(ordered)
     return ordered
+
+
+def run_how(run: Run) -> dict:
+    """How a run ran (``run.json``), its precision read from its config where older runs did not
+    record it."""
+    ran = dict(run.how.get("ran", {}))
+    if "precision" not in ran:
+        trainer = run.config.get("trainer") or {}
+        ran["precision"] = str(trainer.get("precision") or "32-true")
+    return {k: v for k, v in run.how.items() if k != "ran"} | ran
 
 
 def base_fields(run: Run) -> dict[str, str]:
@@ -222,14 +237,22 @@ def name_experiments(found: Sequence[Experiment]) -> None:
 
 
 def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> Experiment | None:
-    """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model);
-    None when there is none, or several (configs that differ: no single baseline to compare)."""
+    """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model).
+    Where several single-task experiments of ``task`` differ in config keys (precision, epochs
+    …), the one whose values of those keys ``experiment`` shares; None when there is no such
+    experiment, or still several (no single baseline to compare)."""
     same = ("backbone", "loss", "model")
     matches = [
         other
         for other in found
         if other.tasks == (task,) and all(other.fields[f] == experiment.fields[f] for f in same)
     ]
+    if len(matches) > 1:
+        matches = [
+            other
+            for other in matches
+            if all(experiment.config.get(k, "-") == v for k, v in other.variant.items())
+        ]
     return matches[0] if len(matches) == 1 else None
 
 
