@@ -47,10 +47,16 @@ def test_bench_train_compares_the_framework_with_a_bare_loop(tmp_path, capsys):
     out = tmp_path / "train.json"
     args = ["--data_root", str(tmp_path / "data"), "--cache_dir", str(tmp_path / "cache")]
     args += ["--batch_size", "4", "--steps", "2", "--warmup", "1", "--workers", "0"]
-    main(["bench", "train", *args, "--variants", "[eager, channels_last]", "--json", str(out)])
+    main(["bench", "train", *args, "--variants", "[eager, channels_last+bf16]", "--json", str(out)])
     result = json.loads(out.read_text())
     assert result["sources"] == ["utkface"] and not result["device_data"]
-    assert [r["variant"] for r in result["results"]] == ["eager fp32", "channels_last"]
+    assert [r["variant"] for r in result["results"]] == ["eager fp32", "channels_last+bf16-mixed"]
+    # exactly one row trains in the precision mtl fit would choose on this machine
+    chosen = result["default_precision"]["precision"]
+    assert [r["default_precision_here"] for r in result["results"]] == [
+        chosen == "32-true",
+        chosen == "bf16-mixed",
+    ]
     for row in result["results"]:
         assert row["framework_images_per_s"] > 0 and row["bare_images_per_s"] > 0
         framework, bare = row["framework_images_per_s"], row["bare_images_per_s"]

@@ -9,8 +9,8 @@ dataset:
    augmentation, as training sees it);
 
 and the training throughput of the multi-task BKNet (samples/s of forward + backward + SGD step,
-all four tasks) on the same machine. Loading must be at least 10x training so data never starves
-it; the table says whether it is.
+all four tasks, in the precision ``mtl fit`` chooses on this machine) on the same machine.
+Loading must be at least 10x training so data never starves it; the table says whether it is.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from jsonargparse.typing import PositiveInt
 from rich.console import Console
 from rich.table import Table
 
+from mtl import precision
 from mtl.benchmarks import train as train_benchmark
 from mtl.benchmarks.train import (
     Speedups,
@@ -52,14 +53,17 @@ HELP = COMMANDS["bench"].help
 
 def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
     """Samples/s of multi-task BKNet training steps (``mtl bench train``'s bare loop, in the
-    network's default memory format) on random 1x48x48 batches."""
+    network's default memory format and the precision ``mtl fit`` chooses here) on random
+    1x48x48 batches: the speed the data must keep up with."""
     module = MultiTaskModule(list(DEFAULT_TASK_NAMES))
     g = torch.Generator().manual_seed(0)
     images = torch.rand(batch_size, 1, 48, 48, generator=g)
     labels = [torch.randint(0, t.num_classes, (batch_size,), generator=g) for t in module.tasks]
     targets = torch.stack(labels, dim=1).float()  # B x T
     batch = (images, targets, torch.ones_like(targets, dtype=torch.bool))
-    speedups = Speedups(channels_last=module.channels_last)
+    speedups = Speedups(
+        channels_last=module.channels_last, precision=precision.choose("cpu").precision
+    )
     return loop_throughput(module, [batch], speedups, steps, warmup, torch.device("cpu"))
 
 
@@ -137,9 +141,10 @@ def train_parser() -> ArgumentParser:
     parser.add_argument(
         "--variants",
         type=list[str],
-        default=["eager"],
+        default=["channels_last", "channels_last+bf16"],
         help="speed-ups to compare, each on both sides: eager, or '+'-joined channels_last, "
-        "compile, bf16, fp16 (e.g. '[eager, channels_last, compile, channels_last+bf16]')",
+        "compile, bf16, fp16 (e.g. '[eager, channels_last, compile, channels_last+bf16]'); "
+        "default: mtl fit's two precisions for Multi-task BKNet (channels_last, fp32 and bf16)",
     )
     parser.add_argument(
         "--rounds", type=PositiveInt, default=1, help="alternate bare/framework; report medians"
@@ -330,24 +335,31 @@ def bench_train(args: Namespace, console: Console) -> int:
         f"steps per side (median of {args.rounds}), {where}; framework data: {sources}"
         + (" (on the device)" if device_data else f" ({args.workers} workers)")
     )
+    chosen = precision.choose("gpu" if gpu else "cpu")
     for col in ("speed-ups", "framework img/s", "bare loop img/s", "framework / bare", "≥ 0.95"):
         table.add_column(col, justify="left" if col == "speed-ups" else "right")
-    for r in rows:
+    table.add_column("mtl fit's precision here")
+    for r, speedups in zip(rows, variants, strict=True):
         ok = r["ratio"] >= TRAIN_REQUIRED
+        r["default_precision_here"] = speedups.precision == chosen.precision
         table.add_row(
             r["variant"],
             f"{r['framework_images_per_s']:.0f}",
             f"{r['bare_images_per_s']:.0f}",
             f"{r['ratio']:.2f}",
             "[green]yes" if ok else "[red]NO",
+            "yes" if r["default_precision_here"] else "",
         )
     console.print(table)
+    console.print(f"mtl fit's default precision here: {chosen.precision} ({chosen.reason})")
     if args.json:
         result = {
             "device": where,
             "batch_size": args.batch_size,
             "steps": args.steps,
             "device_data": device_data,
+            "workers": 0 if device_data else args.workers,
+            "default_precision": {"precision": chosen.precision, "reason": chosen.reason},
             "sources": dm.source_names,
             "results": rows,
         }
