@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import scipy.io
 
-from mtl.data import AdienceDataModule, Genki4kDataModule
+from mtl.data import (
+    AdienceDataModule,
+    Fer2013DataModule,
+    Genki4kDataModule,
+    MultiSourceDataModule,
+    SyntheticDataModule,
+)
 from mtl.data import splits as S
 from mtl.data.datasets import targets_for
 from mtl.data.faces import FaceSettings
@@ -233,3 +239,28 @@ def test_a_prepared_wiki_cache_records_who_is_shown_and_which_field_said_so(tmp_
     plan = S.load_or_plan(cache.path, cache.table, (0.34, 0.33, 0.33), 2, seed=0)
     assert all(len(s) == 1 for s in sides(plan.split, cache.table["group"]).values())
     assert all(len(s) == 1 for s in sides(plan.fold, cache.table["group"]).values())
+
+
+def test_a_mix_can_test_on_one_fold_and_validate_on_another(tmp_path):
+    """The nested protocol: a schedule chosen on val_fold 1 never sees test_fold 0, in every
+    source, the official test split of FER-2013 included."""
+    F.write_genki(tmp_path / "genki")
+    F.write_fer_folders(tmp_path / "fer")
+    children = [
+        Genki4kDataModule(root=tmp_path / "genki", cache_dir=tmp_path / "cache",
+                          face=FaceSettings(detector="none"), prepare_workers=0),
+        Fer2013DataModule(root=tmp_path / "fer", cache_dir=tmp_path / "cache"),
+    ]  # fmt: skip
+    dm = MultiSourceDataModule(datamodules=children, k_folds=4, val_fold=1, test_fold=0)
+    assert [c.test_fold for c in dm.datamodules] == [0, 0]
+    dm.prepare_data()
+    for child in dm.datamodules:
+        cache = child.open_cache()
+        plan = S.load_or_plan(cache.path, cache.table, child.split_fractions, 4, child.seed)
+        masks = child.select(plan)
+        assert set(plan.fold[masks["test"]]) == {0} and set(plan.fold[masks["val"]]) == {1}
+        assert set(plan.fold[masks["train"]]) == {2, 3}
+    with pytest.raises(ValueError, match="both 1"):
+        MultiSourceDataModule(datamodules=children, val_fold=1, test_fold=1)
+    with pytest.raises(ValueError, match="SyntheticDataModule cannot test on a fold"):
+        MultiSourceDataModule(datamodules=[SyntheticDataModule()], test_fold=0)

@@ -8,7 +8,8 @@ validation and test report metrics per source as well as per task.
 
 One rule for shared settings: the run's ``seed`` and ``age_edges`` replace every child's (so
 the same seed gives a dataset the same split alone and in a mix, and one age binning holds), and
-so do its ``k_folds`` and ``val_fold`` (one fold of every source in cross-validation); the
+so do its ``k_folds``, ``val_fold`` and ``test_fold`` (one fold of every source in
+cross-validation); the
 children's own ``batch_size``, ``num_workers``, ``balance`` and ``weights`` are not used.
 """
 
@@ -37,6 +38,7 @@ class MultiSourceDataModule(FaceDataModule):
         datamodules: list[FaceDataModule],
         k_folds: int = 4,
         val_fold: int | None = None,
+        test_fold: int | None = None,
         **kwargs,
     ) -> None:
         """
@@ -45,20 +47,32 @@ class MultiSourceDataModule(FaceDataModule):
             k_folds: folds of every child's k-fold pool (cross-validation).
             val_fold: hold out this fold of every child (validated on; tested on where the
                 dataset has no official test split); None: the usual splits.
+            test_fold: test on this fold of every child instead. With ``val_fold`` too, a run
+                trains and validates inside the other folds only: how a schedule is chosen
+                from validation curves without looking at the fold it will be tested on.
             **kwargs: :class:`~mtl.data.datamodules.base.FaceDataModule` options (tasks, age
                 edges, batch size, seed, balance …); the seed and age edges reach every child.
         """
         if not datamodules:
             raise ValueError("MultiSourceDataModule needs at least one DataModule")
-        if val_fold is not None and not 0 <= val_fold < k_folds:
-            raise ValueError(f"val_fold must be in 0..{k_folds - 1}, got {val_fold}")
+        for name, fold in (("val_fold", val_fold), ("test_fold", test_fold)):
+            if fold is not None and not 0 <= fold < k_folds:
+                raise ValueError(f"{name} must be in 0..{k_folds - 1}, got {fold}")
+        if val_fold is not None and val_fold == test_fold:
+            raise ValueError(
+                f"val_fold and test_fold are both {val_fold}: a fold is one or the other"
+            )
+        unable = [type(c).__name__ for c in datamodules if not hasattr(c, "test_fold")]
+        if test_fold is not None and unable:
+            raise ValueError(f"test_fold: {', '.join(unable)} cannot test on a fold")
         self.datamodules = list(datamodules)
-        self.k_folds, self.val_fold = k_folds, val_fold
+        self.k_folds, self.val_fold, self.test_fold = k_folds, val_fold, test_fold
         super().__init__(**kwargs)
         run = set(self.task_names)
         for child in self.datamodules:
             child.seed = self.seed
             child.k_folds, child.val_fold = k_folds, val_fold  # type: ignore[attr-defined]
+            child.test_fold = test_fold  # type: ignore[attr-defined]
             child.age_edges = list(self.age_edges)
             child.tasks = build_tasks([t for t in offered(child) if t in run], self.age_edges)
             if not child.tasks:
