@@ -59,7 +59,7 @@ def test_validation_sees_the_recomputed_statistics_and_training_is_unchanged(in_
     assert [len(b) for b in used] == [16, 16, 16]
     expected = copy.deepcopy(precise).eval()
     norms = batch_norms(expected)
-    with torch.no_grad():
+    with torch.no_grad(), precise.trainer.precision_plugin.forward_context():  # as the run
         for m in norms:
             m.reset_running_stats()
             m.momentum = None
