@@ -34,7 +34,7 @@ from mtl.errors import UserError
 from mtl.eval_logs import ConfusionMatrices, PredictionSamples
 from mtl.identity import RunIdentity
 from mtl.module import MultiTaskModule
-from mtl.resume import resolve_last_checkpoint
+from mtl.resume import resolve_last_checkpoint, trained_precision
 from mtl.run_report import RunReport
 
 RUNS_DIR = "runs"
@@ -95,7 +95,10 @@ class MTLCLI(LightningCLI):
         ensemble = config.get("ensemble", 0) if config is not None else 0
         self.trainer_defaults["callbacks"] = default_callbacks(trainer, ensemble)
         if config is not None and trainer.get("precision") is None:
-            trainer.precision = default_precision(trainer.get("accelerator"))
+            trained = trained_precision(config.get("ckpt_path"))
+            if trained is not None:  # a resume or a test keeps the checkpoint's precision
+                rank_zero_info(f"mtl: precision {trained}, as the checkpoint was trained")
+            trainer.precision = trained or default_precision(trainer.get("accelerator"))
 
     def after_instantiate_classes(self) -> None:
         """Loggers that name runs (W&B: group, job type, tags) learn what this run is."""
@@ -117,7 +120,7 @@ def default_precision(accelerator: str | None) -> str:
     """The precision of a run that names none: chosen for this machine (:mod:`mtl.precision`),
     said once on the console. The saved config records it, so a replay or resume keeps it."""
     choice = precision.resolve(accelerator)
-    other = "32-true" if choice.precision != "32-true" else "bf16-mixed"
+    other = precision.FP32 if choice.precision != precision.FP32 else precision.BF16
     rank_zero_info(
         f"mtl: precision {choice.precision} ({choice.reason}); "
         f"--trainer.precision={other} to change it"

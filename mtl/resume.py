@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_warn
 
@@ -75,3 +76,18 @@ def continue_runs(loggers: list[Namespace], checkpoint: Path) -> None:
             version = ids.get("csv") or (folder if i == 0 else None)
             if version is not None:
                 logger.init_args.version = version
+
+
+def trained_precision(checkpoint: str | Path | None) -> str | None:
+    """The ``trainer.precision`` a checkpoint was trained in (its embedded config), so a resumed
+    fit or a test of it keeps the precision instead of choosing anew; None when the path is not
+    a file (``best``, nothing) or the checkpoint does not say."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return None
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    try:
+        config = yaml.safe_load(saved.get("mtl_config") or "") or {}
+        value = (config.get("trainer") or {}).get("precision")
+    except (yaml.YAMLError, AttributeError):
+        return None
+    return None if value is None else str(value)

@@ -111,6 +111,7 @@ def how_it_ran(trainer: L.Trainer) -> dict:
     """The facts that make a run's speed and numerics, as ``run.json`` records them."""
     return {
         "precision": str(trainer.precision),
+        "device": trainer.strategy.root_device.type,
         "hardware": hardware(trainer),
         "devices": trainer.num_devices * trainer.num_nodes,
         "threads": torch.get_num_threads(),
@@ -121,13 +122,26 @@ def how_it_ran(trainer: L.Trainer) -> dict:
 class RunReport(L.Callback):
     """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only).
 
-    ``fit_seconds`` is the wall time of fitting, summed over the fits of a resumed run."""
+    ``fit_seconds`` is the wall time of fitting. Checkpoints carry the time so far (a plain
+    float), so a resumed run adds its own to the time up to the checkpoint it resumed from, also
+    after an interruption that never reached the end of a fit."""
 
     def __init__(self) -> None:
-        self.fit_started = 0.0
+        self.fit_started: float | None = None
+        self.earlier_seconds = 0.0  # fitting before the checkpoint this fit resumed from
+
+    def fit_seconds(self) -> float:
+        started = self.fit_started
+        return self.earlier_seconds + (0.0 if started is None else time.perf_counter() - started)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fit_started = time.perf_counter()
+
+    def state_dict(self) -> dict[str, float]:
+        return {"fit_seconds": self.fit_seconds()}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.earlier_seconds = float(state_dict.get("fit_seconds", 0.0))
 
     @staticmethod
     def folder(trainer: L.Trainer) -> Path | None:
@@ -156,11 +170,8 @@ class RunReport(L.Callback):
         folder = self.folder(trainer)
         if folder is not None:
             val = scalars(trainer.callback_metrics, ("val",))
-            seconds = time.perf_counter() - self.fit_started
-            path = folder / RUN_FILE
-            if trainer.ckpt_path and path.is_file():  # resumed: add the earlier fits' time
-                seconds += json.loads(path.read_text()).get("fit_seconds", 0.0)
-            fields = {"val": val, "fit_seconds": round(seconds, 1), "ran": how_it_ran(trainer)}
+            seconds = round(self.fit_seconds(), 1)
+            fields = {"val": val, "fit_seconds": seconds, "ran": how_it_ran(trainer)}
             self.update_run_file(folder, trainer, pl_module, **fields)
 
     @rank_zero_only

@@ -1,6 +1,7 @@
 """Mixed precision chosen per machine: bf16 where the kernels run it natively, fp32 elsewhere,
 recorded in the saved config, one flag away from either."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ from mtl import precision
 from mtl.cli import main, run_cli
 
 from .conftest import tiny_fit_args
+
+
+@pytest.fixture(autouse=True)
+def own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test's runs resolve is undone after it (set first, so monkeypatch restores
+    the variables' state from before the test, set or not)."""
+    for name in (precision.INHERITED, "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -25,8 +35,6 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         return speedup[0]
 
     monkeypatch.setattr(precision, "cpu_bf16_speedup", fake)
-    monkeypatch.delenv(precision.INHERITED, raising=False)
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
     precision._cpu_choice.cache_clear()
     yield speedup, calls
     precision._cpu_choice.cache_clear()
@@ -67,8 +75,10 @@ def test_probe_leaves_the_seeded_stream_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_the_real_probe_gives_a_positive_ratio():
+def test_the_real_probe_gives_a_positive_ratio_and_restores_the_thread_count():
+    threads = torch.get_num_threads()
     assert precision.cpu_bf16_speedup(repeats=1) > 0
+    assert torch.get_num_threads() == threads
 
 
 def test_gpu_choice_is_native_bf16(monkeypatch, probe):
@@ -82,6 +92,8 @@ def test_gpu_choice_is_native_bf16(monkeypatch, probe):
         assert precision.choose("gpu").precision == expected
     assert precision.choose("cpu").precision == "bf16-mixed"  # the CPU probe, not the GPU
     assert precision.choose("mps").precision == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # gpu asked, none there:
+    assert precision.choose("gpu").precision == "32-true"  # Lightning will say so, not us
 
 
 def test_ddp_ranks_take_the_launchers_choice(monkeypatch, probe):
@@ -92,6 +104,14 @@ def test_ddp_ranks_take_the_launchers_choice(monkeypatch, probe):
     assert precision.choose("cpu").precision == "bf16-mixed"
     monkeypatch.setenv("LOCAL_RANK", "0")  # the launcher itself probes (its own cache)
     assert precision.choose("cpu").precision == "32-true"
+
+
+def test_ranks_started_by_an_outside_launcher_agree_on_fp32(monkeypatch, probe):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun, srun: no process resolved for the others
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    choice = precision.choose("cpu")
+    assert choice.precision == "32-true" and "several processes" in choice.reason
+    assert probe[1] == []  # no timing that could differ between ranks
 
 
 @pytest.mark.parametrize(("speedup", "expected"), [(2.0, "bf16-mixed"), (0.1, "32-true")])
@@ -108,3 +128,15 @@ def test_a_named_precision_wins_and_skips_the_probe(in_tmp, probe):
     main([*tiny_fit_args(), "--trainer.precision=32-true"])
     assert saved_precision(in_tmp / "runs") == "32-true"
     assert probe[1] == []
+
+
+def test_a_resumed_run_keeps_the_precision_it_was_trained_in(in_tmp, probe):
+    main([*tiny_fit_args(), "--trainer.accelerator=cpu"])  # bf16 here
+    first = json.loads(next((in_tmp / "runs").rglob("run.json")).read_text())
+    assert first["ran"]["precision"] == "bf16-mixed" and first["fit_seconds"] > 0
+    probe[0][0] = 0.1  # the machine now says fp32 (another machine, a busy one)
+    precision._cpu_choice.cache_clear()
+    cli = run_cli([*tiny_fit_args(), "--trainer.max_epochs=2", "--ckpt_path=last"])
+    assert cli.trainer.precision == "bf16-mixed"  # as the checkpoint was trained
+    resumed = json.loads(next((in_tmp / "runs").rglob("run.json")).read_text())
+    assert resumed["fit_seconds"] > first["fit_seconds"]  # the time before the checkpoint too

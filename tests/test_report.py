@@ -143,10 +143,10 @@ def test_report_command_writes_markdown_csv_and_plots(runs_dir, tmp_path, capsys
     row = "| multi-task smile+emotion | 64.00 ± 1.41 (2) | 63.00 ± 2.83 (2) | 95.00 ± 1.41 (2) |"
     assert row in text
     # Δ vs single-task, paired by fold: FER private 1 and 3 points (t with 1 degree of freedom:
-    # 12.706), public 1 and 1, smile 4 and 4 (no spread: the interval is the point)
+    # 12.706), public 1 and 1, smile 4 and 4 (no spread: Student's t gives no interval)
     deltas_row = (
-        "| +2.00 [-10.71, +14.71] (2), spans 0 | +1.00 [+1.00, +1.00] (2) "
-        "| +4.00 [+4.00, +4.00] (2) |"
+        "| +2.00 [-10.71, +14.71] (2), spans 0 | +1.00 (2 pairs, no spread, no interval) "
+        "| +4.00 (2 pairs, no spread, no interval) |"
     )
     assert deltas_row in text
     dm = 100 * statistics.fmean([0.04 / 0.91, (0.01 / 0.62 + 0.02 / 0.62) / 2])
@@ -180,10 +180,12 @@ def test_report_writes_into_a_documents_marked_block(runs_dir, tmp_path, capsys)
     main(argv)  # regenerating from the same runs changes nothing
     assert doc.read_text() == text
 
-    doc.write_text("# no block\n")
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2 and "no '<!-- mtl report" in capsys.readouterr().err
+    for broken in ("# no block\n", f"{BEGIN}\n{END}\n{BEGIN}\n{END}\n", f"{END}\n{BEGIN}\n"):
+        doc.write_text(broken)
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and "needs one '<!-- mtl report" in capsys.readouterr().err
+        assert doc.read_text() == broken
 
 
 def test_how_each_row_ran_and_the_baseline_with_the_same_settings(tmp_path):
@@ -319,6 +321,11 @@ def test_runs_pair_by_fold_and_seed_only():
     lone = paired_deltas(one, [st, one])[SMILE_COLUMN]
     assert lone.n == 1 and not lone.has_interval and lone.spans_zero
     assert format_paired(lone, "acc") == "+5.00 (1 pair, no interval)"
+    nan = float("nan")  # a run that logged NaN: that pair is left out, not the column
+    with_nan = hand_experiment("smile+gender", {SMILE_COLUMN: {(0, 0): 0.82, (1, 0): nan,
+                                                               (2, 0): 0.75}})  # fmt: skip
+    paired = paired_deltas(with_nan, [st, with_nan])[SMILE_COLUMN]
+    assert paired.n == 2 and paired.mean == pytest.approx((0.02 + 0.05) / 2)
     other_seed = hand_experiment("smile+gender", {SMILE_COLUMN: {(0, 7): 0.85}})
     assert paired_deltas(other_seed, [st, other_seed]) == {}  # nothing in common: unpaired
 

@@ -260,6 +260,10 @@ def test_a_mix_can_test_on_one_fold_and_validate_on_another(tmp_path):
         masks = child.select(plan)
         assert set(plan.fold[masks["test"]]) == {0} and set(plan.fold[masks["val"]]) == {1}
         assert set(plan.fold[masks["train"]]) == {2, 3}
+    # a mix that sets no test_fold leaves each child's own (Adience tests on its fold 4)
+    adience = AdienceDataModule(root=tmp_path / "adience")
+    MultiSourceDataModule(datamodules=[adience], val_fold=1)
+    assert adience.test_fold == 4
     with pytest.raises(ValueError, match="both 1"):
         MultiSourceDataModule(datamodules=children, val_fold=1, test_fold=1)
     with pytest.raises(ValueError, match="SyntheticDataModule cannot test on a fold"):

@@ -9,7 +9,7 @@ dataset:
    augmentation, as training sees it);
 
 and the training throughput of the multi-task BKNet (samples/s of forward + backward + SGD step,
-all four tasks, in the precision ``mtl fit`` chooses on this machine) on the same machine.
+all four tasks, in the precision ``mtl fit`` chooses here).
 Loading must be at least 10x training so data never starves it; the table says whether it is.
 """
 

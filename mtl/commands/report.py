@@ -4,10 +4,9 @@ RUNS are run folders or folders holding many (searched recursively: local runs w
 W&B offline runs ``run-<id>.wandb``), or ``wandb:ENTITY/PROJECT`` (W&B's public API, online).
 Rows are experiments (task set, backbone, weighting, loss; final model or checkpoint ensemble),
 named by what differs between them; columns task · source; cells mean ± std (number of runs)
-over folds and seeds; multi-task rows get their difference to single-task and LibMTL's Δm.
-Multi-task rows get their difference to single-task paired by fold and seed, with its 95 %
-confidence interval. Writes ``report.md``, ``report.csv``, ``bars.png``, ``curves.png`` and
-(with a paired difference) ``deltas.png`` to ``--out``.
+over folds and seeds; multi-task rows get their difference to single-task, paired by fold and
+seed with its 95 % confidence interval, and LibMTL's Δm. Writes ``report.md``, ``report.csv``,
+``bars.png``, ``curves.png`` and (with a paired difference) ``deltas.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -75,6 +74,10 @@ def report(
 ) -> str:
     """Build the report of ``runs`` into ``out``; returns its Markdown. With ``into``, the same
     tables and the plots (linked relative to it) replace the marked block of that file."""
+    if into is not None:  # before any work: a wrong document is the user's to fix first
+        if not into.is_file():
+            raise UserError(f"--into: no such file {into}")
+        render.check_block(into.read_text(), str(into))
     console = Console(width=None if sys.stdout.isatty() else 200)
     notes: list[str] = []
     found_runs = find_runs(runs, notes)
@@ -115,8 +118,6 @@ def report(
     console.print(render.rich_table(rows, columns, f"{stage} results ({len(found_runs)} runs)"))
     console.print(f"written: {out}/report.md, report.csv, {', '.join(plots)}")
     if into is not None:
-        if not into.is_file():
-            raise UserError(f"--into: no such file {into}")
         images = "\n\n".join(
             f"![{name.removesuffix('.png')}]({os.path.relpath(out / name, into.parent)})"
             for name in plots

@@ -30,7 +30,7 @@ from mtl.report.table import (
     paired_deltas,
 )
 
-DELTA_ROW = "  Δ vs single-task, paired [95 % CI] (pairs)"
+DELTA_ROW = "  Δ vs single-task [95 % CI] (pairs)"
 
 
 @dataclass
@@ -110,7 +110,8 @@ def how_rows(found: list[Experiment]) -> list[list[str]]:
     as it was (several values joined), so a reader sees what every row cost and where."""
 
     def joined(values: list) -> str:
-        return ", ".join(sorted({str(v) for v in values if v not in (None, "")})) or "–"
+        kept = {v for v in values if v not in (None, "")}
+        return ", ".join(str(v) for v in sorted(kept, key=lambda v: (str(type(v)), v))) or "–"
 
     rows = []
     for e in found:
@@ -126,7 +127,7 @@ def how_rows(found: list[Experiment]) -> list[list[str]]:
         hardware = joined([h.get("hardware") for h in how])
         threads = joined([h.get("threads") for h in how])
         where = hardware if devices in ("1", "–") else f"{devices} × {hardware}"
-        if threads != "–" and "GPU" not in where and "NVIDIA" not in where:
+        if threads != "–" and all(h.get("device", "cpu") == "cpu" for h in how):
             where += f", {threads} threads"
         rows.append([e.label, str(len(how)), joined([h.get("precision") for h in how]),
                      joined([h.get("epochs") for h in how]), wall, where])  # fmt: skip
@@ -137,6 +138,7 @@ HOW_HEADER = ["experiment", "runs", "precision", "epochs", "fit wall time per ru
 
 
 def how_markdown(found: list[Experiment]) -> str:
+    """:func:`how_rows` as a Markdown table."""
     lines = ["| " + " | ".join(HOW_HEADER) + " |", "|" + "---|" * len(HOW_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in how_rows(found)]
     return "\n".join(lines) + "\n"
@@ -241,7 +243,7 @@ def deltas_chart(path: Path, found: list[Experiment]) -> bool:
                    fill=not p.spans_zero, label=label if k == 0 else None)  # fmt: skip
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(columns)), [c.label for c in columns], rotation=15, ha="right")
-    ax.set_ylabel("multi-task − single-task (points)")
+    ax.set_ylabel("multi-task − single-task (acc/F1: points; MAE: its unit)")
     ax.set_title("paired difference, 95 % CI (hollow: interval contains 0)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
@@ -292,10 +294,17 @@ BEGIN = "<!-- mtl report: from here to the end marker, written by the command ab
 END = "<!-- mtl report: end -->"
 
 
+def check_block(document: str, name: str = "the document") -> None:
+    """Refuse a document without exactly one :data:`BEGIN` line followed by an :data:`END`."""
+    begin = document.find(BEGIN)
+    if begin < 0 or document.find(END, begin) < 0 or document.count(BEGIN) > 1:
+        raise UserError(f"{name} needs one '{BEGIN}' line, then '{END}', to write the report into")
+
+
 def splice(document: str, block: str, name: str = "the document") -> str:
     """``document`` with the text between its :data:`BEGIN` and :data:`END` lines replaced by
     ``block`` (the prose around it is the author's, the block the report's)."""
-    begin, end = document.find(BEGIN), document.find(END)
-    if begin < 0 or end < begin:
-        raise UserError(f"{name} has no '{BEGIN}' ... '{END}' block to write the report into")
+    check_block(document, name)
+    begin = document.find(BEGIN)
+    end = document.find(END, begin)
     return document[: begin + len(BEGIN)] + "\n\n" + block.strip() + "\n\n" + document[end:]

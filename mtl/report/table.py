@@ -272,7 +272,8 @@ def deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, 
 @dataclass(frozen=True)
 class PairedDelta:
     """Multi-task minus single-task over the runs paired by fold and seed: the mean difference,
-    its 95 % confidence interval (NaN with fewer than 2 pairs) and the number of pairs."""
+    its 95 % confidence interval (NaN with fewer than 2 pairs, or when every pair differs by the
+    same amount: Student's t needs a spread) and the number of pairs."""
 
     mean: float
     low: float
@@ -281,29 +282,28 @@ class PairedDelta:
 
     @property
     def has_interval(self) -> bool:
-        return self.n >= 2 and not math.isnan(self.low)
+        return not math.isnan(self.low)
 
     @property
     def spans_zero(self) -> bool:
-        """No evidence of a difference: the interval contains 0 (or there is none)."""
+        """No evidence of a difference: the interval contains 0, or there is no interval."""
         return not self.has_interval or self.low <= 0.0 <= self.high
 
     @classmethod
     def of(cls, multi: Sequence[float], single: Sequence[float]) -> PairedDelta:
-        """From the paired values (same order): Student's t interval of the mean difference."""
+        """From the paired values (same order, finite): Student's t interval of the mean
+        difference."""
         diffs = [m - s for m, s in zip(multi, single, strict=True)]
         mean = statistics.fmean(diffs)
-        if len(diffs) < 2:
+        if len(diffs) < 2 or max(diffs) == min(diffs):
             return cls(mean, math.nan, math.nan, len(diffs))
-        if max(diffs) == min(diffs):  # no spread: t is undefined, the interval is the point
-            return cls(mean, mean, mean, len(diffs))
         interval = scipy_stats.ttest_rel(multi, single).confidence_interval(0.95)
         return cls(mean, float(interval.low), float(interval.high), len(diffs))
 
 
 def paired_deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, PairedDelta]:
     """Per column of a multi-task experiment with a single-task baseline, the paired difference
-    over the (fold, seed) both ran; a column without any common run is left out."""
+    over the (fold, seed) both ran with a finite value; a column without any is left out."""
     if experiment.single_task:
         return {}
     out = {}
@@ -311,6 +311,7 @@ def paired_deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[C
         base = baseline(experiment, column.task, found)
         theirs = {} if base is None else base.by_run.get(column, {})
         common = sorted(set(mine) & set(theirs), key=str)
+        common = [k for k in common if math.isfinite(mine[k]) and math.isfinite(theirs[k])]
         if common:
             out[column] = PairedDelta.of([mine[k] for k in common], [theirs[k] for k in common])
     return out
@@ -356,7 +357,8 @@ def format_paired(paired: PairedDelta | None, metric: str) -> str:
     scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
     text = f"{paired.mean * scale:+.{digits}f}"
     if not paired.has_interval:
-        return f"{text} (1 pair, no interval)"
+        why = "no interval" if paired.n < 2 else "no spread, no interval"
+        return f"{text} ({paired.n} pair{'s' * (paired.n != 1)}, {why})"
     text += f" [{paired.low * scale:+.{digits}f}, {paired.high * scale:+.{digits}f}] ({paired.n})"
     return text + (", spans 0" if paired.spans_zero else "")
 

@@ -8,9 +8,9 @@ validation and test report metrics per source as well as per task.
 
 One rule for shared settings: the run's ``seed`` and ``age_edges`` replace every child's (so
 the same seed gives a dataset the same split alone and in a mix, and one age binning holds), and
-so do its ``k_folds``, ``val_fold`` and ``test_fold`` (one fold of every source in
-cross-validation); the
-children's own ``batch_size``, ``num_workers``, ``balance`` and ``weights`` are not used.
+so do its ``k_folds``, ``val_fold`` and a ``test_fold`` it sets (one fold of every source in
+cross-validation); the children's own ``batch_size``, ``num_workers``, ``balance`` and
+``weights`` are not used.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class MultiSourceDataModule(FaceDataModule):
             k_folds: folds of every child's k-fold pool (cross-validation).
             val_fold: hold out this fold of every child (validated on; tested on where the
                 dataset has no official test split); None: the usual splits.
-            test_fold: test on this fold of every child instead. With ``val_fold`` too, a run
+            test_fold: test on this fold of every child instead (None: each child's own test
+                split or fold, such as Adience's official fold 4). With ``val_fold`` too, a run
                 trains and validates inside the other folds only: how a schedule is chosen
                 from validation curves without looking at the fold it will be tested on.
             **kwargs: :class:`~mtl.data.datamodules.base.FaceDataModule` options (tasks, age
@@ -72,7 +73,8 @@ class MultiSourceDataModule(FaceDataModule):
         for child in self.datamodules:
             child.seed = self.seed
             child.k_folds, child.val_fold = k_folds, val_fold  # type: ignore[attr-defined]
-            child.test_fold = test_fold  # type: ignore[attr-defined]
+            if test_fold is not None:  # else each child keeps its own (Adience: fold 4)
+                child.test_fold = test_fold  # type: ignore[attr-defined]
             child.age_edges = list(self.age_edges)
             child.tasks = build_tasks([t for t in offered(child) if t in run], self.age_edges)
             if not child.tasks:
