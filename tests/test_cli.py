@@ -217,7 +217,8 @@ def test_lightnings_short_logger_names_mean_the_projects_loggers(capsys):
         ["--trainer.logger={class_path: CSVLogger, init_args: {name: CSVLogger}}"]
     )
     assert yaml.safe_load(dict_form.partition("=")[2]) == {
-        "class_path": "mtl.loggers.CSVLogger", "init_args": {"name": "CSVLogger"},
+        "class_path": "mtl.loggers.CSVLogger",
+        "init_args": {"name": "CSVLogger"},
     }  # fmt: skip  (only the class is renamed, not a run called CSVLogger)
     assert expand_class_aliases(["--trainer.logger.class_path=WandbLogger"]) == [
         "--trainer.logger.class_path=mtl.loggers.WandbLogger"
