@@ -1,0 +1,46 @@
+"""``docs/results.md`` is what its own command makes of the committed run files."""
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+from mtl.cli import main
+from mtl.report.render import BEGIN, END
+
+from .conftest import REPO
+
+DOC = REPO / "docs" / "results.md"
+
+
+def the_command(text: str) -> list[str]:
+    """The ``mtl report`` command written at the top of the document (one line)."""
+    line = next(line.strip() for line in text.splitlines() if line.startswith("mtl report "))
+    return shlex.split(line)[1:]
+
+
+def block(text: str) -> str:
+    return text[text.index(BEGIN) : text.index(END)]
+
+
+def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch):
+    committed = DOC.read_text()
+    argv = the_command(committed)
+    copy = tmp_path / "docs"
+    shutil.copytree(REPO / "docs", copy)
+    monkeypatch.chdir(tmp_path)
+    main(argv)
+    regenerated = (copy / "results.md").read_text()
+    assert block(regenerated) == block(committed)  # the table as committed, nothing stale
+    assert regenerated == committed  # and the prose around it untouched
+    table = block(regenerated)
+    assert "| single-task smile" in table and "| multi-task smile+emotion+gender+age" in table
+    assert "(4) |" in table and "(2) |" in table  # four single-task folds, two multi-task
+    assert "Δ vs single-task [95 % CI] (pairs)" in table
+    assert "paper: Sang & Cuong" in table
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", table)
+    assert {Path(link).name for link in links} == {"bars.png", "curves.png", "deltas.png"}
+    for link in links:  # every plot is written inside docs/, beside the committed files
+        plot = (copy / link).resolve()
+        assert plot.is_relative_to(copy.resolve()) and plot.stat().st_size > 0
+        assert (REPO / "docs" / link).is_file()  # and committed
