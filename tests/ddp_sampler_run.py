@@ -11,7 +11,7 @@ import lightning as L
 
 from mtl.data import MultiSourceDataModule, SyntheticDataModule, SyntheticSource
 from mtl.models import BKNet, HeadConfig
-from mtl.module import MultiTaskModule
+from mtl.training.module import MultiTaskModule
 
 SIZES = (30, 90)
 

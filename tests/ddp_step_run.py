@@ -17,8 +17,8 @@ import torch
 from mtl.data import SyntheticDataModule, SyntheticSource
 from mtl.losses import DynamicWeightAverage, FixedWeighting, GradNorm, PCGrad, UncertaintyWeighting
 from mtl.models import BKNet, HeadConfig
-from mtl.module import MultiTaskModule
-from mtl.precise_bn import batch_norms
+from mtl.training.module import MultiTaskModule
+from mtl.training.precise_bn import batch_norms
 
 WEIGHTINGS = {
     "fixed": FixedWeighting,

@@ -16,6 +16,7 @@ from skimage.data import astronaut
 
 from mtl.cli import main
 from mtl.data.faces import FaceSettings
+from mtl.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from mtl.inference.analyze import Analyzer
 from mtl.inference.media import Frame, MediaFile, find_media, read_frames
 from mtl.inference.model import (
@@ -26,7 +27,6 @@ from mtl.inference.model import (
     load_checkpoint_net,
     load_predictor,
 )
-from mtl.inference.preprocessing import PREPROCESSING_KEY, Preprocessing
 from tests.conftest import tiny_fit_args
 
 TASKS = ["smile", "emotion", "gender", "age"]

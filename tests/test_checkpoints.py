@@ -12,11 +12,11 @@ import torch
 
 from mtl.cli import run_cli
 from mtl.data import SyntheticDataModule, SyntheticSource
-from mtl.hparams import to_plain
 from mtl.losses import UncertaintyWeighting
 from mtl.models import BKNet, HeadConfig
-from mtl.module import MultiTaskModule
-from mtl.optim import MomentumSGD
+from mtl.models.hparams import to_plain
+from mtl.training.module import MultiTaskModule
+from mtl.training.optim import MomentumSGD
 
 from .conftest import tiny_fit_args
 

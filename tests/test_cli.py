@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from mtl.cli import main, run_cli
-from mtl.commands.parsing import expand_class_aliases
+from mtl.cli.parsing import expand_class_aliases
 from tests import raw_fixtures as F
 
 from .conftest import CONF_DIR, tiny_fit_args
@@ -200,9 +200,12 @@ def test_a_timm_backbone_is_selectable_from_the_command_line(in_tmp):
 def test_lightnings_short_logger_names_mean_the_projects_loggers(capsys):
     config = str(CONF_DIR / "bknet_synthetic.yaml")
     for value, expected in (
-        ("WandbLogger", ["mtl.loggers.WandbLogger"]),
-        ("CSVLogger", ["mtl.loggers.CSVLogger"]),
-        ("[WandbLogger, CSVLogger]", ["mtl.loggers.WandbLogger", "mtl.loggers.CSVLogger"]),
+        ("WandbLogger", ["mtl.training.loggers.WandbLogger"]),
+        ("CSVLogger", ["mtl.training.loggers.CSVLogger"]),
+        (
+            "[WandbLogger, CSVLogger]",
+            ["mtl.training.loggers.WandbLogger", "mtl.training.loggers.CSVLogger"],
+        ),
     ):
         with pytest.raises(SystemExit) as exit_info:  # --print_config exits 0
             main(["fit", "--config", config, f"--trainer.logger={value}", "--print_config"])
@@ -211,17 +214,17 @@ def test_lightnings_short_logger_names_mean_the_projects_loggers(capsys):
         loggers = loggers if isinstance(loggers, list) else [loggers]
         assert [lg["class_path"] for lg in loggers] == expected
     assert expand_class_aliases(["fit", "--trainer.logger", "WandbLogger", "--x=CSVLogger"]) == [
-        "fit", "--trainer.logger", "mtl.loggers.WandbLogger", "--x=CSVLogger",
+        "fit", "--trainer.logger", "mtl.training.loggers.WandbLogger", "--x=CSVLogger",
     ]  # fmt: skip
     (dict_form,) = expand_class_aliases(
         ["--trainer.logger={class_path: CSVLogger, init_args: {name: CSVLogger}}"]
     )
     assert yaml.safe_load(dict_form.partition("=")[2]) == {
-        "class_path": "mtl.loggers.CSVLogger",
+        "class_path": "mtl.training.loggers.CSVLogger",
         "init_args": {"name": "CSVLogger"},
     }  # fmt: skip  (only the class is renamed, not a run called CSVLogger)
     assert expand_class_aliases(["--trainer.logger.class_path=WandbLogger"]) == [
-        "--trainer.logger.class_path=mtl.loggers.WandbLogger"
+        "--trainer.logger.class_path=mtl.training.loggers.WandbLogger"
     ]
 
 
@@ -234,7 +237,7 @@ def test_a_short_name_two_classes_share_is_one_line_saying_what_to_write(in_tmp,
     assert exit_info.value.code == 2 and "usage:" not in err
     assert err.splitlines()[0] == (
         "mtl: error: trainer.logger: WandbLogger could be lightning.pytorch.loggers.WandbLogger "
-        "or mtl.loggers.WandbLogger; write the full class path"
+        "or mtl.training.loggers.WandbLogger; write the full class path"
     )
 
 

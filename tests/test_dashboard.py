@@ -14,8 +14,8 @@ import wandb_workspaces.workspaces as ws
 from wandb_workspaces.reports.v2 import interface as report_interface
 from wandb_workspaces.workspaces import internal as workspace_internal
 
-from mtl import dashboard
 from mtl.cli import main
+from mtl.experiments import dashboard
 
 TASKS = ("smile", "emotion", "gender", "age")
 

@@ -17,10 +17,10 @@ from mtl.data.datamodules.synthetic import SyntheticSource
 from mtl.data.faces import FaceSettings
 from mtl.data.prepare import prepare
 from mtl.data.splits import SplitPlan, load_or_plan, plan_splits, strata
-from mtl.ensemble import EnsembleNet, average_outputs
-from mtl.eval_logs import ConfusionMatrices
 from mtl.models import BKNet, MultiTaskNet
 from mtl.tasks import build_tasks
+from mtl.models.ensemble import EnsembleNet, average_outputs
+from mtl.training.evaluation import ConfusionMatrices
 from tests import raw_fixtures as F
 from tests.test_readers import CASES
 

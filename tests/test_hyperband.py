@@ -13,8 +13,8 @@ import optuna
 import pytest
 
 from mtl.errors import UserError
-from mtl.sweep.config import SweepConfig
-from mtl.sweep.hyperband import Hyperband, WandbHyperbandPruner
+from mtl.experiments.sweep.config import SweepConfig
+from mtl.experiments.sweep.hyperband import Hyperband, WandbHyperbandPruner
 
 HALVING = {"type": "hyperband", "min_iter": 2, "eta": 2}  # bands 2, 4, 8, ...
 

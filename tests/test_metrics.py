@@ -7,8 +7,8 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from mtl.metrics import MaskedConfusion, MaskedMAE, task_metrics
 from mtl.tasks import make_task
+from mtl.training.metrics import MaskedConfusion, MaskedMAE, task_metrics
 
 
 @pytest.mark.parametrize("classes", [2, 7])

@@ -75,7 +75,7 @@ def test_channels_last_is_the_bknet_familys_default_and_is_saved_resolved():
     convolutions); other backbones keep NCHW; a run's explicit choice wins; the saved
     hyperparameters say what ran."""
     from mtl.models.backbones import LeNet, ResNetV2
-    from mtl.module import MultiTaskModule
+    from mtl.training.module import MultiTaskModule
 
     tasks = ["smile", "gender"]
     narrow = {"channels": [[4], [8], [8], [8]]}

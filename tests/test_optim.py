@@ -3,7 +3,7 @@ import torch
 
 from mtl.losses import FixedWeighting
 from mtl.models import BKNet
-from mtl.optim import ExponentialDecay, MomentumSGD, param_groups
+from mtl.training.optim import ExponentialDecay, MomentumSGD, param_groups
 
 
 def _sgd():

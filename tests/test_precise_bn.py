@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mtl.cli import run_cli
-from mtl.precise_bn import PreciseBatchNorm, batch_norms
+from mtl.training.precise_bn import PreciseBatchNorm, batch_norms
 
 from .conftest import tiny_fit_args
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from mtl import precision
 from mtl.cli import main, run_cli
+from mtl.training import precision
 
 from .conftest import tiny_fit_args
 

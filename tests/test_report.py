@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from mtl.cli import main
-from mtl.report.runs import find_runs
-from mtl.report.table import (
+from mtl.experiments.report.runs import find_runs
+from mtl.experiments.report.table import (
     Column,
     Experiment,
     delta_m,
@@ -23,7 +23,7 @@ from mtl.report.table import (
     format_paired,
     paired_deltas,
 )
-from mtl.report.wandb_file import (
+from mtl.experiments.report.wandb_file import (
     BLOCK,
     CHUNK,
     FIRST,
@@ -163,7 +163,7 @@ def test_report_command_writes_markdown_csv_and_plots(runs_dir, tmp_path, capsys
 
 
 def test_report_writes_into_a_documents_marked_block(runs_dir, tmp_path, capsys):
-    from mtl.report.render import BEGIN, END
+    from mtl.experiments.report.render import BEGIN, END
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -189,7 +189,7 @@ def test_report_writes_into_a_documents_marked_block(runs_dir, tmp_path, capsys)
 
 
 def test_how_each_row_ran_and_the_baseline_with_the_same_settings(tmp_path):
-    from mtl.report.render import how_rows
+    from mtl.experiments.report.render import how_rows
 
     cpu = {"hardware": "AMD EPYC", "devices": 1, "threads": 2, "torch": "2.14.1"}
     bf16, fp32 = cpu | {"precision": "bf16-mixed"}, cpu | {"precision": "32-true"}

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from mtl.cli import main
-from mtl.report.render import BEGIN, END
+from mtl.experiments.report.render import BEGIN, END
 
 from .conftest import REPO
 

@@ -13,7 +13,7 @@ import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
 from mtl.cli import main
-from mtl.sweep.params import distribution, grid_values, sample
+from mtl.experiments.sweep.params import distribution, grid_values, sample
 
 from .conftest import REPO
 from .test_cli import localized

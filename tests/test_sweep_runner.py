@@ -20,12 +20,12 @@ import pytest
 import yaml
 
 from mtl.cli import main
-from mtl.sweep import report
-from mtl.sweep.bayes import suggest
-from mtl.sweep.command import build_command
-from mtl.sweep.config import SweepConfig
-from mtl.sweep.params import draw, grid, sample
-from mtl.sweep.runner import open_storage
+from mtl.experiments.sweep import results
+from mtl.experiments.sweep.bayes import suggest
+from mtl.experiments.sweep.command import build_command
+from mtl.experiments.sweep.config import SweepConfig
+from mtl.experiments.sweep.params import draw, grid, sample
+from mtl.experiments.sweep.runner import open_storage
 from tests import raw_fixtures as F
 
 # --- what to run next: pure functions -------------------------------------------------------
@@ -172,7 +172,7 @@ def study(path: Path, storage: str | None = None) -> optuna.Study:
 
 
 def done(path: Path, storage: str | None = None) -> list[dict]:
-    return [r for r in report.rows(study(path, storage)) if r["state"] == "complete"]
+    return [r for r in results.rows(study(path, storage)) if r["state"] == "complete"]
 
 
 def test_a_grid_sweep_runs_every_point_and_reports(tmp_path, capsys):
@@ -199,7 +199,7 @@ def test_a_restarted_sweep_does_not_rerun_finished_trials_sqlite(tmp_path):
     main(sweep_args(path, "--storage", url))  # the rest, and only the rest
     rows = done(path, url)
     assert sorted(r["lr"] for r in rows) == [0.125, 0.25, 0.5]
-    assert len(report.rows(study(path, url))) == 3
+    assert len(results.rows(study(path, url))) == 3
     best = yaml.safe_load((tmp_path / "out" / "tiny" / "best.yaml").read_text())
     assert best == {"lr": 0.5}  # the lowest loss
 
@@ -290,7 +290,7 @@ def test_run_cap_ends_a_random_sweep_and_bayes_suggests(tmp_path):
     for method in ("random", "bayes"):
         path = write_fake_sweep(tmp_path / method, method=method, run_cap=3, parameters=params)
         main(sweep_args(path))  # no --count: the cap ends it
-        rows = report.rows(study(path))
+        rows = results.rows(study(path))
         assert len(rows) == 3 and all(0.001 <= r["lr"] <= 0.1 for r in rows), method
         assert len({r["lr"] for r in rows}) == 3
 

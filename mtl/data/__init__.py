@@ -16,24 +16,25 @@
 "Source" means one thing: a dataset that samples come from in a run (``batch["source"]``).
 
 The DataModules are re-exported here, so configs name them briefly and stably:
-``class_path: mtl.data.Genki4kDataModule``.
+``class_path: mtl.data.Genki4kDataModule``. They are imported on first use, so the modules that
+need no Lightning (``faces``, ``preprocessing``, ``readers``, ``cache``) load without it (the
+inference layer reads faces with them).
 """
 
-from mtl.data.datamodules import (
-    AdienceDataModule,
-    CachedDataModule,
-    CelebADataModule,
-    FaceDataModule,
-    Fer2013DataModule,
-    Genki4kDataModule,
-    ImdbDataModule,
-    MultiSourceDataModule,
-    SyntheticDataModule,
-    SyntheticSource,
-    UTKFaceDataModule,
-    WikiDataModule,
-)
-from mtl.data.datasets import FaceArrayDataset
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_DATASETS = ("FaceArrayDataset",)
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        module = "mtl.data.datasets" if name in _DATASETS else "mtl.data.datamodules"
+        return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module 'mtl.data' has no attribute {name!r}")
+
 
 __all__ = [
     "AdienceDataModule",

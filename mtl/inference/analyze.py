@@ -2,7 +2,7 @@
 
 :class:`Analyzer` takes frames in batches: the detector runs on the batch (MTCNN batches
 frames of one size, on the GPU when there is one), every face is cropped exactly as the
-model's training faces were (its :class:`~mtl.inference.preprocessing.Preprocessing`), and the
+model's training faces were (its :class:`~mtl.data.preprocessing.Preprocessing`), and the
 predictor classifies all faces of the batch at once. Each face becomes one row: file, frame,
 time, box, detector score, and per task the predicted label with its probability (JSON Lines
 also carry every class's probability). :class:`RowWriter` streams rows to ``faces.csv`` and

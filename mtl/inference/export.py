@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from mtl.data.preprocessing import PREPROCESSING_KEY, TASKS_KEY, Preprocessing
 from mtl.inference.model import AttributeNet, tasks_to_json
-from mtl.inference.preprocessing import PREPROCESSING_KEY, TASKS_KEY, Preprocessing
 
 OPSET = 18
 OUTPUTS = "per task, in order: class probabilities (B x C) or a regression value (B)"

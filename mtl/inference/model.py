@@ -17,17 +17,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtl.ensemble import EnsembleNet, average_outputs, member_files
+from mtl.data.preprocessing import PREPROCESSING_KEY, TASKS_KEY, Preprocessing
 from mtl.errors import UserError
-from mtl.inference.preprocessing import PREPROCESSING_KEY, TASKS_KEY, Preprocessing
+from mtl.models.ensemble import EnsembleNet, average_outputs, member_files
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
 
 
 class AttributeNet(nn.Module):
     """Image batch (B x C x H x W in [0, 1]) -> a tuple, in task order, of class probabilities
     (B x C_t) and regression values (B), averaged over one or more member networks (the
-    checkpoint ensemble's, :class:`~mtl.ensemble.EnsembleNet`). Plain tensors in and out, so it
-    exports to ONNX and TorchScript."""
+    checkpoint ensemble's, :class:`~mtl.models.ensemble.EnsembleNet`). Plain tensors in and out, so
+    it exports to ONNX and TorchScript."""
 
     def __init__(self, nets: Sequence[nn.Module], tasks: Sequence[Task]) -> None:
         super().__init__()
@@ -143,7 +143,7 @@ def resolve_device(device: str) -> str:
 def load_checkpoint_net(path: Path, ensemble: int = 0) -> tuple[AttributeNet, Preprocessing]:
     """The checkpoint's network (or, with ``ensemble`` N > 0, its last N epochs' members, found
     in ``ensemble/`` beside it) as an :class:`AttributeNet`, with its preprocessing."""
-    from mtl.module import MultiTaskModule
+    from mtl.training.module import MultiTaskModule
 
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtl.hparams import class_path
 from mtl.models.heads import HeadConfig
+from mtl.models.hparams import class_path
 
 
 class Backbone(nn.Module):

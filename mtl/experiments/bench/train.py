@@ -1,0 +1,226 @@
+"""``mtl bench train``: images/s of the whole framework against a bare PyTorch loop.
+
+Both sides train the same network (Multi-task BKNet by default: a fresh
+:class:`~mtl.training.module.MultiTaskModule` with the same seed) with the same batch size and the
+same speed-ups, one after the other in one process:
+
+* **framework**: ``Trainer.fit`` exactly as ``mtl fit`` runs it, minus checkpoint files and the
+  progress bar: real cached faces (GENKI-4K, FER-2013, UTKFace), augmentation, the balancing
+  sampler, masked per-task losses, the weighting, metrics, the project's callbacks and the CSV
+  logger; with ``device_data`` the faces live on the GPU and are augmented there;
+* **bare**: a hand-written loop over batches of the same real faces already in memory (on the
+  device), no augmentation, hand-written masked cross-entropy and ``torch.optim.SGD``.
+
+The ratio framework / bare says what the framework costs (or saves). Warm-up steps (which also
+absorb ``torch.compile``) are not timed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jsonargparse import Namespace
+
+from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataModule
+from mtl.data.device import channels_first
+from mtl.errors import UserError
+from mtl.experiments.bench.common import autocast, synchronize, timed
+from mtl.tasks import Task
+from mtl.training.module import MultiTaskModule
+
+DATASETS = ("genki4k", "fer2013", "utkface")
+
+
+@dataclass(frozen=True)
+class Speedups:
+    """What both sides of the comparison use."""
+
+    channels_last: bool = False
+    compile: bool = False
+    precision: str = "32-true"  # Lightning's names: 32-true, bf16-mixed, 16-mixed
+
+    @property
+    def label(self) -> str:
+        parts = [
+            p for p, on in (("channels_last", self.channels_last), ("compile", self.compile)) if on
+        ]
+        return (
+            "+".join(parts + ([] if self.precision == "32-true" else [self.precision]))
+            or "eager fp32"
+        )
+
+
+def real_datamodules(
+    data_root: Path, caches: dict[str, Path], cache_dir: Path
+) -> list[CachedDataModule]:
+    """One DataModule per dataset: from a cache folder given in ``caches``, else from the raw
+    dataset under ``data_root`` (its cache built or reused in ``cache_dir``)."""
+    children = []
+    for name in DATASETS:
+        if name in caches:
+            children.append(DATAMODULES[name](cache_path=caches[name]))
+        elif (data_root / name).is_dir():
+            children.append(DATAMODULES[name](root=data_root / name, cache_dir=cache_dir))
+    if not children:
+        raise UserError(f"no datasets under {data_root} and no --caches; see mtl bench train -h")
+    return children
+
+
+class StepTimer(L.Callback):
+    """Wall time from the start of step ``warmup`` to the end of step ``warmup + steps``."""
+
+    def __init__(self, warmup: int, steps: int) -> None:
+        self.warmup, self.steps = warmup, steps
+        self.start = self.seconds = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup:
+            synchronize(pl_module.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup + self.steps:
+            synchronize(pl_module.device)
+            self.seconds = time.perf_counter() - self.start
+
+
+def make_module(dm: MultiSourceDataModule, speedups: Speedups, seed: int) -> MultiTaskModule:
+    torch.manual_seed(seed)
+    return MultiTaskModule(
+        dm.task_names,
+        dm.age_edges,
+        channels_last=speedups.channels_last,
+        compile=speedups.compile,
+    )
+
+
+def framework_throughput(
+    dm: MultiSourceDataModule,
+    speedups: Speedups,
+    steps: int,
+    warmup: int,
+    accelerator: str,
+    seed: int = 0,
+) -> float:
+    """Images/s of ``Trainer.fit`` as ``mtl fit`` runs it (no checkpoint files, no bar)."""
+    from mtl.training.defaults import default_callbacks
+    from mtl.training.loggers import CSVLogger
+
+    module = make_module(dm, speedups, seed)
+    timer = StepTimer(warmup, steps)
+    callbacks = default_callbacks(Namespace(enable_checkpointing=False)) + [timer]
+    with tempfile.TemporaryDirectory(prefix="mtl-bench-train-") as logs:
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            precision=speedups.precision,
+            max_steps=warmup + steps,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            logger=CSVLogger(save_dir=logs, name="bench"),
+            callbacks=callbacks,
+            default_root_dir=logs,
+        )
+        trainer.fit(module, datamodule=dm)
+    return steps * dm.batch_size / timer.seconds
+
+
+def memory_batches(
+    dm: MultiSourceDataModule, count: int, device: torch.device, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``count`` batches of real training faces (no augmentation) already on ``device``:
+    (images B x C x H x W, targets B x T, mask B x T)."""
+    dm.setup("fit")
+    arrays = [s.train.arrays() for s in dm.sources]  # type: ignore[attr-defined]
+    images = np.concatenate([a.images for a in arrays])  # N x H x W (x C)
+    targets = torch.cat([a.targets for a in arrays])  # N x T
+    order = np.random.default_rng(seed).permutation(len(images))[: count * dm.batch_size]
+    batches = []
+    for chunk in np.array_split(order, count):
+        x = channels_first(torch.from_numpy(images[np.sort(chunk)])).float().div(255.0)
+        y = targets[np.sort(chunk)]
+        batches.append((x.to(device), y.to(device), (~torch.isnan(y)).to(device)))
+    return batches
+
+
+def bare_loss(
+    outputs: dict[str, torch.Tensor], targets, mask, tasks: Sequence[Task]
+) -> torch.Tensor:
+    """Sum over tasks of the masked mean cross-entropy (absolute error for a regression),
+    written out by hand."""
+    total = torch.zeros((), device=targets.device)
+    for j, task in enumerate(tasks):
+        target = torch.nan_to_num(targets[:, j])  # B (0 where unlabelled; masked out)
+        out = outputs[task.name].float()
+        if task.kind == "regression":
+            loss = (out - target).abs()  # B
+        else:
+            loss = F.cross_entropy(out, target.long(), reduction="none")  # B
+        total = total + (loss * mask[:, j]).sum() / len(target)
+    return total
+
+
+def bare_throughput(
+    dm: MultiSourceDataModule,
+    speedups: Speedups,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    seed: int = 0,
+) -> float:
+    """Images/s of a hand-written training loop over in-memory batches of real faces."""
+    module = make_module(dm, speedups, seed)
+    batches = memory_batches(dm, 8, device, seed)
+    return loop_throughput(module, batches, speedups, steps, warmup, device)
+
+
+def loop_throughput(
+    module: MultiTaskModule,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    speedups: Speedups,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+) -> float:
+    """Images/s of a hand-written training loop of ``module``'s network (SGD with the paper's
+    settings, :func:`bare_loss`) cycling through ``batches`` (images B x C x H x W, targets
+    B x T, mask B x T) on ``device``."""
+    net, tasks = module.net.to(device).train(), module.tasks
+    if speedups.channels_last:
+        net.to(memory_format=torch.channels_last)
+    if speedups.compile:
+        net.compile()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=0.01)
+    scaler = torch.amp.GradScaler(device.type, enabled=speedups.precision == "16-mixed")
+    fmt = torch.channels_last if speedups.channels_last else torch.contiguous_format
+    batches = [
+        (x.to(device).contiguous(memory_format=fmt), y.to(device), m.to(device))
+        for x, y, m in batches
+    ]
+    step = 0
+
+    def train_step() -> None:
+        nonlocal step
+        x, y, m = batches[step % len(batches)]
+        step += 1
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, speedups.precision):
+            outputs = net(x)
+        loss = bare_loss(outputs, y, m, tasks)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    timed(train_step, device, warmup)
+    return steps * len(batches[0][0]) / timed(train_step, device, steps)

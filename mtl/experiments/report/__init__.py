@@ -1,0 +1,2 @@
+"""``mtl report``: finished runs compared in the papers' table layout
+(:mod:`mtl.experiments.report.table`)."""

@@ -1,0 +1,367 @@
+"""Runs → the papers' table: rows = experiments, columns = task × source, cells = mean ± std.
+
+An *experiment* is what a run's identity says apart from its repetition: task set, backbone,
+weighting and loss, the config keys that differ between runs of that identity (epochs, learning
+rate, batch norm …; not seeds, folds, paths or logging), and which model was evaluated (the
+final one, or the checkpoint ensemble ``test_ens``). Its folds and seeds are its runs (a
+repeated fold and seed counts once); a cell is the mean ± sample standard deviation over them,
+with their number.
+
+Against single-task, a multi-task experiment gets per column the difference to the single-task
+experiment of that column's task (same backbone, loss and model; none if several match), and
+the mean relative gain
+as LibMTL defines it (Maninis et al. 2019; Vandenhende et al. 2021)::
+
+    Δm = 100 % · 1/T · Σ_t 1/K_t · Σ_k (-1)^{l_k} (M_mt,k − M_st,k) / M_st,k
+
+with l_k = 1 where lower is better (MAE) and 0 otherwise, averaged over the K columns of each
+task (its sources and metrics) first, then over the tasks that have a single-task baseline.
+
+Whether a difference is real is read from the *paired* differences: each multi-task run is
+paired with the single-task run of the same fold and seed (same training and test faces, same
+seed), and the mean of the paired differences gets a 95 % confidence interval (Student's t over
+the pairs, :func:`scipy.stats.ttest_rel`). Pairing removes what folds share (one fold is harder
+than another for both), so the interval is narrower than one from the two rows' spreads. An
+interval that contains 0 does not show a difference.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from scipy import stats as scipy_stats
+
+from mtl.experiments.report.runs import Run
+from mtl.training.run_file import MODELS, parse_key
+
+LOWER_IS_BETTER = {"mae"}
+PERCENT = {"acc", "f1"}
+EXPERIMENT_FIELDS = ("task_set", "backbone", "weighting", "loss", "model")
+
+
+@dataclass(frozen=True, order=True)
+class Column:
+    """One table column: a task measured on one source (``all``: every source together)."""
+
+    task: str
+    source: str
+    metric: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} · {self.source}" + ("" if self.metric == "acc" else f" {self.metric}")
+
+
+@dataclass(frozen=True)
+class Stats:
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return cls(statistics.fmean(values), std, len(values))
+
+
+@dataclass
+class Experiment:
+    """The runs of one experiment and what they measured."""
+
+    fields: dict[str, str]
+    variant: dict[str, str] = field(default_factory=dict)  # config keys that set it apart
+    values: dict[Column, list[float]] = field(default_factory=dict)
+    by_run: dict[Column, dict[tuple, float]] = field(default_factory=dict)  # (fold, seed) ->
+    curves: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
+    how: list[dict] = field(default_factory=list)  # per run: epochs, fit_seconds, ran
+    config: dict[str, str] = field(default_factory=dict)  # its first run's config items
+    label: str = ""
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.fields["task_set"].split("+"))
+
+    @property
+    def single_task(self) -> bool:
+        return len(self.tasks) == 1
+
+    def stats(self) -> dict[Column, Stats]:
+        return {c: Stats.of(v) for c, v in sorted(self.values.items())}
+
+
+def run_columns(run: Run, prefix: str, metrics: Iterable[str]) -> dict[Column, float]:
+    """The run's values under ``prefix`` (``test``, ``test_ens``, ``val``) by column; a task's
+    all-sources value only where the run has no per-source value of it (older runs)."""
+    wanted = set(metrics)
+    columns: dict[Column, float] = {}
+    for key, value in run.metrics.items():
+        parsed = parse_key(key)
+        if parsed and parsed[0] == prefix and parsed[3] in wanted:
+            _, source, task, metric = parsed
+            columns[Column(task, source or "all", metric)] = value
+    per_source = {(c.task, c.metric) for c in columns if c.source != "all"}
+    return {
+        c: v
+        for c, v in columns.items()
+        if c.source != "all" or (c.task, c.metric) not in per_source
+    }
+
+
+IGNORED_KEYS = {
+    "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
+    "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
+    "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
+    "ensemble", "config",
+}  # fmt: skip
+"""Config keys that tell repetitions or machines apart, not experiments."""
+
+
+def config_items(config: object, prefix: str = "") -> dict[str, str]:
+    """A resolved config as ``dotted.key -> value`` (``init_args`` dropped, a class path
+    shortened to the class name, lists indexed), without :data:`IGNORED_KEYS`."""
+    if isinstance(config, list):
+        config = {str(i): value for i, value in enumerate(config)}
+    if not isinstance(config, dict):
+        return {prefix: str(config)}
+    items: dict[str, str] = {}
+    for key, value in config.items():
+        if key in IGNORED_KEYS:
+            continue
+        if key == "class_path":
+            items[prefix] = str(value).rsplit(".", 1)[-1]
+        elif key == "init_args":
+            items |= config_items(value, prefix)
+        else:
+            items |= config_items(value, f"{prefix}.{key}" if prefix else str(key))
+    return items
+
+
+def experiments(
+    runs: Iterable[Run],
+    stage: str = "test",
+    metrics: Sequence[str] = ("acc",),
+    notes: list[str] | None = None,
+) -> list[Experiment]:
+    """The runs grouped into experiments, each with its values per column, named by what
+    differs between the experiments. Runs of one identity (task set, backbone, weighting, loss)
+    whose configs differ (epochs, learning rate, batch norm …) are separate experiments named
+    by those keys; a second run of the same experiment, fold and seed is left out (a note)."""
+    notes = [] if notes is None else notes
+    prefixes = dict(MODELS) if stage == "test" else {"val": "final"}
+    runs = sorted(runs, key=lambda r: r.origin)
+    bases = {id(run): base_fields(run) for run in runs}
+    variants = config_variants(runs, bases)
+    found: dict[tuple, Experiment] = {}
+    seen: dict[tuple, str] = {}
+    for run in runs:
+        for prefix, model in prefixes.items():
+            columns = run_columns(run, prefix, metrics)
+            if not columns:
+                continue
+            fields = bases[id(run)] | {"model": model}
+            key = (*fields.values(), *variants[id(run)].items())
+            repetition = (key, run.identity.get("fold"), run.identity.get("seed"))
+            if repetition in seen:
+                notes.append(f"left out {run.origin}: same experiment, fold and seed as "
+                             f"{seen[repetition]}")  # fmt: skip
+                continue
+            seen[repetition] = run.origin
+            experiment = found.setdefault(
+                key, Experiment(fields, variant=variants[id(run)], config=config_items(run.config))
+            )
+            experiment.how.append(run_how(run))
+            pair_key = (run.identity.get("fold"), run.identity.get("seed"))
+            for column, value in columns.items():
+                experiment.values.setdefault(column, []).append(value)
+                experiment.by_run.setdefault(column, {})[pair_key] = value
+            if model == "final":
+                for name, curve in run.curves.items():
+                    experiment.curves.setdefault(name, []).append(curve)
+
+    def order(e: Experiment) -> tuple:  # single-task first; the final model before its ensemble
+        rest = [v for f, v in e.fields.items() if f != "model"]
+        return not e.single_task, rest, sorted(e.variant.items()), e.fields["model"] != "final"
+
+    ordered = sorted(found.values(), key=order)
+    name_experiments(ordered)
+    return ordered
+
+
+def run_how(run: Run) -> dict:
+    """How a run ran (``run.json``), its precision read from its config where older runs did not
+    record it."""
+    ran = dict(run.how.get("ran", {}))
+    if "precision" not in ran:
+        trainer = run.config.get("trainer") or {}
+        ran["precision"] = str(trainer.get("precision") or "32-true")
+    return {k: v for k, v in run.how.items() if k != "ran"} | ran
+
+
+def base_fields(run: Run) -> dict[str, str]:
+    """A run's identity fields that make its experiment (not its fold or seed)."""
+    fields = {f: str(run.identity.get(f, "")) for f in EXPERIMENT_FIELDS[:-1]}
+    fields["task_set"] = fields["task_set"] or "+".join(run.tasks)
+    return fields
+
+
+def config_variants(runs: Sequence[Run], bases: dict[int, dict]) -> dict[int, dict[str, str]]:
+    """For each run, the config keys (and its values) that differ between runs of its identity."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(bases[id(run)].values()), []).append(run)
+    variants = {}
+    for group in groups.values():
+        items = {id(run): config_items(run.config) for run in group}
+        keys = set().union(*items.values())
+        varying = sorted(k for k in keys if len({items[id(r)].get(k) for r in group}) > 1)
+        for run in group:
+            variants[id(run)] = {k: items[id(run)].get(k, "-") for k in varying}
+    return variants
+
+
+def name_experiments(found: Sequence[Experiment]) -> None:
+    """Label each experiment by the fields that differ between them (the task set always) and
+    the config keys that split runs of one identity."""
+    varying = [f for f in EXPERIMENT_FIELDS if len({e.fields[f] for e in found}) > 1]
+    for e in found:
+        kind = "single-task" if e.single_task else "multi-task"
+        parts = [f"{kind} {e.fields['task_set']}"]
+        parts += [e.fields[f] for f in varying if f not in ("task_set", "model")]
+        parts += [f"{k}={v}" for k, v in e.variant.items()]
+        if e.fields["model"] == "ensemble":
+            parts.append("+ ensemble")
+        e.label = " · ".join(parts)
+
+
+def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> Experiment | None:
+    """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model).
+    Where several single-task experiments of ``task`` differ in config keys (precision, epochs
+    …), the one whose values of those keys ``experiment`` shares; None when there is no such
+    experiment, or still several (no single baseline to compare)."""
+    same = ("backbone", "loss", "model")
+    matches = [
+        other
+        for other in found
+        if other.tasks == (task,) and all(other.fields[f] == experiment.fields[f] for f in same)
+    ]
+    if len(matches) > 1:
+        matches = [
+            other
+            for other in matches
+            if all(experiment.config.get(k, "-") == v for k, v in other.variant.items())
+        ]
+    return matches[0] if len(matches) == 1 else None
+
+
+def deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, float]:
+    """Multi-task minus single-task mean per column (in the metric's units)."""
+    if experiment.single_task:
+        return {}
+    out = {}
+    mine = experiment.stats()
+    for column, stats in mine.items():
+        base = baseline(experiment, column.task, found)
+        if base is not None and column in base.values:
+            out[column] = stats.mean - Stats.of(base.values[column]).mean
+    return out
+
+
+@dataclass(frozen=True)
+class PairedDelta:
+    """Multi-task minus single-task over the runs paired by fold and seed: the mean difference,
+    its 95 % confidence interval (NaN with fewer than 2 pairs, or when every pair differs by the
+    same amount: Student's t needs a spread) and the number of pairs."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def has_interval(self) -> bool:
+        return not math.isnan(self.low)
+
+    @property
+    def spans_zero(self) -> bool:
+        """No evidence of a difference: the interval contains 0, or there is no interval."""
+        return not self.has_interval or self.low <= 0.0 <= self.high
+
+    @classmethod
+    def of(cls, multi: Sequence[float], single: Sequence[float]) -> PairedDelta:
+        """From the paired values (same order, finite): Student's t interval of the mean
+        difference."""
+        diffs = [m - s for m, s in zip(multi, single, strict=True)]
+        mean = statistics.fmean(diffs)
+        if len(diffs) < 2 or max(diffs) == min(diffs):
+            return cls(mean, math.nan, math.nan, len(diffs))
+        interval = scipy_stats.ttest_rel(multi, single).confidence_interval(0.95)
+        return cls(mean, float(interval.low), float(interval.high), len(diffs))
+
+
+def paired_deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, PairedDelta]:
+    """Per column of a multi-task experiment with a single-task baseline, the paired difference
+    over the (fold, seed) both ran with a finite value; a column without any is left out."""
+    if experiment.single_task:
+        return {}
+    out = {}
+    for column, mine in sorted(experiment.by_run.items()):
+        base = baseline(experiment, column.task, found)
+        theirs = {} if base is None else base.by_run.get(column, {})
+        common = sorted(set(mine) & set(theirs), key=str)
+        common = [k for k in common if math.isfinite(mine[k]) and math.isfinite(theirs[k])]
+        if common:
+            out[column] = PairedDelta.of([mine[k] for k in common], [theirs[k] for k in common])
+    return out
+
+
+def delta_m(experiment: Experiment, found: Sequence[Experiment]) -> float | None:
+    """LibMTL's Δm in per cent: the relative gain of each column (sign flipped where lower is
+    better), averaged within each task, then over the tasks that have a single-task baseline;
+    None when none has."""
+    per_task: dict[str, list[float]] = {}
+    mine = experiment.stats()
+    for column, diff in deltas(experiment, found).items():
+        base = mine[column].mean - diff
+        if base:
+            sign = -1.0 if column.metric in LOWER_IS_BETTER else 1.0
+            per_task.setdefault(column.task, []).append(sign * diff / base)
+    if not per_task:
+        return None
+    return 100.0 * statistics.fmean(statistics.fmean(g) for g in per_task.values())
+
+
+def format_cell(stats: Stats | None, metric: str) -> str:
+    """``mean ± std (n)`` (per cent for accuracy and F1); one run has no std."""
+    if stats is None:
+        return "–"
+    scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
+    if stats.n < 2:
+        return f"{stats.mean * scale:.{digits}f} ({stats.n})"
+    return f"{stats.mean * scale:.{digits}f} ± {stats.std * scale:.{digits}f} ({stats.n})"
+
+
+def format_delta(diff: float | None, metric: str) -> str:
+    if diff is None:
+        return ""
+    scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
+    return f"{diff * scale:+.{digits}f}"
+
+
+def format_paired(paired: PairedDelta | None, metric: str) -> str:
+    """``+1.23 [-0.40, +2.86] (4 pairs), spans 0`` in the metric's display units."""
+    if paired is None:
+        return ""
+    scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
+    text = f"{paired.mean * scale:+.{digits}f}"
+    if not paired.has_interval:
+        why = "no interval" if paired.n < 2 else "no spread, no interval"
+        return f"{text} ({paired.n} pair{'s' * (paired.n != 1)}, {why})"
+    text += f" [{paired.low * scale:+.{digits}f}, {paired.high * scale:+.{digits}f}] ({paired.n})"
+    return text + (", spans 0" if paired.spans_zero else "")
+
+
+def all_columns(found: Sequence[Experiment]) -> list[Column]:
+    return sorted({c for e in found for c in e.values})

@@ -1,1 +1,0 @@
-"""``mtl report``: finished runs compared in the papers' table layout (:mod:`mtl.report.table`)."""

@@ -1,0 +1,283 @@
+"""The multi-task LightningModule: network, masked losses, weighting, metrics, optimisation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+
+from mtl.data.preprocessing import PREPROCESSING_KEY, Preprocessing
+from mtl.errors import ConfigError
+from mtl.losses import CLASSIFICATION_LOSSES, EuclideanGaussian, FixedWeighting, WeightingCallable
+from mtl.losses.task_losses import Normalization
+from mtl.models import Backbone, BKNet, HeadConfig, MultiTaskNet
+from mtl.models.hparams import plain_hparams
+from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
+from mtl.training.metrics import EVAL_STAGES, STAGES, StageMetrics, evaluation_sources
+from mtl.training.optim import ExponentialDecay, MomentumSGD, param_groups
+from mtl.training.precise_bn import PreciseBatchNorm
+
+
+class MultiTaskModule(L.LightningModule):
+    """Learns every task of the run jointly from batches with per-task label masks."""
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        age_edges: Sequence[int] = DEFAULT_AGE_EDGES,
+        backbone: Backbone | None = None,
+        head: HeadConfig | None = None,
+        init_std: float | Literal["auto"] | None = "auto",
+        weighting: WeightingCallable = FixedWeighting,
+        normalization: Normalization = "batch",
+        task_loss: Literal["cross_entropy", "squared_hinge"] = "cross_entropy",
+        regression_loss: EuclideanGaussian = EuclideanGaussian(),
+        optimizer: OptimizerCallable = MomentumSGD,
+        lr_scheduler: LRSchedulerCallable | None = ExponentialDecay,
+        decay_norm_and_bias: bool = False,
+        monitor: str = "val/loss",
+        channels_last: bool | None = None,
+        compile: bool = False,
+        precise_bn: int = 0,
+    ) -> None:
+        """
+        Args:
+            tasks: names of the run's tasks (the CLI links them from the data module).
+            age_edges: age-group edges in years (linked from the data module too).
+            backbone: shared trunk (default: Multi-task BKNet's, with batch norm).
+            head: shape of every task branch (default FC 256 -> FC 256, BN, dropout 0.5).
+            init_std: N(0, init_std) initialisation of all weights; "auto" takes the backbone's
+                paper default (0.01 for BKNet/MBKNet), None keeps PyTorch's/timm's own.
+            weighting: how per-task losses combine (default: fixed mu_t = 1).
+            normalization: divide each task's summed loss by the batch size ("batch", the
+                paper's Eq. 1) or by its labelled count ("labelled").
+            task_loss: loss of classification tasks: softmax cross-entropy (Eq. 1) or the
+                multi-class squared hinge "SVM" loss (Eq. 2).
+            regression_loss: loss of regression tasks (``age_years``): Jassim et al.'s
+                Euclidean -> Gaussian loss.
+            optimizer: optimiser class and arguments (default: SGD, momentum 0.9, lr 0.01).
+            lr_scheduler: schedule (default: the paper's exponential decay), or None.
+            decay_norm_and_bias: also apply weight decay to biases and norm parameters.
+            monitor: metric a plateau scheduler watches.
+            channels_last: run convolutions on NHWC tensors; None: the backbone's default (on
+                for the BKNet family, where ``mtl bench train`` measured the framework 1.14x
+                faster on 2 CPU cores and 1.42x on an H100; README, "Speed").
+            compile: ``torch.compile`` the network when the trainer starts (the first steps
+                pay the compilation; ``mtl bench train --compile`` measures it).
+            precise_bn: before each validation of a fit, recompute batch-norm statistics from
+                this many of the epoch's latest training images under the current weights,
+                instead of evaluating with running averages that lag behind fast-moving
+                weights (``mtl.training.precise_bn``); 0: off. Training is unchanged unless
+                something reads validation results (a plateau scheduler, early stopping).
+        """
+        if channels_last is None:  # resolved first, so the saved hyperparameters say what ran
+            channels_last = (BKNet if backbone is None else type(backbone)).channels_last_default
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        super().__init__()
+        self.save_hyperparameters(plain_hparams(arguments))  # class paths, never objects
+        self.tasks: tuple[Task, ...] = build_tasks(tasks, age_edges)
+        self.task_names = [t.name for t in self.tasks]
+        self.net = MultiTaskNet(self.tasks, backbone or BKNet(), head, init_std)
+        bb = self.net.backbone
+        self.example_input_array = torch.zeros(1, bb.in_chans, bb.input_size, bb.input_size)
+        self.weighting = weighting(self.task_names)
+        self.normalization = normalization
+        self.classification_loss = CLASSIFICATION_LOSSES[task_loss]
+        self.regression_loss = regression_loss
+        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
+        self.channels_last, self.compile_net = channels_last, compile
+        self.precise_bn = PreciseBatchNorm(precise_bn)
+        # Training-loss sums of the epoch (1 + T, then the count): a plain attribute, not a
+        # buffer, so DDP does not overwrite a rank's sums with rank 0's.
+        self._loss_sums: torch.Tensor | None = None
+        self._compiled = False
+        # Keyed by stage; a ModuleDict key "train" would clash with Module.train.
+        self.metrics = nn.ModuleDict({f"{s}_metrics": StageMetrics(self.tasks, s) for s in STAGES})
+        # Evaluation losses are averaged by metrics (not self.log in the step), so each source's
+        # batches feed one "val/loss", logged once per epoch like every other metric.
+        self.loss_means = nn.ModuleDict({f"{s}_losses": self._loss_means(s) for s in EVAL_STAGES})
+
+    def _loss_means(self, stage: str) -> MetricCollection:
+        names = {"loss": MeanMetric()} | {f"{t}/loss": MeanMetric() for t in self.task_names}
+        return MetricCollection(names, prefix=f"{stage}/", compute_groups=False)
+
+    def setup(self, stage: str) -> None:
+        """Per-source evaluation metrics (``val/<source>/<task>/acc``), also for one source, so
+        every run's results name the dataset they were measured on."""
+        for s in EVAL_STAGES:
+            sources = evaluation_sources(self.trainer.datamodule, s)
+            if not sources or self.metrics[f"{s}_metrics"].source_names == list(sources):
+                continue
+            self.metrics[f"{s}_metrics"] = StageMetrics(self.tasks, s, sources).to(self.device)
+
+    def configure_model(self) -> None:
+        """The speed-ups, applied once the trainer holds the model on its device. ``compile``
+        compiles in place: parameter names, and so checkpoints, stay those of the eager net."""
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_net and not self._compiled:
+            self.net.compile()
+            self._compiled = True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record how the training faces were cropped: ``mtl analyze`` and ``mtl export`` read
+        it, so new photos get exactly the training preprocessing."""
+        face_settings = getattr(self.trainer.datamodule, "face_settings", None)
+        settings = face_settings() if callable(face_settings) else None
+        if settings is not None:
+            checkpoint[PREPROCESSING_KEY] = Preprocessing(settings).to_dict()
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)  # B x C x H x W, NHWC
+        return self.net(image)  # {task: B x C_t (classification) or B (regression)}
+
+    def task_losses(self, outputs: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
+        """Masked loss of every task (exact zero for a task with no label in the batch)."""
+        targets, mask = batch["targets"], batch["mask"]  # B x T each
+        losses = {}
+        for j, t in enumerate(self.tasks):
+            out, target, labelled = outputs[t.name], targets[:, j], mask[:, j]
+            if t.kind == "regression":
+                step = self.global_step if self._trainer is not None else 0
+                loss = self.regression_loss(out, target, labelled, step, self.normalization)
+            else:
+                loss = self.classification_loss(out, target, labelled, self.normalization)
+            losses[t.name] = loss
+        return losses
+
+    def present(self, mask: torch.Tensor) -> torch.Tensor:
+        """T bool: tasks labelled anywhere in the global batch. Under DDP every rank takes part
+        in this all-reduce on every step, so a weighting treats a task the same on all ranks
+        (a rank-local "absent" would, e.g., drop an uncertainty term on one rank only)."""
+        present = mask.any(dim=0)  # B x T -> T
+        if self._trainer is not None and self.trainer.world_size > 1:
+            present = self.trainer.strategy.reduce(present.float(), reduce_op="max") > 0
+        return present
+
+    def shared_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss, logs and metrics of one batch; returns the total loss and the outputs."""
+        outputs = self(batch["image"])
+        losses = self.task_losses(outputs, batch)
+        present = self.present(batch["mask"])  # T: tasks labelled in this global batch
+        shared = None
+        if stage == "train" and self.weighting.needs_shared_params:
+            shared = [p for p in self.net.backbone.parameters() if p.requires_grad]
+        total = self.weighting(losses, present=present, shared=shared)
+        n = batch["image"].shape[0]
+        if stage == "train":
+            self._log_train_step(total, losses, n)
+        else:
+            means = self.loss_means[f"{stage}_losses"]
+            means["loss"].update(total.detach(), n)
+            for name in self.task_names:
+                means[f"{name}/loss"].update(losses[name].detach(), n)
+        self.metrics[f"{stage}_metrics"].update(outputs, batch)
+        return total, outputs
+
+    def _log_train_step(self, total: torch.Tensor, losses: dict[str, torch.Tensor], n: int) -> None:
+        """The step's total loss (progress bar) every step; per-task losses and loss weights on
+        logging steps only (``trainer.log_every_n_steps``): each ``self.log`` costs Python time
+        that, at GPU speed, is a large part of a step. Epoch means add up on the device, never
+        waiting for it, and are logged at the epoch end (``train/loss_epoch`` …; a run resumed
+        mid-epoch averages that epoch's steps after the resume)."""
+        step = torch.stack([total.detach()] + [losses[t].detach() for t in self.task_names])
+        if self._loss_sums is None or self._loss_sums.device != step.device:
+            self._loss_sums = torch.zeros(len(step) + 1, device=step.device)
+        self._loss_sums[:-1] += step.float() * n  # 1 + T summed losses, then the sample count
+        self._loss_sums[-1] += n
+        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
+        every = self.trainer.log_every_n_steps
+        if every and (self.global_step + 1) % every == 0:
+            for name in self.task_names:
+                self.log(f"train/{name}/loss", losses[name], on_step=True, on_epoch=False)
+            for name, w in self.weighting.weights().items():
+                self.log(f"train/{name}/weight", w, on_step=True, on_epoch=False)
+
+    def _log_train_epoch_losses(self) -> None:
+        """Epoch means of the training losses over all ranks (every rank enters the same
+        all-reduce, also one that ran no step)."""
+        sums = self._loss_sums
+        if sums is None:
+            sums = torch.zeros(len(self.task_names) + 2, device=self.device)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        means = sums[:-1] / sums[-1]  # 1 + T (NaN when no sample)
+        names = ["train/loss_epoch"] + [f"train/{t}/loss_epoch" for t in self.task_names]
+        self.log_dict(dict(zip(names, means, strict=True)), on_step=False, on_epoch=True)
+        self._loss_sums = None
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.precise_bn.remember(batch["image"])
+        return self.shared_step(batch, "train")[0]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.shared_step(batch, "val")[1]  # outputs, for callbacks (confusion matrices)
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.shared_step(batch, "test")[1]
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Class probabilities of classification tasks (B x C_t), values of regressions (B)."""
+        out = self(batch["image"])
+        return {t.name: out[t.name] if t.kind == "regression" else out[t.name].softmax(-1)
+                for t in self.tasks}  # fmt: skip
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log every metric of the stage; Lightning computes, syncs and resets them."""
+        for collection in self.metrics[f"{stage}_metrics"].collections():
+            self.log_dict(collection)
+        if stage != "train":
+            self.log_dict(self.loss_means[f"{stage}_losses"], prog_bar=False)
+
+    def on_fit_start(self) -> None:
+        if self.precise_bn.images and not self.trainer.enable_validation:
+            rank_zero_warn(
+                "model.precise_bn recomputes batch-norm statistics before a validation, and "
+                "this fit runs none: checkpoints keep the running averages"
+            )
+
+    def on_train_epoch_start(self) -> None:
+        self.precise_bn.forget()
+
+    def on_validation_epoch_start(self) -> None:
+        """A fit's validation evaluates batch norm with the current weights' statistics."""
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.precise_bn.recalibrate(self)
+
+    def on_fit_end(self) -> None:
+        self.precise_bn.forget()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+        self._log_train_epoch_losses()
+        self.weighting.epoch_end()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self) -> dict | torch.optim.Optimizer:
+        groups = param_groups(self.net, self.weighting.parameters(), self.decay_norm_and_bias)
+        try:  # built only now, during fit: a refused value is still the user's to fix
+            optimizer = self.optimizer_factory(groups)
+            schedule = self.scheduler_factory
+            scheduler = None if schedule is None else schedule(optimizer)
+        except ValueError as err:
+            raise ConfigError(f"model.optimizer / model.lr_scheduler: {err}") from err
+        if scheduler is None:
+            return optimizer
+        interval = getattr(scheduler, "interval", "epoch")
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": self.monitor},
+        }

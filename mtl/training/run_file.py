@@ -1,0 +1,35 @@
+"""The format of a run's ``run.json``, shared by the callback that writes it
+(:class:`mtl.training.summary.RunSummary`) and the readers that compare runs
+(:mod:`mtl.experiments.report`, :mod:`mtl.experiments.cv`). Plain Python: reading a results
+table never imports torch or Lightning.
+"""
+
+from __future__ import annotations
+
+import math
+
+RUN_FILE = "run.json"
+MODELS = {"test": "final", "test_ens": "ensemble"}
+"""Metric prefix of a test -> the model it evaluated."""
+
+
+def parse_key(key: str) -> tuple[str, str, str, str] | None:
+    """``stage/[source/]task/metric`` -> (stage, source or "", task, metric)."""
+    parts = key.split("/")
+    if len(parts) == 3:
+        return parts[0], "", parts[1], parts[2]
+    if len(parts) == 4:
+        return parts[0], parts[1], parts[2], parts[3]
+    return None
+
+
+def result_rows(metrics: dict[str, float]) -> list[dict]:
+    """Rows model, source, task, metric, value of test metrics (``""`` source: all sources)."""
+    rows = []
+    for key, value in sorted(metrics.items()):
+        parsed = parse_key(key)
+        if parsed and parsed[0] in MODELS and parsed[3] != "loss" and not math.isnan(value):
+            stage, source, task, metric = parsed
+            rows.append({"model": MODELS[stage], "source": source or "all", "task": task,
+                         "metric": metric, "value": value})  # fmt: skip
+    return rows

@@ -1,0 +1,203 @@
+"""What a finished run leaves on disk for people and for ``mtl report``.
+
+:class:`RunSummary` (a default callback) writes, in the run's log folder:
+
+* ``run.json``: what the run is (task set, backbone, weighting, loss, fold, seed), its final
+  metrics (last validation epoch after fit; test results, final model and ensemble, after a
+  test), and how it ran (precision, hardware, threads, devices, the fit's wall time), so runs
+  are compared without re-reading their logs;
+* after a test, ``test/results.csv`` (one row per model, source, task and metric) and
+  ``test/confusion/<source>-<task>.csv`` / ``.png`` per classification task (and per source),
+  the PNGs logged to W&B too when it is on; and a table of the results on the console.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from rich.console import Console
+from rich.table import Table
+
+from mtl.training.callbacks import run_ids
+from mtl.training.evaluation import ConfusionMatrices, write_confusion_csv
+from mtl.training.identity import RunIdentity
+from mtl.training.run_file import MODELS, RUN_FILE, result_rows
+
+
+def scalars(metrics: dict, prefixes: tuple[str, ...]) -> dict[str, float]:
+    """The finite-or-NaN float values of the metrics under ``prefixes``."""
+    out = {}
+    for key, value in metrics.items():
+        if key.split("/", 1)[0] in prefixes:
+            out[key] = float(value.item() if isinstance(value, torch.Tensor) else value)
+    return out
+
+
+def confusion_png(matrix: torch.Tensor, class_names: list[str], title: str, path: Path) -> None:
+    """A confusion matrix (rows: actual) as a heat map with counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n))
+    ax.imshow(matrix.numpy(), cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    top = float(matrix.max()) or 1.0
+    for i in range(n):
+        for j in range(n):
+            value = int(matrix[i, j])
+            ax.text(j, i, value, ha="center", va="center",
+                    color="white" if value > top / 2 else "black", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def hardware(trainer: L.Trainer) -> str:
+    """The machine a run trained on, in words: the GPU's name, or the CPU's model."""
+    root = trainer.strategy.root_device
+    if root.type == "cuda":
+        return torch.cuda.get_device_name(root)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def how_it_ran(trainer: L.Trainer) -> dict:
+    """The facts that make a run's speed and numerics, as ``run.json`` records them."""
+    return {
+        "precision": str(trainer.precision),
+        "device": trainer.strategy.root_device.type,
+        "hardware": hardware(trainer),
+        "devices": trainer.num_devices * trainer.num_nodes,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__.split("+")[0],
+    }
+
+
+class RunSummary(L.Callback):
+    """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only).
+
+    ``fit_seconds`` is the wall time of fitting. Checkpoints carry the time so far (a plain
+    float), so a resumed run adds its own to the time up to the checkpoint it resumed from, also
+    after an interruption that never reached the end of a fit."""
+
+    def __init__(self) -> None:
+        self.fit_started: float | None = None
+        self.earlier_seconds = 0.0  # fitting before the checkpoint this fit resumed from
+
+    def fit_seconds(self) -> float:
+        started = self.fit_started
+        return self.earlier_seconds + (0.0 if started is None else time.perf_counter() - started)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fit_started = time.perf_counter()
+
+    def state_dict(self) -> dict[str, float]:
+        return {"fit_seconds": self.fit_seconds()}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.earlier_seconds = float(state_dict.get("fit_seconds", 0.0))
+
+    @staticmethod
+    def folder(trainer: L.Trainer) -> Path | None:
+        """The run's folder, as ``trainer.log_dir`` finds it but without its DDP broadcast
+        (this runs on rank 0 only): the first logger's folder; None for a run that has no
+        logger or is a ``fast_dev_run`` (nothing to report on, nowhere of its own to write)."""
+        if not trainer.loggers or trainer.fast_dev_run:
+            return None
+        logger = trainer.loggers[0]
+        folder = getattr(logger, "log_dir", None) or logger.save_dir
+        return Path(folder) if folder else None
+
+    def update_run_file(
+        self, folder: Path, trainer: L.Trainer, pl_module: L.LightningModule, **fields: object
+    ) -> None:
+        path = folder / RUN_FILE
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        identity = RunIdentity.of(pl_module, trainer.datamodule)
+        record |= {"identity": identity.as_config(), "epochs": trainer.current_epoch}
+        record |= {"run_ids": run_ids(trainer)} | fields
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1, allow_nan=True))
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        folder = self.folder(trainer)
+        if folder is not None:
+            val = scalars(trainer.callback_metrics, ("val",))
+            seconds = round(self.fit_seconds(), 1)
+            fields = {"val": val, "fit_seconds": seconds, "ran": how_it_ran(trainer)}
+            self.update_run_file(folder, trainer, pl_module, **fields)
+
+    @rank_zero_only
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = scalars(trainer.callback_metrics, tuple(MODELS))
+        rows = result_rows(metrics)
+        Console().print(results_table(rows))
+        run_folder = self.folder(trainer)
+        if run_folder is None:
+            return
+        self.update_run_file(run_folder, trainer, pl_module, test=metrics)
+        folder = run_folder / "test"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "results.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["model", "source", "task", "metric", "value"])
+            writer.writeheader()
+            writer.writerows(rows)
+        self.write_confusions(trainer, folder / "confusion")
+
+    def write_confusions(self, trainer: L.Trainer, folder: Path) -> None:
+        matrices = next((c for c in trainer.callbacks if isinstance(c, ConfusionMatrices)), None)
+        results = getattr(matrices, "results", {}).get("test", {})
+        folder.mkdir(parents=True, exist_ok=True)
+        images = []
+        for (source, task), matrix in results.items():
+            if matrix.sum() == 0:
+                continue
+            names = list(matrices.tasks[task].class_names)  # type: ignore[union-attr]
+            stem = f"{source or 'all'}-{task}"
+            write_confusion_csv(matrix, names, folder / f"{stem}.csv")
+            title = f"{task} ({source or 'all sources'})"
+            confusion_png(matrix, names, title, folder / f"{stem}.png")
+            key = f"test/{source}/{task}" if source else f"test/{task}"
+            images.append((f"{key}/confusion_png", stem))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                for key, stem in images:
+                    logger.log_image(key, [str(folder / f"{stem}.png")], step=trainer.global_step)
+
+
+def results_table(rows: list[dict]) -> Table:
+    """Test results: one row per source and task, a column per model and metric."""
+    columns = sorted({(r["model"], r["metric"]) for r in rows}, key=lambda c: (c[0] != "final", c))
+    cells: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        cells.setdefault((r["source"], r["task"]), {})[(r["model"], r["metric"])] = r["value"]
+    table = Table(title="Test results")
+    table.add_column("source")
+    table.add_column("task")
+    for model, metric in columns:
+        table.add_column(metric if model == "final" else f"{metric} ({model})", justify="right")
+    for (source, task), values in cells.items():
+        shown = [f"{values[c]:.4f}" if c in values else "-" for c in columns]
+        table.add_row(source, task, *shown)
+    return table
