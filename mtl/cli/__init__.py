@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from mtl import __version__
 from mtl.cli.commands import COMMANDS
+from mtl.cli.console import quiet_console
 from mtl.cli.parsing import ArgumentParser, ConciseErrors, expand_class_aliases
 from mtl.data import FaceDataModule
 from mtl.errors import UserError
@@ -75,7 +76,8 @@ class MTLCLI(LightningCLI):
         fit that was interrupted (Ctrl-C), which must not look finished."""
         finished = self.trainer.state.status == TrainerStatus.FINISHED
         if self.config.fit.get("test_after_fit") and finished and not self.trainer.interrupted:
-            self.trainer.test(self.model, datamodule=self.datamodule)
+            # verbose=False: the run's own test table (RunSummary) is the one printed
+            self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         if args is None:  # from the console (DDP ranks re-run sys.argv: keep it expanded)
@@ -92,6 +94,8 @@ class MTLCLI(LightningCLI):
         trainer = config.trainer if config is not None else Namespace()
         ensemble = config.get("ensemble", 0) if config is not None else 0
         self.trainer_defaults["callbacks"] = default_callbacks(trainer, ensemble)
+        if self.config.get("subcommand") == "test":  # the run's own table (RunSummary) instead
+            config.verbose = False
         if config is not None and trainer.get("precision") is None:
             trained = trained_precision(config.get("ckpt_path"))
             if trained is not None:  # a resume or a test keeps the checkpoint's precision
@@ -199,15 +203,20 @@ def main(args: ArgsType = None) -> None:
     (``MTL_TRACEBACK=1`` shows the traceback instead).
     """
     argv = normalize_agent_args(list(sys.argv[1:] if args is None else args))
+    with quiet_console():
+        _run(argv, from_console=args is None)
+
+
+def _run(argv: list[str], from_console: bool) -> None:
     try:
         if argv and argv[0] in COMMANDS:
             status = COMMANDS[argv[0]].run(argv[1:])
             if status:
                 raise SystemExit(status)
         elif argv and (argv[0] in TRAINER_COMMANDS or argv[0] in ("-c", "--config")):
-            if args is None:  # from the console: DDP re-runs sys.argv on the other ranks
+            if from_console:  # DDP re-runs sys.argv on the other ranks
                 sys.argv[1:] = argv
-            run_cli(None if args is None else argv)
+            run_cli(None if from_console else argv)
         else:
             overview_parser().parse_args(argv or ["--help"])
     except (UserError, MisconfigurationException) as err:
