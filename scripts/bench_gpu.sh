@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of the README: `mtl bench train` and `mtl bench infer` on one GPU, from
+# The GPU figures of docs/guide/speed.md: `mtl bench train` and `mtl bench infer` on one GPU, from
 # prepared face caches only (no raw data on the GPU machine). Usage:
 #   CACHES='{genki4k: DIR, fer2013: DIR, utkface: DIR}' PHOTOS=DIR OUT=results scripts/bench_gpu.sh
 set -u

@@ -67,7 +67,7 @@ class MultiTaskModule(L.LightningModule):
             monitor: metric a plateau scheduler watches.
             channels_last: run convolutions on NHWC tensors; None: the backbone's default (on
                 for the BKNet family, where ``mtl bench train`` measured the framework 1.14x
-                faster on 2 CPU cores and 1.42x on an H100; README, "Speed").
+                faster on 2 CPU cores and 1.42x on an H100; docs: guide/speed.md).
             compile: ``torch.compile`` the network when the trainer starts (the first steps
                 pay the compilation; ``mtl bench train --compile`` measures it).
             precise_bn: before each validation of a fit, recompute batch-norm statistics from

@@ -3,9 +3,9 @@
 Batch norm evaluates with running averages of its training batches' statistics, each taken
 under the weights of its own step. While the weights still move fast (early, or at a high
 learning rate) those averages lag behind the network being evaluated, and the evaluation
-measures the lag rather than the network: the README's 2-epoch main job scored emotion 0.30
-with them and 0.76 with statistics recomputed from its last 1,024 training images (Wu &
-Johnson, "Rethinking 'Batch' in BatchNorm", 2021, call the recomputation Precise BN).
+measures the lag rather than the network: the 2-epoch main job (docs: guide/getting-started.md)
+scored emotion 0.30 with them and 0.76 with statistics recomputed from its last 1,024 training
+images (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021, call the recomputation Precise BN).
 
 :class:`PreciseBatchNorm` keeps references to the epoch's latest training inputs (already on
 the device and augmented) and, before a validation, recomputes every batch norm's running mean

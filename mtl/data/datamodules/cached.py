@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_info
@@ -51,7 +51,7 @@ class CachedDataModule(FaceDataModule):
         test_fold: int | None = None,
         prepare_device: str = "auto",
         prepare_workers: int = 2,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         """
         Args:

@@ -16,6 +16,7 @@ cross-validation); the children's own ``batch_size``, ``num_workers``, ``balance
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -39,7 +40,7 @@ class MultiSourceDataModule(FaceDataModule):
         k_folds: int = 4,
         val_fold: int | None = None,
         test_fold: int | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         """
         Args:

@@ -9,6 +9,7 @@ multi-source, masked-label path runs with no download. Generation is determinist
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class SyntheticDataModule(FaceDataModule):
         augmentation: Augmentation | None = None,
         k_folds: int = 4,
         val_fold: int | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         """
         Args:

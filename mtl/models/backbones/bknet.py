@@ -39,7 +39,7 @@ class BKNet(Backbone):
     """BKNet convolutional trunk; ``forward`` returns the flattened last block."""
 
     default_init_std = 0.01  # Sang & Cuong: all weights N(0, 0.01)
-    # mtl bench train, framework: 1.14x on 2 CPU cores, 1.42x on an H100 (README, "Speed");
+    # mtl bench train, framework: 1.14x on 2 CPU cores, 1.42x on an H100 (docs: guide/speed.md);
     # MBKNet inherits it: the same convolutions
     channels_last_default = True
 
