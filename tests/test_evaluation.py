@@ -18,9 +18,10 @@ from mtl.data.faces import FaceSettings
 from mtl.data.prepare import prepare
 from mtl.data.splits import SplitPlan, load_or_plan, plan_splits, strata
 from mtl.models import BKNet, MultiTaskNet
-from mtl.tasks import build_tasks
 from mtl.models.ensemble import EnsembleNet, average_outputs
+from mtl.tasks import build_tasks
 from mtl.training.evaluation import ConfusionMatrices
+from mtl.training.metrics import StageMetrics
 from tests import raw_fixtures as F
 from tests.test_readers import CASES
 
@@ -159,14 +160,11 @@ def test_ensemble_averages_probabilities_not_scores():
 
 
 def test_confusion_matrix_matches_hand_counts():
+    """The callback's matrices are the module's metric state (what accuracy and F1 read)."""
     tasks = build_tasks(["smile", "gender"])
-    module = SimpleNamespace(tasks=tasks, task_names=["smile", "gender"], device="cpu")
-    datamodule = SimpleNamespace(
-        sources=[1], evaluation_sources=lambda s: {"a": ["smile"], "b": ["smile", "gender"]}
-    )
-    trainer = SimpleNamespace(
-        datamodule=datamodule, loggers=[], sanity_checking=False, global_step=0
-    )
+    metrics = StageMetrics(tasks, "test", {"a": ["smile"], "b": ["smile", "gender"]})
+    module = SimpleNamespace(tasks=tasks, stage_metrics=lambda stage: metrics)
+    trainer = SimpleNamespace(loggers=[], sanity_checking=False, global_step=0)
     callback = ConfusionMatrices()
     callback.setup(trainer, module, "test")
     # smile: actual  1 1 0 0 1 (rows 0-4), predicted 1 0 0 1 1; row 4 unlabelled for gender
@@ -177,14 +175,16 @@ def test_confusion_matrix_matches_hand_counts():
         "mask": torch.tensor([[1, 0], [1, 1], [1, 1], [1, 1], [1, 0]], dtype=torch.bool),
         "source": torch.tensor([0, 1, 1, 1, 0]),
     }
-    callback._update("test", module, {"smile": smile_scores, "gender": gender_scores}, batch)
-    callback._log("test", trainer)
+    metrics.update({"smile": smile_scores, "gender": gender_scores}, batch)
+    callback._log("test", trainer, module)
     results = callback.results["test"]
     assert results[("", "smile")].tolist() == [[1, 1], [1, 2]]  # rows actual, columns predicted
     assert results[("a", "smile")].tolist() == [[0, 0], [0, 2]]
     assert results[("b", "smile")].tolist() == [[1, 1], [1, 0]]
     assert results[("", "gender")].tolist() == [[0, 1], [1, 1]]  # rows 1-3 only
     assert ("a", "gender") not in results  # source a does not label gender
+    accuracy = metrics.by_task["smile"].compute()["test/smile/acc"]
+    assert accuracy.item() == pytest.approx(3 / 5)  # the same state: its diagonal over its sum
 
 
 def test_a_multi_source_fold_out_of_range_is_refused():

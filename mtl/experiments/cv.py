@@ -29,6 +29,7 @@ from rich.console import Console
 
 from mtl.experiments.report.build import build_report
 from mtl.experiments.sweep.command import with_trial_loggers
+from mtl.tasks import KINDS
 from mtl.training.run_file import RUN_FILE
 
 
@@ -103,7 +104,8 @@ def run_folds(
     done = [out / f"fold{f}" for f in range(k)]
     done = [folder for f, folder in enumerate(done) if finished(folder, command(f))]
     if done:
-        build_report([str(folder) for folder in done], out, metrics=["acc", "mae"])
+        qualities = sorted({kind.quality.name for kind in KINDS.values()})  # acc, mae
+        build_report([str(folder) for folder in done], out, metrics=qualities)
     if failed:
         console.print(f"[red]folds {failed} failed; run the same command again to retry them")
     return failed

@@ -42,11 +42,11 @@ def quality(task: str) -> str:
     """The metric that says how good a task is: accuracy, or MAE for a regression (age_years).
 
     Raises ValueError for a task the registry does not know."""
-    return "mae" if task_kind(task) == "regression" else "acc"
+    return task_kind(task).quality.name
 
 
 def quality_label(task: str) -> str:
-    return {"acc": "accuracy", "mae": "MAE"}[quality(task)]
+    return task_kind(task).quality.title
 
 
 def metric_key(stage: str, task: str, name: str) -> str:

@@ -115,14 +115,10 @@ class Analyzer:
         probs: dict[str, float | None] = {}
         all_probs: dict[str, dict[str, float]] = {}
         for task, out in zip(self.predictor.tasks, outputs, strict=True):
-            if task.kind == "regression":
-                labels[task.name], probs[task.name] = round(float(out), 2), None
-                continue
-            best = int(np.argmax(out))
-            labels[task.name], probs[task.name] = task.class_names[best], float(out[best])
-            all_probs[task.name] = {
-                c: round(float(p), 5) for c, p in zip(task.class_names, out, strict=True)
-            }
+            reading = task.kind.read(task, out)
+            labels[task.name], probs[task.name] = reading.label, reading.confidence
+            if reading.probabilities is not None:
+                all_probs[task.name] = {c: round(p, 5) for c, p in reading.probabilities.items()}
         return Face(box, score, labels, probs, all_probs)
 
     def run(

@@ -25,9 +25,7 @@ OUTPUTS = "per task, in order: class probabilities (B x C) or a regression value
 
 def metadata(net: AttributeNet, preprocessing: Preprocessing) -> dict[str, str]:
     """The strings every exported file carries (readable without ``mtl``)."""
-    classes = {
-        t.name: list(t.class_names) if t.kind == "classification" else t.unit for t in net.tasks
-    }
+    classes = {t.name: t.kind.output_names(t) for t in net.tasks}
     return {
         PREPROCESSING_KEY: json.dumps(preprocessing.to_dict()),
         TASKS_KEY: tasks_to_json(net.tasks),

@@ -22,7 +22,7 @@ def average_outputs(
     averaged = {}
     for t in tasks:
         stack = torch.stack([out[t.name] for out in outputs])  # K x B (x C_t)
-        averaged[t.name] = stack.mean(0) if t.kind == "regression" else stack.softmax(-1).mean(0)
+        averaged[t.name] = t.kind.average(stack)  # B (x C_t)
     return averaged
 
 

@@ -43,7 +43,7 @@ class MultiTaskNet(nn.Module):
         self.task_names = [t.name for t in tasks]
         self.backbone = backbone
         outputs = {t.name: t.num_classes for t in tasks}
-        self.regression = [t.name for t in tasks if t.kind == "regression"]
+        self.kinds = {t.name: t.kind for t in tasks}
         private = {name: backbone.task_trunk() for name in outputs}
         self.task_trunks = nn.ModuleDict({k: m for k, m in private.items() if m is not None})
         self.heads = nn.ModuleDict(
@@ -62,7 +62,6 @@ class MultiTaskNet(nn.Module):
         out = {}
         for name, head in self.heads.items():
             trunk = self.task_trunks[name] if name in self.task_trunks else None  # noqa: SIM401
-            out[name] = head(trunk(shared) if trunk is not None else shared)  # B x C_t
-        for name in self.regression:
-            out[name] = out[name].squeeze(1)  # B
+            head_out = head(trunk(shared) if trunk is not None else shared)  # B x C_t
+            out[name] = self.kinds[name].from_head(head_out)  # B x C_t, or B for a regression
         return out

@@ -3,121 +3,68 @@
 Both are callbacks the CLI installs by default. They hand their results to every logger that
 has the matching method (``log_confusion_matrix``, ``log_predictions``: W&B draws them, the CSV
 logger writes confusion matrices as CSV files); with no such logger they cost nothing.
-Confusion matrices are torchmetrics states synced over DDP ranks at the end of each validation
-and test epoch, computed on every rank in the same order; only rank 0's loggers write.
+Confusion matrices are the module's own metric states, synced over DDP ranks at the end of each
+validation and test epoch, read on every rank in the same order; only rank 0's loggers write.
 """
 
 from __future__ import annotations
 
 import csv
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
-from torchmetrics.classification import MulticlassConfusionMatrix
-
-from mtl.tasks import Task
-from mtl.training.metrics import EVAL_STAGES, evaluation_sources
 
 
 def _loggers_with(trainer: L.Trainer, method: str) -> list[Any]:
     return [logger for logger in trainer.loggers if callable(getattr(logger, method, None))]
 
 
-def _class_name(task: Task, value: float) -> str:
-    return task.class_names[int(value)] if task.kind == "classification" else f"{value:.1f}"
-
-
 class ConfusionMatrices(L.Callback):
     """One confusion matrix per classification task and evaluation stage (labelled rows only),
     logged as ``<stage>/<task>/confusion`` at the end of every validation and test epoch; a
     test also gets one per source and task (``test/<source>/<task>/confusion``). The latest
-    matrices stay in :attr:`results` (for the test report)."""
+    matrices stay in :attr:`results` (for the test report).
+
+    The matrices are the module's own metric state (the masked confusion matrix its accuracy
+    and F1 are computed from, :meth:`~mtl.training.metrics.StageMetrics.confusion`), read
+    before the module logs and resets it: nothing is counted twice, and nothing waits for the
+    GPU during the epoch. Reading syncs it over DDP ranks; every rank reads, in the same order.
+    """
 
     ALL = ""  # the key of the matrices over every source
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        tasks = [t for t in pl_module.tasks if t.kind == "classification"]
-        self.tasks = {t.name: t for t in tasks}
-        self.sources = {"val": {}, "test": evaluation_sources(trainer.datamodule, "test")}
-
-        def matrices(names: list[str]) -> nn.ModuleDict:
-            return nn.ModuleDict(
-                {t.name: MulticlassConfusionMatrix(t.num_classes) for t in tasks if t.name in names}
-            )
-
-        def stage_matrices(stage: str) -> nn.ModuleDict:  # all sources, then each source
-            per_source = enumerate(self.sources[stage].values())
-            return nn.ModuleDict(
-                {"all": matrices(list(self.tasks))}
-                | {f"source{k}": matrices(names) for k, names in per_source}
-            )
-
-        self.matrices = nn.ModuleDict({s: stage_matrices(s) for s in EVAL_STAGES})
-        self.matrices.to(pl_module.device)
+        self.tasks = {t.name: t for t in pl_module.tasks}
         self.results: dict[str, dict[tuple[str, str], torch.Tensor]] = {}
 
-    def _update(
-        self, stage: str, pl_module: L.LightningModule, outputs: Any, batch: Mapping
-    ) -> None:
-        if not isinstance(outputs, Mapping):
-            return
-        for j, name in enumerate(pl_module.task_names):
-            if name not in self.tasks:
-                continue
-            labelled = batch["mask"][:, j]  # B
-            rows = {"all": labelled}
-            for k in range(len(self.sources[stage])):
-                rows[f"source{k}"] = labelled & (batch["source"] == k)
-            for key, selected in rows.items():
-                metric = self.matrices[stage][key]
-                if name in metric and selected.any():  # an update, not a collective: safe
-                    preds = outputs[name][selected].detach().argmax(dim=1)
-                    metric[name].update(preds, batch["targets"][selected, j].long())
-
-    def _log(self, stage: str, trainer: L.Trainer) -> None:
+    def _log(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = pl_module.stage_metrics(stage)
         loggers = _loggers_with(trainer, "log_confusion_matrix")
-        sources = [self.ALL, *self.sources[stage]]
+        sources = [self.ALL, *(metrics.source_names if stage == "test" else [])]
         self.results[stage] = {}
-        for source, group in zip(sources, self.matrices[stage].values(), strict=True):
-            for name, metric in group.items():  # every rank, the same order
-                with warnings.catch_warnings():  # a task no rank saw: an all-zero matrix
-                    warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
-                    matrix = metric.compute().cpu()
-                metric.reset()
+        for source in sources:
+            for name, task in self.tasks.items():  # every rank, the same order
+                confusion = metrics.confusion(name, source)
+                if confusion is None:  # a regression, or a task this source does not label
+                    continue
+                matrix = confusion.matrix().cpu()  # C x C, synced over ranks
                 self.results[stage][(source, name)] = matrix
                 if trainer.sanity_checking:
                     continue
                 key = f"{stage}/{source}/{name}" if source else f"{stage}/{name}"
                 for logger in loggers:
                     logger.log_confusion_matrix(
-                        f"{key}/confusion",
-                        list(self.tasks[name].class_names),
-                        matrix,
-                        trainer.global_step,
+                        f"{key}/confusion", list(task.class_names), matrix, trainer.global_step
                     )
 
-    def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-        batch_idx: int, dataloader_idx: int = 0,
-    ) -> None:  # fmt: skip
-        self._update("val", pl_module, outputs, batch)
-
-    def on_test_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-        batch_idx: int, dataloader_idx: int = 0,
-    ) -> None:  # fmt: skip
-        self._update("test", pl_module, outputs, batch)
-
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log("val", trainer)
+        self._log("val", trainer, pl_module)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log("test", trainer)
+        self._log("test", trainer, pl_module)
 
 
 def write_confusion_csv(matrix: torch.Tensor, class_names: list[str], path: Path) -> None:
@@ -172,12 +119,12 @@ class PredictionSamples(L.Callback):
             source = int(sample["source"][i])
             row: list = [names[source] if source < len(names) else source]
             for j, t in enumerate(pl_module.tasks):
-                out = sample[f"out/{t.name}"][i]
-                label = _class_name(t, sample["targets"][i, j]) if sample["mask"][i, j] else ""
-                if t.kind == "classification":
-                    probs = out.softmax(-1)
-                    row += [label, t.class_names[int(probs.argmax())], round(float(probs.max()), 3)]
+                out = t.kind.probabilities(sample[f"out/{t.name}"][i : i + 1].float())[0]
+                reading = t.kind.read(t, out.numpy())
+                label = t.kind.describe(t, sample["targets"][i, j]) if sample["mask"][i, j] else ""
+                if reading.confidence is None:  # a value
+                    row += [label, t.kind.describe(t, float(reading.label)), None]
                 else:
-                    row += [label, f"{float(out):.1f}", None]
+                    row += [label, reading.label, round(reading.confidence, 3)]
             rows.append(row)
         return columns, rows

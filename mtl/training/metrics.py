@@ -19,7 +19,7 @@ throughput on an H100 against a bare loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -75,6 +75,12 @@ class MaskedConfusion(Metric):
         f1 = torch.where(occurred, 2 * tp / (2 * tp + fp + fn).clamp(min=1), 0.0)
         return (f1.sum() / occurred.sum()).float()  # no labelled row on any rank: NaN
 
+    def matrix(self) -> torch.Tensor:
+        """The confusion matrix (C x C, true class x predicted) summed over every DDP rank: a
+        collective, so every rank calls it, in the same order."""
+        with self.sync_context(should_sync=True, should_unsync=True):
+            return self.confusion.clone()
+
 
 class MaskedMAE(Metric):
     """Mean absolute error of the labelled rows of a regression."""
@@ -95,16 +101,21 @@ class MaskedMAE(Metric):
         return (self.error / self.rows).float()  # no labelled row on any rank: NaN
 
 
+METRIC_CLASSES: dict[str, Callable[[Task], Metric]] = {
+    "acc": lambda task: MaskedConfusion(task.num_classes, "acc"),
+    "f1": lambda task: MaskedConfusion(task.num_classes, "f1"),
+    "mae": lambda task: MaskedMAE(),
+}
+"""How each metric a task kind names (:attr:`mtl.tasks.TaskKind.metrics`) is computed."""
+
+
 def task_metrics(task: Task) -> MetricCollection:
-    """The metrics of one task (no prefix)."""
-    if task.kind == "regression":
-        return MetricCollection({"mae": MaskedMAE()}, compute_groups=False)
-    metrics = {
-        "acc": MaskedConfusion(task.num_classes, "acc"),
-        "f1": MaskedConfusion(task.num_classes, "f1"),
-    }
-    # One confusion matrix for both: the collection updates "acc" and hands "f1" its state.
-    return MetricCollection(metrics, compute_groups=[["acc", "f1"]])
+    """The metrics of one task (no prefix), those its kind names."""
+    metrics = {name: METRIC_CLASSES[name](task) for name in task.kind.metrics}
+    # One confusion matrix for acc and F1: the collection updates one and hands the other its
+    # state.
+    shared = [name for name, m in metrics.items() if isinstance(m, MaskedConfusion)]
+    return MetricCollection(metrics, compute_groups=[shared] if len(shared) > 1 else False)
 
 
 class StageMetrics(nn.Module):
@@ -156,6 +167,15 @@ class StageMetrics(nn.Module):
         labelled: torch.Tensor,
     ) -> None:
         collection.update(outputs[task.name].detach(), target, labelled)  # B x C_t or B; B; B
+
+    def confusion(self, task: str, source: str = "") -> MaskedConfusion | None:
+        """The confusion-matrix metric of a task (over every source, or of one): the state its
+        accuracy and F1 come from; None for a task without classes or a source without it."""
+        group = self.by_task if not source else self.by_source[source]
+        if task not in group:
+            return None
+        found = [m for m in group[task].values(copy_state=False) if isinstance(m, MaskedConfusion)]
+        return found[0] if found else None
 
     def collections(self) -> Iterator[MetricCollection]:
         """Every collection, in a fixed order (the same on every rank)."""

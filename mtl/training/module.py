@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import lightning as L
@@ -144,14 +144,25 @@ class MultiTaskModule(L.LightningModule):
         targets, mask = batch["targets"], batch["mask"]  # B x T each
         losses = {}
         for j, t in enumerate(self.tasks):
-            out, target, labelled = outputs[t.name], targets[:, j], mask[:, j]
-            if t.kind == "regression":
-                step = self.global_step if self._trainer is not None else 0
-                loss = self.regression_loss(out, target, labelled, step, self.normalization)
-            else:
-                loss = self.classification_loss(out, target, labelled, self.normalization)
-            losses[t.name] = loss
+            loss = self._loss_of_kind[t.kind.name]
+            losses[t.name] = loss(outputs[t.name], targets[:, j], mask[:, j])
         return losses
+
+    @property
+    def _loss_of_kind(self) -> dict[str, Callable[..., torch.Tensor]]:
+        """Each task kind's configured loss, called as ``loss(output, target, labelled)``."""
+        return {"classification": self._classification_loss, "regression": self._regression_loss}
+
+    def _classification_loss(
+        self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor
+    ) -> torch.Tensor:
+        return self.classification_loss(out, target, labelled, self.normalization)
+
+    def _regression_loss(
+        self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor
+    ) -> torch.Tensor:
+        step = self.global_step if self._trainer is not None else 0
+        return self.regression_loss(out, target, labelled, step, self.normalization)
 
     def present(self, mask: torch.Tensor) -> torch.Tensor:
         """T bool: tasks labelled anywhere in the global batch. Under DDP every rank takes part
@@ -227,8 +238,11 @@ class MultiTaskModule(L.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         """Class probabilities of classification tasks (B x C_t), values of regressions (B)."""
         out = self(batch["image"])
-        return {t.name: out[t.name] if t.kind == "regression" else out[t.name].softmax(-1)
-                for t in self.tasks}  # fmt: skip
+        return {t.name: t.kind.probabilities(out[t.name]) for t in self.tasks}
+
+    def stage_metrics(self, stage: str) -> StageMetrics:
+        """The metrics of ``train``, ``val`` or ``test`` (callbacks read their state)."""
+        return self.metrics[f"{stage}_metrics"]
 
     def _log_epoch(self, stage: str) -> None:
         """Log every metric of the stage; Lightning computes, syncs and resets them."""

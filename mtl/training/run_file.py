@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import math
 
+from mtl.tasks import parse_metric_key
+
 RUN_FILE = "run.json"
 MODELS = {"test": "final", "test_ens": "ensemble"}
 """Metric prefix of a test -> the model it evaluated."""
-
-
-def parse_key(key: str) -> tuple[str, str, str, str] | None:
-    """``stage/[source/]task/metric`` -> (stage, source or "", task, metric)."""
-    parts = key.split("/")
-    if len(parts) == 3:
-        return parts[0], "", parts[1], parts[2]
-    if len(parts) == 4:
-        return parts[0], parts[1], parts[2], parts[3]
-    return None
 
 
 def result_rows(metrics: dict[str, float]) -> list[dict]:
     """Rows model, source, task, metric, value of test metrics (``""`` source: all sources)."""
     rows = []
     for key, value in sorted(metrics.items()):
-        parsed = parse_key(key)
+        parsed = parse_metric_key(key)
         if parsed and parsed[0] in MODELS and parsed[3] != "loss" and not math.isnan(value):
             stage, source, task, metric = parsed
             rows.append({"model": MODELS[stage], "source": source or "all", "task": task,

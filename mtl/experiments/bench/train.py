@@ -33,7 +33,7 @@ from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataM
 from mtl.data.device import channels_first
 from mtl.errors import UserError
 from mtl.experiments.bench.common import autocast, synchronize, timed
-from mtl.tasks import Task
+from mtl.tasks import REGRESSION, Task
 from mtl.training.module import MultiTaskModule
 
 DATASETS = ("genki4k", "fer2013", "utkface")
@@ -163,7 +163,7 @@ def bare_loss(
     for j, task in enumerate(tasks):
         target = torch.nan_to_num(targets[:, j])  # B (0 where unlabelled; masked out)
         out = outputs[task.name].float()
-        if task.kind == "regression":
+        if task.kind is REGRESSION:  # written out by hand, as a bare loop would
             loss = (out - target).abs()  # B
         else:
             loss = F.cross_entropy(out, target.long(), reduction="none")  # B

@@ -17,7 +17,6 @@ from rich.table import Table
 
 from mtl.errors import UserError
 from mtl.experiments.report.table import (
-    PERCENT,
     Column,
     Experiment,
     PairedDelta,
@@ -29,6 +28,7 @@ from mtl.experiments.report.table import (
     format_paired,
     paired_deltas,
 )
+from mtl.tasks import metric_of
 
 DELTA_ROW = "  Δ vs single-task [95 % CI] (pairs)"
 
@@ -198,7 +198,7 @@ def bar_chart(
     series = [(e.label, e.stats()) for e in found]
     series += [(f"paper: {r.label}", r.stats) for r in references]
     width = 0.8 / max(len(series), 1)
-    scale = [100.0 if c.metric in PERCENT else 1.0 for c in columns]
+    scale = [metric_of(c.metric).scale for c in columns]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(columns) + 2) + 5, 4.5))
     for i, (label, stats) in enumerate(series):
         xs = [k + (i - (len(series) - 1) / 2) * width for k in range(len(columns))]
@@ -208,7 +208,7 @@ def bar_chart(
         ax.bar(xs, [m for m, _ in cells], width, yerr=[s for _, s in cells], capsize=2,
                label=label, hatch=hatch)  # fmt: skip
     ax.set_xticks(range(len(columns)), [c.label for c in columns], rotation=15, ha="right")
-    ax.set_ylabel("accuracy (%)" if all(c.metric in PERCENT for c in columns) else "value")
+    ax.set_ylabel("accuracy (%)" if all(metric_of(c.metric).percent for c in columns) else "value")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -233,7 +233,7 @@ def deltas_chart(path: Path, found: list[Experiment]) -> bool:
             p = paired.get(c)
             if p is None:
                 continue
-            scale = 100.0 if c.metric in PERCENT else 1.0
+            scale = metric_of(c.metric).scale
             x = k + (i - (len(series) - 1) / 2) * width
             err = None
             if p.has_interval:  # asymmetric bar: below and above the mean

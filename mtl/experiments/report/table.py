@@ -35,10 +35,9 @@ from dataclasses import dataclass, field
 from scipy import stats as scipy_stats
 
 from mtl.experiments.report.runs import Run
-from mtl.training.run_file import MODELS, parse_key
+from mtl.tasks import metric_of, parse_metric_key
+from mtl.training.run_file import MODELS
 
-LOWER_IS_BETTER = {"mae"}
-PERCENT = {"acc", "f1"}
 EXPERIMENT_FIELDS = ("task_set", "backbone", "weighting", "loss", "model")
 
 
@@ -98,7 +97,7 @@ def run_columns(run: Run, prefix: str, metrics: Iterable[str]) -> dict[Column, f
     wanted = set(metrics)
     columns: dict[Column, float] = {}
     for key, value in run.metrics.items():
-        parsed = parse_key(key)
+        parsed = parse_metric_key(key)
         if parsed and parsed[0] == prefix and parsed[3] in wanted:
             _, source, task, metric = parsed
             columns[Column(task, source or "all", metric)] = value
@@ -326,7 +325,7 @@ def delta_m(experiment: Experiment, found: Sequence[Experiment]) -> float | None
     for column, diff in deltas(experiment, found).items():
         base = mine[column].mean - diff
         if base:
-            sign = -1.0 if column.metric in LOWER_IS_BETTER else 1.0
+            sign = -1.0 if metric_of(column.metric).lower_is_better else 1.0
             per_task.setdefault(column.task, []).append(sign * diff / base)
     if not per_task:
         return None
@@ -337,7 +336,7 @@ def format_cell(stats: Stats | None, metric: str) -> str:
     """``mean ± std (n)`` (per cent for accuracy and F1); one run has no std."""
     if stats is None:
         return "–"
-    scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
+    scale, digits = metric_of(metric).scale, metric_of(metric).digits
     if stats.n < 2:
         return f"{stats.mean * scale:.{digits}f} ({stats.n})"
     return f"{stats.mean * scale:.{digits}f} ± {stats.std * scale:.{digits}f} ({stats.n})"
@@ -346,7 +345,7 @@ def format_cell(stats: Stats | None, metric: str) -> str:
 def format_delta(diff: float | None, metric: str) -> str:
     if diff is None:
         return ""
-    scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
+    scale, digits = metric_of(metric).scale, metric_of(metric).digits
     return f"{diff * scale:+.{digits}f}"
 
 
@@ -354,7 +353,7 @@ def format_paired(paired: PairedDelta | None, metric: str) -> str:
     """``+1.23 [-0.40, +2.86] (4 pairs), spans 0`` in the metric's display units."""
     if paired is None:
         return ""
-    scale, digits = (100.0, 2) if metric in PERCENT else (1.0, 3)
+    scale, digits = metric_of(metric).scale, metric_of(metric).digits
     text = f"{paired.mean * scale:+.{digits}f}"
     if not paired.has_interval:
         why = "no interval" if paired.n < 2 else "no spread, no interval"

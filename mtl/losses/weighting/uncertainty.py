@@ -35,7 +35,7 @@ class UncertaintyWeighting(Weighting):
         """
         super().__init__(tasks)
         self.log_vars = nn.Parameter(torch.full((len(self.tasks),), float(init)))  # T
-        factor = [0.5 if task_kind(t) == "regression" else 1.0 for t in self.tasks]
+        factor = [task_kind(t).uncertainty_scale for t in self.tasks]
         self.register_buffer("factor", torch.tensor(factor))
         self.clamp = clamp
 
