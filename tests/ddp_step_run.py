@@ -15,18 +15,15 @@ import lightning as L
 import torch
 
 from mtl.data import SyntheticDataModule, SyntheticSource
-from mtl.losses import DynamicWeightAverage, FixedWeighting, GradNorm, PCGrad, UncertaintyWeighting
+from mtl.losses import WEIGHTINGS as REGISTRY
 from mtl.models import BKNet, HeadConfig
 from mtl.training.module import MultiTaskModule
 from mtl.training.precise_bn import batch_norms
 
-WEIGHTINGS = {
-    "fixed": FixedWeighting,
-    "uncertainty": UncertaintyWeighting,
-    "dwa": DynamicWeightAverage,  # epoch means from every rank set epoch 3's weights
-    "gradnorm": GradNorm,  # act on each rank's gradients (see the README): ranks stay in sync
-    "pcgrad": PCGrad,
-}
+WEIGHTINGS = dict(REGISTRY)
+"""Every registered weighting, with its defaults. DWA: epoch means from every rank set epoch 3's
+weights; GradNorm and PCGrad act on each rank's own gradients (docs: guide/multi-gpu.md), so
+their ranks stay in sync rather than matching one device."""
 GLOBAL_BATCH = 8
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -100,3 +102,14 @@ def test_backbones_are_selectable_from_the_cli(backbone, in_tmp):
     args = [a for a in tiny_fit_args(train=32, val=16, test=16) if not a.startswith("--model.")]
     cli = run_cli([*args, *backbone, "--trainer.fast_dev_run=true"])
     assert cli.trainer.state.finished
+
+
+def test_every_registered_backbone_has_a_zoo_preset():
+    """A backbone registers itself where it is defined; the zoo (and so the tests above, and
+    `mtl models`) must name it, or it is untested."""
+    from mtl.models.backbones import BACKBONES
+
+    def built(factory) -> type:
+        return factory.func if isinstance(factory, partial) else factory
+
+    assert set(BACKBONES.values()) == {built(factory) for _, factory in ZOO.values()}

@@ -10,14 +10,13 @@ import pytest
 import torch
 
 from mtl.cli import run_cli
+from mtl.losses import WEIGHTINGS as REGISTRY
 
 from .conftest import tiny_fit_args
 
-WEIGHTINGS = {
-    "fixed": [],
-    "uncertainty": ["--model.weighting=UncertaintyWeighting"],
-    "dwa": ["--model.weighting=DynamicWeightAverage"],  # epoch state: loss history, weights
-}
+WEIGHTINGS = {name: [f"--model.weighting={cls.__name__}"] for name, cls in REGISTRY.items()}
+"""Every registered weighting: each keeps state (learned weights, DWA's loss history, GradNorm's
+initial losses, PCGrad's step) that a resume must restore exactly."""
 
 
 def fit(folder: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> None:

@@ -87,6 +87,11 @@ def test_ddp_runs_make_exactly_one_wandb_run_each_also_under_an_agent(tmp_path):
     record = json.loads(next((tmp_path / "runs" / "mtl").rglob("run.json")).read_text())
     for key in ("test/smile/acc", "test_ens/smile/acc", "test_ens/s_gender_age/age/acc"):
         assert math.isfinite(record["test"][key]), key
+    # The test's confusion matrices (the metrics' own state) count both ranks' faces: the 6
+    # smile-labelled test faces, 3 per rank.
+    with next((tmp_path / "runs" / "mtl").rglob("confusion/all-smile.csv")).open() as f:
+        counts = [int(v) for row in list(csv.reader(f))[1:] for v in row[1:]]
+    assert sum(counts) == 6
     checkpoint = next((tmp_path / "runs" / "mtl").rglob("last.ckpt"))
     run("validate", f"--ckpt_path={checkpoint}")
     run("test", f"--ckpt_path={checkpoint}", "--ensemble=2")

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from mtl.losses import WEIGHTINGS as REGISTRY
 from mtl.losses import (
     DynamicWeightAverage,
     FixedWeighting,
@@ -13,20 +14,19 @@ from mtl.losses import (
     KangWeighting,
     PCGrad,
     UncertaintyWeighting,
+    Weighting,
     masked_cross_entropy,
 )
 
 TASKS = ["smile", "emotion", "age_years"]
-WEIGHTINGS = {
-    "fixed": lambda t: FixedWeighting(t, {"emotion": 2.0}),
-    "uncertainty": UncertaintyWeighting,
+VARIANTS = {
+    "fixed": lambda t: FixedWeighting(t, {"emotion": 2.0}),  # unequal mu, not the default 1s
     "kang-published": lambda t: KangWeighting(t, "published"),
-    "kang-log": lambda t: KangWeighting(t, "log"),
     "kang-softmax": lambda t: KangWeighting(t, "softmax"),
-    "dwa": DynamicWeightAverage,
-    "gradnorm": GradNorm,
-    "pcgrad": PCGrad,
 }
+"""Settings tested beside each registered weighting's defaults."""
+WEIGHTINGS = {**REGISTRY, **VARIANTS}
+"""Every registered weighting (a new one is tested the moment it exists), and the variants."""
 
 
 class Toy(nn.Module):
@@ -178,6 +178,7 @@ def test_dwa_weights_follow_the_loss_ratio():
     for epoch_losses in [(1.0, 1.0), (0.5, 1.0)]:
         dwa({"a": torch.tensor(epoch_losses[0]), "b": torch.tensor(epoch_losses[1])})
         dwa.epoch_end()
+    dwa({"a": torch.tensor(1.0), "b": torch.tensor(1.0)})  # the third epoch's first step
     expected = 2 * torch.softmax(torch.tensor([0.5, 1.0]) / 2.0, dim=0)
     torch.testing.assert_close(torch.stack(list(dwa.weights().values())), expected)
 
@@ -219,21 +220,22 @@ def test_gradnorm_takes_weight_from_the_task_with_the_larger_gradient():
     assert all(b < a for a, b in zip(falling, falling[1:], strict=False)), falling
 
 
-@pytest.mark.parametrize(
-    "weighting",
-    [
-        ["--model.weighting=UncertaintyWeighting", "--model.weighting.clamp=[-4, 4]"],
-        ["--model.weighting=KangWeighting", "--model.weighting.form=softmax"],
-        ["--model.weighting=DynamicWeightAverage"],
-        ["--model.weighting=GradNorm"],
-        ["--model.weighting=PCGrad", "--model.task_loss=squared_hinge"],
-    ],
-    ids=["uncertainty", "kang", "dwa", "gradnorm", "pcgrad-svm"],
-)
-def test_every_weighting_trains_from_the_cli(weighting, in_tmp):
+CLI_OPTIONS = {
+    "uncertainty": ["--model.weighting.clamp=[-4, 4]"],
+    "kang": ["--model.weighting.form=softmax"],
+    "pcgrad": ["--model.task_loss=squared_hinge"],
+}
+"""Options beyond the class, where a weighting has one worth training from the command line."""
+
+
+@pytest.mark.parametrize("registered", sorted(REGISTRY))
+def test_every_weighting_trains_from_the_cli(registered, in_tmp):
     from mtl.cli import run_cli
 
     from .conftest import tiny_fit_args
+
+    name = REGISTRY[registered].__name__
+    weighting = [f"--model.weighting={name}", *CLI_OPTIONS.get(registered, [])]
 
     cli = run_cli(
         [
@@ -249,3 +251,18 @@ def test_every_weighting_trains_from_the_cli(weighting, in_tmp):
     groups = cli.model.optimizers().param_groups
     learned = {id(p) for p in cli.model.weighting.parameters()}
     assert all(g["weight_decay"] == 0 for g in groups if learned & {id(p) for p in g["params"]})
+
+
+def test_the_registry_holds_every_weighting_and_its_contract():
+    import mtl.losses.weighting as package
+
+    classes = {
+        c for c in vars(package).values() if isinstance(c, type) and issubclass(c, Weighting)
+    }
+    assert set(REGISTRY.values()) == classes - {Weighting}  # each registered where defined
+    for name, cls in REGISTRY.items():
+        assert cls.name == name and "combine" in vars(cls)  # implements the one contract
+        weighting = cls(TASKS)
+        total = weighting({t: torch.tensor(1.0) for t in TASKS})
+        assert total.ndim == 0
+        assert set(weighting.weights()) == set(TASKS)  # kept by the base class

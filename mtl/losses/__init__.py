@@ -8,6 +8,7 @@ from mtl.losses.task_losses import (
     masked_squared_hinge,
 )
 from mtl.losses.weighting import (
+    WEIGHTINGS,
     DynamicWeightAverage,
     FixedWeighting,
     GradNorm,
@@ -19,6 +20,7 @@ from mtl.losses.weighting import (
 )
 
 __all__ = [
+    "WEIGHTINGS",
     "CLASSIFICATION_LOSSES",
     "DynamicWeightAverage",
     "EuclideanGaussian",

@@ -12,22 +12,16 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
+
+from mtl.losses.distributed import sum_over_ranks, world_size
 
 Normalization = Literal["batch", "labelled"]
 
 
-def _world() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
 def labelled_count(mask: torch.Tensor) -> torch.Tensor:
     """Labelled samples of the task in the *global* batch (all-reduced under DDP), at least 1."""
-    count = mask.sum().to(torch.float32)
-    if _world() > 1:
-        count = count.clone()
-        dist.all_reduce(count)  # every rank sees the same denominator
+    count = sum_over_ranks(mask.sum().to(torch.float32))  # every rank: the same denominator
     return count.clamp(min=1)
 
 
@@ -42,7 +36,7 @@ def _normalize(per_sample: torch.Tensor, mask: torch.Tensor, normalization: Norm
     if normalization == "batch":
         return total / per_sample.shape[0]
     if normalization == "labelled":
-        return total * _world() / labelled_count(mask)
+        return total * world_size() / labelled_count(mask)
     raise ValueError(f"normalization must be 'batch' or 'labelled', got {normalization!r}")
 
 

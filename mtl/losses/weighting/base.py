@@ -1,26 +1,41 @@
-"""The weighting interface: combine per-task losses into one scalar."""
+"""The weighting contract: combine per-task losses into one scalar, and the registry of every
+weighting (each registers itself where it is defined: ``class DWA(Weighting, name="dwa")``)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+WEIGHTINGS: dict[str, type[Weighting]] = {}
+"""Every weighting class, by its short name (sweep tables, ``mtl models``, the tests walk it)."""
 
-class Weighting(nn.Module):
+
+class Weighting(nn.Module, ABC):
     """Combines per-task losses; all state lives in parameters/buffers (so it checkpoints).
 
-    ``forward`` takes ``{task: scalar loss}`` for every task of the run (absent tasks give an
-    exact zero loss), optionally ``present`` (T bool, tasks labelled in the batch, in task
+    :meth:`forward` takes ``{task: scalar loss}`` for every task of the run (absent tasks give
+    an exact zero loss), optionally ``present`` (T bool, tasks labelled in the batch, in task
     order) so learned terms of absent tasks stay still, and, for weightings that act on
     gradients (``needs_shared_params``), the shared parameters. It returns the total whose
-    gradient trains the network (and the weighting's own parameters). ``weights`` reports the
-    effective weight of each task at the last call, for logging.
+    gradient trains the network (and the weighting's own parameters). A subclass implements
+    :meth:`combine` on the stacked losses; the effective weights it returns are kept here, in
+    one place, for :meth:`weights` (logged as ``train/<task>/weight``).
     """
 
     needs_shared_params: ClassVar[bool] = False
+    name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            if name in WEIGHTINGS:
+                raise ValueError(f"weighting name {name!r} taken by {WEIGHTINGS[name].__name__}")
+            cls.name = name
+            WEIGHTINGS[name] = cls
 
     def __init__(self, tasks: Sequence[str]) -> None:
         super().__init__()
@@ -29,25 +44,25 @@ class Weighting(nn.Module):
         self.tasks = list(tasks)
         self.register_buffer("last_weights", torch.ones(len(self.tasks)), persistent=False)
 
-    def _stack(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        missing = set(self.tasks) - set(losses)
-        if missing:
-            raise KeyError(f"losses missing for task(s) {sorted(missing)}")
-        return torch.stack([losses[t] for t in self.tasks])  # T
-
-    def _present(self, present: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-        """T float mask of tasks labelled in the batch (all ones when not given)."""
-        if present is None:
-            return torch.ones_like(like)
-        return present.to(like.dtype)
-
     def forward(
         self,
         losses: Mapping[str, torch.Tensor],
         present: torch.Tensor | None = None,
         shared: Sequence[nn.Parameter] | None = None,
     ) -> torch.Tensor:
-        raise NotImplementedError
+        """``{task: scalar}`` (+ T bool ``present``, the shared parameters) -> the total loss."""
+        loss = self._stack(losses)  # T
+        mask = torch.ones_like(loss) if present is None else present.to(loss.dtype)  # T
+        total, weights = self.combine(loss, mask, shared)
+        self.last_weights = weights.detach()  # T
+        return total
+
+    @abstractmethod
+    def combine(
+        self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """T losses and T float ``present`` mask -> (the total to differentiate, the T
+        effective weights this call applied)."""
 
     def weights(self) -> dict[str, torch.Tensor]:
         """Effective per-task weights of the last call (detached scalars)."""
@@ -55,6 +70,12 @@ class Weighting(nn.Module):
 
     def epoch_end(self) -> None:
         """Called at the end of every training epoch (for weightings with epoch state)."""
+
+    def _stack(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        missing = set(self.tasks) - set(losses)
+        if missing:
+            raise KeyError(f"losses missing for task(s) {sorted(missing)}")
+        return torch.stack([losses[t] for t in self.tasks])  # T
 
 
 WeightingCallable = Callable[[Sequence[str]], Weighting]

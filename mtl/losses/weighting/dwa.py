@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
+from torch import nn
 
+from mtl.losses.distributed import sum_over_ranks
 from mtl.losses.weighting.base import Weighting
 
 
-class DynamicWeightAverage(Weighting):
+class DynamicWeightAverage(Weighting, name="dwa"):
     """Weights from how fast each task's loss fell over the last two epochs."""
 
     def __init__(self, tasks: Sequence[str], temperature: float = 2.0) -> None:
@@ -34,24 +35,22 @@ class DynamicWeightAverage(Weighting):
         self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("weight", torch.ones(n))
 
-    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
-        loss = self._stack(losses)  # T
-        mask = self._present(present, loss)
+    def combine(
+        self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
+        mask = present
         if self.training:
             if self.epoch_sum.device != loss.device:  # plain tensors: .to() does not move them
                 self.epoch_sum = self.epoch_sum.to(loss.device)
                 self.epoch_count = self.epoch_count.to(loss.device)
             self.epoch_sum += loss.detach() * mask
             self.epoch_count += mask.detach()
-        return (self.weight * loss).sum()
+        return (self.weight * loss).sum(), self.weight
 
     def epoch_end(self) -> None:
         device = self.history.device
-        total = self.epoch_sum.to(device, copy=True)  # T, this rank's; all ranks' below
-        count = self.epoch_count.to(device, copy=True)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(total)
-            dist.all_reduce(count)
+        total = sum_over_ranks(self.epoch_sum.to(device, copy=True))  # T, every rank's
+        count = sum_over_ranks(self.epoch_count.to(device, copy=True))
         mean = torch.where(count > 0, total / count.clamp(min=1), self.history[1])  # T
         self.history = torch.stack([self.history[1], mean])
         self.epochs_seen += 1
@@ -60,10 +59,6 @@ class DynamicWeightAverage(Weighting):
         if self.epochs_seen >= 2:
             ratio = self.history[1] / self.history[0].clamp(min=1e-12)  # T
             self.weight = len(self.tasks) * torch.softmax(ratio / self.temperature, dim=0)
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        """The weights every step of the current epoch uses."""
-        return {t: self.weight[i].detach() for i, t in enumerate(self.tasks)}
 
     def get_extra_state(self) -> dict[str, torch.Tensor]:
         return {"epoch_sum": self.epoch_sum, "epoch_count": self.epoch_count}

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+from torch import nn
 
 from mtl.losses.weighting.base import Weighting
 
 
-class FixedWeighting(Weighting):
+class FixedWeighting(Weighting, name="fixed"):
     """Constant importance weights mu_t, held in a buffer."""
 
     def __init__(self, tasks: Sequence[str], weights: Mapping[str, float] | None = None) -> None:
@@ -29,7 +30,9 @@ class FixedWeighting(Weighting):
             raise ValueError(f"task weights must be non-negative, got {weights}")
         mu = torch.tensor([float(weights.get(t, 1.0)) for t in self.tasks])  # T
         self.register_buffer("mu", mu)
-        self.last_weights.copy_(mu)
+        self.last_weights.copy_(mu)  # what the first step will apply
 
-    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
-        return (self.mu * self._stack(losses)).sum()
+    def combine(
+        self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
+        return (self.mu * loss).sum(), self.mu

@@ -26,7 +26,7 @@ def _trainable(shared: Sequence[nn.Parameter] | None, loss: torch.Tensor) -> boo
     return bool(shared) and torch.is_grad_enabled() and loss.requires_grad
 
 
-class GradNorm(Weighting):
+class GradNorm(Weighting, name="gradnorm"):
     """GradNorm (Chen et al. 2018): learn w_t so each task's gradient norm on the last shared
     layer tracks the mean norm times (relative inverse training rate)^alpha."""
 
@@ -38,16 +38,16 @@ class GradNorm(Weighting):
         self.w = nn.Parameter(torch.ones(len(self.tasks)))  # T
         self.register_buffer("initial", torch.full((len(self.tasks),), float("nan")))
 
-    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
-        loss = self._stack(losses)  # T
-        mask = self._present(present, loss).bool()
+    def combine(
+        self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
+        mask = present.bool()
         with torch.no_grad():  # renormalise: positive weights summing to T (as after each step)
             self.w.clamp_(min=1e-3).mul_(len(self.tasks) / self.w.sum())
-        weight = self.w.detach()
-        self.last_weights = weight.clone()
+        weight = self.w.detach().clone()
         total = (weight * loss).sum()
         if not _trainable(shared, total):
-            return total
+            return total, weight
         first = mask & torch.isnan(self.initial)
         self.initial = torch.where(first, loss.detach(), self.initial)
         layer = [p for p in shared if p.ndim > 1][-1]  # last shared weight matrix
@@ -60,10 +60,10 @@ class GradNorm(Weighting):
         rate = torch.where(mask, loss.detach() / self.initial.clamp(min=1e-12), 0)
         target = g.detach()[mask].mean() * (rate / rate[mask].mean()).pow(self.alpha)
         grad_loss = torch.where(mask, (g - target.detach()).abs(), 0).sum()
-        return total + _zero_valued(grad_loss)
+        return total + _zero_valued(grad_loss), weight
 
 
-class PCGrad(Weighting):
+class PCGrad(Weighting, name="pcgrad"):
     """PCGrad (Yu et al. 2020): project each task's shared gradient off the others' where they
     conflict (negative dot product), in a random task order, then sum.
 
@@ -77,23 +77,24 @@ class PCGrad(Weighting):
         self.seed = seed
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
-    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
-        loss = self._stack(losses)  # T
-        total = loss.sum()
+    def combine(
+        self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
+        total, weight = loss.sum(), torch.ones_like(loss)  # projection, not weights
         if not _trainable(shared, total):
-            return total
-        mask = self._present(present, loss).bool().tolist()
+            return total, weight
+        mask = present.bool().tolist()
         params = list(shared)
         active = [i for i in range(len(self.tasks)) if mask[i]]
         grads = [self._flat_grad(loss[i], params) for i in active]
         if len(grads) < 2:
-            return total
+            return total, weight
         projected = self._project(torch.stack(grads), [self.tasks[i] for i in active])  # K x P
         correction = projected.sum(0) - torch.stack(grads).sum(0)  # P
         pieces = zip(self._split(correction, params), params, strict=True)
         surrogate = sum((c.view_as(p) * p).sum() for c, p in pieces)
         self.step += 1
-        return total + _zero_valued(surrogate)
+        return total + _zero_valued(surrogate), weight
 
     @staticmethod
     def _flat_grad(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:

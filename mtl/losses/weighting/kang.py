@@ -24,7 +24,7 @@ from torch import nn
 from mtl.losses.weighting.base import Weighting
 
 
-class KangWeighting(Weighting):
+class KangWeighting(Weighting, name="kang"):
     """Trainable per-task weights (p, q, ... for every task), with an optional constraint."""
 
     def __init__(
@@ -50,15 +50,15 @@ class KangWeighting(Weighting):
             return torch.exp(-self.raw)
         return len(self.tasks) * torch.softmax(self.raw, dim=0)
 
-    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
-        loss = self._stack(losses)  # T
-        mask = self._present(present, loss)
-        weight = self.effective()
-        self.last_weights = weight.detach()
+    def combine(
+        self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
+        mask = present
+        weight = shown = self.effective()
         if self.form == "softmax":  # normalise over the tasks present, so absent ones stay put
             logits = self.raw.masked_fill(mask == 0, float("-inf"))
             weight = mask.sum() * torch.softmax(logits, dim=0)
         total = weight * loss
         if self.form == "log":
             total = total + self.raw  # barrier: keeps exp(-s) finite (stationary at 1 / L)
-        return (mask * total).sum()
+        return (mask * total).sum(), shown

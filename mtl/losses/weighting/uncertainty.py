@@ -18,7 +18,7 @@ from mtl.losses.weighting.base import Weighting
 from mtl.tasks import task_kind
 
 
-class UncertaintyWeighting(Weighting):
+class UncertaintyWeighting(Weighting, name="uncertainty"):
     """Learned homoscedastic-uncertainty weights exp(-s_t)."""
 
     def __init__(
@@ -39,9 +39,9 @@ class UncertaintyWeighting(Weighting):
         self.register_buffer("factor", torch.tensor(factor))
         self.clamp = clamp
 
-    def forward(self, losses, present=None, shared=None) -> torch.Tensor:
-        loss = self._stack(losses)  # T
+    def combine(
+        self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
         s = self.log_vars if self.clamp is None else self.log_vars.clamp(*self.clamp)
         weight = self.factor * torch.exp(-s)  # T
-        self.last_weights = weight.detach()
-        return (self._present(present, loss) * (weight * loss + s / 2)).sum()
+        return (present * (weight * loss + s / 2)).sum(), weight

@@ -11,6 +11,10 @@ from torch import nn
 from mtl.models.heads import HeadConfig
 from mtl.models.hparams import class_path
 
+BACKBONES: dict[str, type[Backbone]] = {}
+"""Every backbone class, by its short name; each registers itself where it is defined
+(``class BKNet(Backbone, name="bknet")``). :data:`mtl.models.zoo.ZOO` names presets of them."""
+
 
 class Backbone(nn.Module):
     """Shared trunk of a multi-task network.
@@ -33,6 +37,13 @@ class Backbone(nn.Module):
     """
 
     channels_last_default = False
+
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            if name in BACKBONES:
+                raise ValueError(f"backbone name {name!r} taken by {BACKBONES[name].__name__}")
+            BACKBONES[name] = cls
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Backbone:
         backbone = super().__new__(cls)

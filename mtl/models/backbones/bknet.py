@@ -35,7 +35,7 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class BKNet(Backbone):
+class BKNet(Backbone, name="bknet"):
     """BKNet convolutional trunk; ``forward`` returns the flattened last block."""
 
     default_init_std = 0.01  # Sang & Cuong: all weights N(0, 0.01)

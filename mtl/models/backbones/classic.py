@@ -31,7 +31,7 @@ class _ConvTrunk(Backbone):
         return self.trunk(x).flatten(1)  # B x num_features
 
 
-class LeNet(_ConvTrunk):
+class LeNet(_ConvTrunk, name="lenet"):
     """LeNet-5 as in Kang et al.: conv5 6 -> pool -> conv5 16 -> pool -> conv5 120; FC 84 -> C."""
 
     default_head = HeadConfig(hidden=[84], batch_norm=False, dropout=0.0)
@@ -45,7 +45,7 @@ class LeNet(_ConvTrunk):
         super().__init__(trunk, in_chans, input_size)
 
 
-class AlexNet(_ConvTrunk):
+class AlexNet(_ConvTrunk, name="alexnet"):
     """AlexNet (Krizhevsky et al. 2012, one-GPU layout); FC 4096 -> FC 4096 -> C, dropout 0.5."""
 
     default_head = HeadConfig(hidden=[4096, 4096], batch_norm=False, dropout=0.5)
@@ -65,7 +65,7 @@ class AlexNet(_ConvTrunk):
         super().__init__(trunk, in_chans, input_size)
 
 
-class KangCNN(_ConvTrunk):
+class KangCNN(_ConvTrunk, name="kang"):
     """Kang et al.'s shared CNN: conv7 s2 32, conv5 64, conv3 64, each ReLU -> pool -> LRN;
     per task FC 512 -> FC 100 -> C with dropout (64x8x8 features at 128x128)."""
 

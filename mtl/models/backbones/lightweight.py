@@ -37,7 +37,7 @@ def separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     )  # fmt: skip
 
 
-class LightweightCNN(Backbone):
+class LightweightCNN(Backbone, name="lightweight"):
     """Stem conv3 32 -> depthwise-separable blocks -> global average pool."""
 
     default_head = HeadConfig(hidden=[128], batch_norm=True, dropout=0.3)

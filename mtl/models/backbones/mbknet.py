@@ -14,7 +14,7 @@ from torch import nn
 from mtl.models.backbones.bknet import BKNet
 
 
-class MBKNet(BKNet):
+class MBKNet(BKNet, name="mbknet"):
     """BKNet trunk returning [pooled first block, last block], flattened and concatenated."""
 
     def __init__(self, **kwargs) -> None:

@@ -32,7 +32,7 @@ class _TaskStage(nn.Module):
         return self.norm(self.stage(x)).mean(dim=(2, 3))
 
 
-class ResNetV2(Backbone):
+class ResNetV2(Backbone, name="resnetv2"):
     """Multi-task ResNet-v2-50 ``version`` 1 (all stages shared) or 2 (per-task stage 4)."""
 
     def __init__(

@@ -16,7 +16,7 @@ import torch
 from mtl.models.backbones.base import Backbone
 
 
-class TimmBackbone(Backbone):
+class TimmBackbone(Backbone, name="timm"):
     """A timm model by name, e.g. ``resnet18``, ``mobilenetv3_small_100``, ``resnetv2_50``."""
 
     unsaved = ("pretrained_file",)  # a trained checkpoint carries its own weights
