@@ -6,7 +6,7 @@ file on one host, an RDB URL (PostgreSQL, MySQL; SQLite on a local disk) across 
 
 * grid: every grid point is queued and each worker takes the next waiting one; a point that two
   workers queued at the same moment, or that is already running or done, is dropped when it is
-  taken, so no point runs twice;
+  taken, so no point runs twice (the rules: :mod:`mtl.experiments.sweep.plan`);
 * random: each trial draws its parameters with W&B's distributions, seeded by (seed, trial);
 * bayes: Optuna's TPE sampler suggests them (:mod:`mtl.experiments.sweep.bayes`), seeded per
   worker and counting running trials as "liars", so parallel workers do not propose the same point.
@@ -36,14 +36,14 @@ from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from mtl.errors import UserError
+from mtl.experiments.sweep import plan
 from mtl.experiments.sweep.bayes import suggest
 from mtl.experiments.sweep.command import build_command, with_trial_loggers
 from mtl.experiments.sweep.config import SweepConfig
-from mtl.experiments.sweep.params import draw, grid
+from mtl.experiments.sweep.params import grid
+from mtl.experiments.sweep.plan import TrialRecord
 from mtl.experiments.sweep.trial import alive, kill_group, metric_values, summary
 
-STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-TAKEN = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 TRIAL_DIR_VAR = "MTL_TRIAL_DIR"
 """Set for every trial: its folder. An ``mtl`` command gets its loggers pointed there; any
 other program can be swept by writing ``$MTL_TRIAL_DIR/logs/metrics.csv`` (a header row with
@@ -142,49 +142,47 @@ class SweepRunner:
         trial.set_user_attr("dropped", why)
         self.study.tell(trial, state=TrialState.FAIL)
 
-    def started(self) -> int:
-        trials = self.study.get_trials(deepcopy=False, states=STARTED)
-        return sum(1 for t in trials if "dropped" not in t.user_attrs)
-
-    def _duplicate(self, trial: optuna.Trial, index: int) -> bool:
-        """Whether another trial already runs or ran grid point ``index``."""
-        taken = self.study.get_trials(deepcopy=False, states=TAKEN)
-        return any(
-            t.number != trial.number and t.user_attrs.get("grid_index") == index for t in taken
-        )
+    def records(self) -> list[TrialRecord]:
+        """Every trial of the study, as the planning functions read them."""
+        states = {
+            TrialState.WAITING: "waiting",
+            TrialState.RUNNING: "running",
+            TrialState.COMPLETE: "complete",
+            TrialState.PRUNED: "pruned",
+            TrialState.FAIL: "failed",
+        }
+        return [
+            TrialRecord(
+                t.number,
+                states[t.state],
+                t.user_attrs.get("grid_index"),
+                dropped="dropped" in t.user_attrs,
+            )
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state in states
+        ]
 
     def next_trial(self) -> tuple[optuna.Trial, dict[str, Any]] | None:
-        """The next trial and its parameters, or None when the sweep is done."""
-        while True:
-            cap = self.config.run_cap
-            if cap is not None and self.started() >= cap:
-                return None
-            if self.points and not self.study.get_trials(
-                deepcopy=False, states=(TrialState.WAITING,)
-            ):
-                return None
+        """The next trial and its parameters, or None when the sweep is done: what runs is
+        :mod:`~mtl.experiments.sweep.plan`'s to say; this asks Optuna and records it."""
+        grid = bool(self.points)
+        while plan.finished(self.config, self.records(), grid) is None:
             trial = self.study.ask()
             for key, value in self.worker.items():  # the owner, before anything else
                 trial.set_user_attr(key, value)
-            index = trial.user_attrs.get("grid_index")
-            if self.points and index is None:
-                self._drop(trial, "the grid was empty when asked")  # another worker took it
+            asked = TrialRecord(trial.number, "running", trial.user_attrs.get("grid_index"))
+            refused = plan.refusal(self.config, self.records(), asked, grid)
+            if refused is None:
+                return trial, self.params(trial, asked)
+            self._drop(trial, refused.why)
+            if refused.sweep_done:
                 return None
-            if self.points and self._duplicate(trial, index):
-                self._drop(trial, f"grid point {index} already taken")
-                continue
-            if cap is not None and self.started() > cap:
-                self._drop(trial, "run_cap reached")
-                return None
-            return trial, self.params(trial)
+        return None
 
-    def params(self, trial: optuna.Trial) -> dict[str, Any]:
+    def params(self, trial: optuna.Trial, record: TrialRecord) -> dict[str, Any]:
         """The trial's parameter values (W&B names), recorded with it."""
-        if self.points:
-            params = self.points[trial.user_attrs["grid_index"]]
-        elif self.config.method == "random":
-            params = draw(self.config.parameters, np.random.default_rng([self.seed, trial.number]))
-        else:
+        params = plan.planned_params(self.config, self.points, record, self.seed)
+        if params is None:  # bayes: Optuna's sampler, from the finished trials
             params = {n: suggest(trial, n, s) for n, s in sorted(self.config.parameters.items())}
         trial.set_user_attr("params", json.dumps(params))
         return params
