@@ -89,3 +89,18 @@ def test_bench_infer_reports_every_mode_and_the_papers(tmp_path, capsys):
     assert all(r["images_per_s"] > 0 and r["latency_ms"] > 0 for r in result["results"])
     assert result["end_to_end"]["frames"] == 1 and result["end_to_end"]["faces"] == 1
     assert "Sang & Cuong" in capsys.readouterr().err
+
+
+def test_one_renderer_prints_every_table_and_writes_the_record(tmp_path):
+    from rich.console import Console
+
+    from mtl.experiments.bench.result import BenchResult, Column, Table, show
+
+    rows = [{"name": "a", "value": 1.234}, {"name": "b", "value": 20.0}]
+    table = Table("t", [Column("name", lambda r: r["name"], left=True),
+                        Column("value", lambda r: f"{r['value']:.1f}")], rows)  # fmt: skip
+    console = Console(record=True, width=80)
+    show(BenchResult([table], {"rows": rows}, ["a note"]), console, tmp_path / "r.json")
+    text = console.export_text()
+    assert "1.2" in text and "20.0" in text and text.rstrip().endswith("a note")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"rows": rows}

@@ -24,6 +24,7 @@ import torch
 from mtl.data.preprocessing import Preprocessing
 from mtl.errors import UserError
 from mtl.experiments.bench.common import autocast, synchronize, timed
+from mtl.experiments.bench.result import BenchResult, Column, Table
 from mtl.inference.model import AttributeNet, Predictor
 from mtl.tasks import DEFAULT_TASK_NAMES, build_tasks
 
@@ -134,3 +135,89 @@ def _frames(files: list) -> Iterator:
 
     for file in files:
         yield from (f for f in read_frames(file) if isinstance(f, Frame))
+
+
+def bench_infer(
+    checkpoint: Path | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+    repeats: int = 20,
+    compile: bool = True,
+    onnx: bool = True,
+    precision: str = "32-true",
+    channels_last: bool = False,
+    photos: Path | None = None,
+    max_photos: int = 200,
+) -> BenchResult:
+    """Every mode of running the network (and end to end, with ``photos``), beside the papers'
+    figures."""
+    from mtl.experiments.bench.common import PAPERS
+    from mtl.inference.media import IMAGE_SUFFIXES
+    from mtl.inference.model import TorchPredictor, load_checkpoint_net, resolve_device
+
+    where_to = torch.device(resolve_device(device))
+    net, preprocessing = load_checkpoint_net(checkpoint) if checkpoint else fresh_net()
+    results = torch_modes(
+        net, preprocessing.input_shape, where_to, batch_size, repeats, compile, precision,
+        channels_last,
+    )  # fmt: skip
+    notes = []
+    if onnx:
+        measured = onnx_mode(net, preprocessing, batch_size, repeats)
+        if isinstance(measured, str):
+            notes.append(f"[yellow]ONNX Runtime not measured: {measured}")
+        else:
+            results.append(measured)
+    e2e = None
+    if photos is not None:
+        files = sorted(p for p in photos.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            predictor = TorchPredictor(net.to(where_to), preprocessing, str(where_to))
+            e2e = end_to_end(predictor, files[:max_photos], str(where_to))
+        else:
+            notes.append(f"[yellow]end to end not measured: no photos in {photos}")
+    where = (
+        torch.cuda.get_device_name(where_to)
+        if where_to.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    rows = [vars(r) for r in results]
+    if e2e:
+        fps = e2e["frames_per_s"]
+        rows.append({"mode": "end to end: photo → MTCNN → model", "batch": "16 frames",
+                     "throughput": f"{fps:.1f} fps", "latency": "-"})  # fmt: skip
+    modes = Table(
+        f"mtl bench infer: {checkpoint or 'Multi-task BKNet'}, {where}",
+        [
+            Column("mode", lambda r: r["mode"], left=True),
+            Column("batch", lambda r: str(r["batch"])),
+            Column("images/s", lambda r: r.get("throughput") or f"{r['images_per_s']:,.0f}"),
+            Column("1-image latency", lambda r: r.get("latency") or f"{r['latency_ms']:.2f} ms"),
+        ],
+        rows,
+    )
+    eager = results[0]
+    papers_rows = [
+        {
+            "paper": PAPERS["sang_cuong"],
+            "here": f"{eager.latency_ms:.2f} ms per face, {eager.images_per_s:,.0f} faces/s "
+            f"batched ({eager.mode})",
+        }
+    ]
+    if e2e:
+        here = f"{e2e['frames_per_s']:.1f} frames/s, photo to attributes"
+        papers_rows.append({"paper": PAPERS["rohani"], "here": here})
+    papers = Table(
+        "beside the papers",
+        [Column("paper's figure", lambda r: r["paper"], left=True),
+         Column("here", lambda r: r["here"], left=True)],
+        papers_rows,
+    )  # fmt: skip
+    record = {
+        "device": where,
+        "model": str(checkpoint or "Multi-task BKNet (fresh)"),
+        "results": [vars(r) for r in results],
+        "end_to_end": e2e,
+        "papers": PAPERS,
+    }
+    return BenchResult([modes, papers], record, notes)

@@ -17,9 +17,10 @@ absorb ``torch.compile``) are not timed.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataM
 from mtl.data.device import channels_first
 from mtl.errors import UserError
 from mtl.experiments.bench.common import autocast, synchronize, timed
+from mtl.experiments.bench.result import BenchResult, Column, Table, verdict
 from mtl.tasks import REGRESSION, Task
 from mtl.training.module import MultiTaskModule
 
@@ -224,3 +226,100 @@ def loop_throughput(
 
     timed(train_step, device, warmup)
     return steps * len(batches[0][0]) / timed(train_step, device, steps)
+
+
+TRAIN_REQUIRED = 0.95
+"""The framework must train at no less than this fraction of the bare loop's images/s."""
+
+
+def parse_variant(text: str) -> Speedups:
+    """``channels_last+compile+bf16`` -> Speedups (``eager``: none)."""
+    parts = set(text.split("+")) - {"eager", ""}
+    unknown = parts - {"channels_last", "compile", "bf16", "fp16"}
+    if unknown:
+        raise UserError(f"--variants: unknown speed-up(s) {sorted(unknown)} in {text!r}")
+    chosen = "bf16-mixed" if "bf16" in parts else "16-mixed" if "fp16" in parts else "32-true"
+    return Speedups("channels_last" in parts, "compile" in parts, chosen)
+
+
+def bench_train(
+    variants: Sequence[Speedups],
+    data_root: Path,
+    caches: dict[str, Path],
+    cache_dir: Path,
+    batch_size: int = 128,
+    steps: int = 60,
+    warmup: int = 10,
+    workers: int = 2,
+    accelerator: str = "auto",
+    device_data: bool | None = None,
+    rounds: int = 1,
+    seed: int = 0,
+    echo: Callable[[str], None] = print,
+) -> BenchResult:
+    """Each variant on both sides, ``rounds`` times alternated (a drift of the machine hits both
+    sides); medians compared."""
+    from mtl.training import precision
+
+    gpu = accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if gpu else "cpu")
+    device_data = gpu if device_data is None else device_data
+    chosen = precision.choose("gpu" if gpu else "cpu")
+    rows = []
+    for speedups in variants:
+        dm = MultiSourceDataModule(
+            real_datamodules(data_root, caches, cache_dir),
+            batch_size=batch_size,
+            num_workers=0 if device_data else workers,
+            seed=seed,
+            device_data=device_data,
+        )
+        dm.prepare_data()
+        bares, frameworks = [], []
+        for r in range(rounds):
+            echo(f"[bold]{speedups.label}[/] round {r + 1}/{rounds}: bare loop …")
+            bares.append(bare_throughput(dm, speedups, steps, warmup, device, seed))
+            echo(f"[bold]{speedups.label}[/] round {r + 1}: framework (Lightning) …")
+            accel = "gpu" if gpu else "cpu"
+            frameworks.append(framework_throughput(dm, speedups, steps, warmup, accel, seed))
+        framework, bare = statistics.median(frameworks), statistics.median(bares)
+        rows.append(
+            {
+                "variant": speedups.label,
+                "framework_images_per_s": round(framework, 1),
+                "bare_images_per_s": round(bare, 1),
+                "ratio": round(framework / bare, 3),
+                "rounds": {
+                    "framework": [round(v, 1) for v in frameworks],
+                    "bare": [round(v, 1) for v in bares],
+                },
+                "default_precision_here": speedups.precision == chosen.precision,
+            }
+        )
+    sources = ", ".join(dm.source_names)
+    where = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
+    title = (
+        f"mtl bench train: Multi-task BKNet, batch {batch_size}, {steps} timed "
+        f"steps per side (median of {rounds}), {where}; framework data: {sources}"
+        + (" (on the device)" if device_data else f" ({workers} workers)")
+    )
+    columns = [
+        Column("speed-ups", lambda r: r["variant"], left=True),
+        Column("framework img/s", lambda r: f"{r['framework_images_per_s']:.0f}"),
+        Column("bare loop img/s", lambda r: f"{r['bare_images_per_s']:.0f}"),
+        Column("framework / bare", lambda r: f"{r['ratio']:.2f}"),
+        Column(f"≥ {TRAIN_REQUIRED:g}", lambda r: verdict(r["ratio"] >= TRAIN_REQUIRED)),
+        Column("mtl fit's precision here", lambda r: "yes" if r["default_precision_here"] else ""),
+    ]
+    record = {
+        "device": where,
+        "batch_size": batch_size,
+        "steps": steps,
+        "device_data": device_data,
+        "workers": 0 if device_data else workers,
+        "default_precision": {"precision": chosen.precision, "reason": chosen.reason},
+        "sources": dm.source_names,
+        "results": rows,
+    }
+    note = f"mtl fit's default precision here: {chosen.precision} ({chosen.reason})"
+    return BenchResult([Table(title, columns, rows)], record, [note])
