@@ -25,7 +25,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from mtl import __version__
 from mtl.cli.commands import COMMANDS
 from mtl.cli.console import quiet_console
-from mtl.cli.parsing import ArgumentParser, ConciseErrors, expand_class_aliases
+from mtl.cli.parsing import (
+    ArgumentParser,
+    ConciseErrors,
+    expand_class_aliases,
+    normalize_agent_args,
+)
 from mtl.data import FaceDataModule
 from mtl.errors import UserError
 from mtl.training import precision
@@ -181,17 +186,6 @@ def overview_parser() -> ArgumentParser:
     for name, doc in helps.items():  # each command parses its own options
         commands.add_subcommand(name, ArgumentParser(description=doc), help=doc)
     return parser
-
-
-def normalize_agent_args(argv: list[str]) -> list[str]:
-    """Read ``None`` the way a W&B sweep agent writes null (Python's ``str()``). A whole float
-    (``32.0``) is left alone: a float option such as ``limit_train_batches`` means something else
-    as 32; quantized distributions give integers when their ``q`` is an integer."""
-    out = []
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        out.append(f"{key}=null" if arg.startswith("--") and eq and value == "None" else arg)
-    return out
 
 
 def main(args: ArgsType = None) -> None:

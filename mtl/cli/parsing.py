@@ -124,3 +124,14 @@ def _expand_node(node: Any, aliases: dict[str, str]) -> Any:
     if isinstance(node, dict) and isinstance(node.get("class_path"), str):
         return node | {"class_path": aliases.get(node["class_path"], node["class_path"])}
     return node
+
+
+def normalize_agent_args(argv: list[str]) -> list[str]:
+    """Read ``None`` the way a W&B sweep agent writes null (Python's ``str()``). A whole float
+    (``32.0``) is left alone: a float option such as ``limit_train_batches`` means something else
+    as 32; quantized distributions give integers when their ``q`` is an integer."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        out.append(f"{key}=null" if arg.startswith("--") and eq and value == "None" else arg)
+    return out

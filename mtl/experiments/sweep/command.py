@@ -5,7 +5,7 @@ W&B's agent replaces ``${env}``, ``${interpreter}``, ``${program}``, ``${args}``
 sweep's ``command``; so does the local runner. Values are written as JSON
 (``["smile", "emotion"]``, ``true``, ``null``), which the ``mtl`` CLI reads exactly; W&B's
 agent writes Python's ``str()`` instead (``['smile', 'emotion']``, ``True``, ``None``), which
-:func:`mtl.cli.normalize_agent_args` accepts too.
+:func:`mtl.cli.parsing.normalize_agent_args` accepts too.
 """
 
 from __future__ import annotations
