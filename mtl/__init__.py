@@ -44,30 +44,46 @@ MOVED: dict[str, str] = {
     "mtl.report": "mtl.experiments.report",
     "mtl.benchmarks": "mtl.experiments.bench",
     "mtl.commands": "mtl.cli.commands",
+    "mtl.commands.parsing": "mtl.cli.parsing",
+    "mtl.sweep.report": "mtl.experiments.sweep.results",
 }
 """Old module name -> where it lives now (submodules follow their package)."""
 
 
 def moved_to(name: str) -> str | None:
-    """The current name of a module imported by an old one, or None if it did not move."""
-    for old, new in MOVED.items():
+    """The current name of a module imported by an old one, or None if it did not move (the
+    longest old prefix decides: ``mtl.commands.parsing`` before ``mtl.commands``)."""
+    if not name.startswith("mtl."):
+        return None
+    for old in sorted(MOVED, key=len, reverse=True):
         if name == old or name.startswith(old + "."):
-            return new + name[len(old) :]
+            return MOVED[old] + name[len(old) :]
     return None
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports an old module name as the module it became (the same object, not a copy)."""
 
+    def __init__(self) -> None:
+        self._specs: dict[str, importlib.machinery.ModuleSpec | None] = {}
+
     def find_spec(self, name: str, path: object = None, target: object = None):  # noqa: ANN201
         new = moved_to(name)
         return importlib.util.spec_from_loader(name, self) if new else None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(moved_to(spec.name) or spec.name)
+        module = importlib.import_module(moved_to(spec.name) or spec.name)
+        self._specs[spec.name] = module.__spec__  # Python sets the alias spec on it next
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: the module was imported under its current name."""
+        """Nothing to run (the module was imported under its current name): give it its own
+        spec back, which the import system replaced with the alias's (``importlib.resources``
+        and pickling read it)."""
+        for alias, spec in list(self._specs.items()):
+            if module.__spec__ is not None and module.__spec__.name == alias:
+                module.__spec__ = spec
+                del self._specs[alias]
 
 
 if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
