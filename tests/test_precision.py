@@ -134,6 +134,8 @@ def test_a_resumed_run_keeps_the_precision_it_was_trained_in(in_tmp, probe):
     main([*tiny_fit_args(), "--trainer.accelerator=cpu"])  # bf16 here
     first = json.loads(next((in_tmp / "runs").rglob("run.json")).read_text())
     assert first["ran"]["precision"] == "bf16-mixed" and first["fit_seconds"] > 0
+    checkpoint = torch.load(next((in_tmp / "runs").rglob("last.ckpt")), weights_only=True)
+    assert "RunReport" in checkpoint["callbacks"]  # the key checkpoints had before the rename
     probe[0][0] = 0.1  # the machine now says fp32 (another machine, a busy one)
     precision._cpu_choice.cache_clear()
     cli = run_cli([*tiny_fit_args(), "--trainer.max_epochs=2", "--ckpt_path=last"])

@@ -1,5 +1,6 @@
 """The ``mtl`` command: LightningCLI's fit/validate/test/predict with project defaults, beside the
-project's own commands (``prepare``, ``bench``, ``models``).
+project's own commands (:data:`mtl.cli.commands.COMMANDS`: ``prepare``, ``bench``, ``models``,
+``sweep``, ``cv``, ``report``, ``dashboard``, ``analyze``, ``export``).
 
 ``mtl fit --config conf/bknet.yaml --model.weighting=FixedWeighting --trainer.max_epochs=5``
 is exactly what a W&B sweep agent passes with ``${args}``. Unknown keys and wrong types are
@@ -191,8 +192,8 @@ def overview_parser() -> ArgumentParser:
 def main(args: ArgsType = None) -> None:
     """Entry point of ``mtl`` and ``python -m mtl``; ``args`` lets tests call it in-process.
 
-    ``prepare``, ``bench`` and ``models`` go to :mod:`mtl.cli.commands` (they build no model or
-    trainer); the trainer commands go to LightningCLI. A :class:`UserError` or a Lightning
+    The project's commands go to :mod:`mtl.cli.commands` (each parses its own options); the
+    trainer commands go to LightningCLI. A :class:`UserError` or a Lightning
     configuration error ends the process with one line on stderr and status 2
     (``MTL_TRACEBACK=1`` shows the traceback instead).
     """

@@ -21,7 +21,7 @@ import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 from wandb_workspaces.reports.v2.interface import Panel
 
-from mtl.tasks import DEFAULT_TASK_NAMES, task_kind
+from mtl.tasks import DEFAULT_TASK_NAMES, metric_key, task_kind
 
 TASK_SET = "mtl.task_set"
 BACKBONE = "mtl.backbone"
@@ -47,11 +47,6 @@ def quality(task: str) -> str:
 
 def quality_label(task: str) -> str:
     return task_kind(task).quality.title
-
-
-def metric_key(stage: str, task: str, name: str) -> str:
-    """A logged key, e.g. ``val/smile/acc`` (stage ``train``, ``val``, ``test``, ``test_ens``)."""
-    return f"{stage}/{task}/{name}"
 
 
 def grouping(by: str | None) -> dict:

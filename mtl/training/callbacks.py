@@ -16,6 +16,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from rich.console import Console
 from rich.table import Table
 
+from mtl.tasks import parse_metric_key
+
 
 class SaveConfigToCheckpoint(SaveConfigCallback):
     """Writes ``config.yaml`` to the run folder, sends the same fully resolved config (data,
@@ -107,9 +109,9 @@ def metrics_table(metrics: dict, stage: str, title: str) -> Table | None:
     """A task x metric table of the ``{stage}/{task}/{metric}`` entries in ``metrics``."""
     rows: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
-        parts = key.split("/")
-        if len(parts) == 3 and parts[0] == stage:
-            rows.setdefault(parts[1], {})[parts[2]] = float(value)
+        parsed = parse_metric_key(key)
+        if parsed is not None and parsed[0] == stage and not parsed[1]:  # over every source
+            rows.setdefault(parsed[2], {})[parsed[3]] = float(value)
     if not rows:
         return None
     columns = sorted({m for r in rows.values() for m in r}, key=lambda m: (m != "acc", m))

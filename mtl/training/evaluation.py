@@ -17,6 +17,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from mtl.tasks import metric_key
+
 
 def _loggers_with(trainer: L.Trainer, method: str) -> list[Any]:
     return [logger for logger in trainer.loggers if callable(getattr(logger, method, None))]
@@ -54,10 +56,10 @@ class ConfusionMatrices(L.Callback):
                 self.results[stage][(source, name)] = matrix
                 if trainer.sanity_checking:
                     continue
-                key = f"{stage}/{source}/{name}" if source else f"{stage}/{name}"
+                key = metric_key(stage, name, "confusion", source)
                 for logger in loggers:
                     logger.log_confusion_matrix(
-                        f"{key}/confusion", list(task.class_names), matrix, trainer.global_step
+                        key, list(task.class_names), matrix, trainer.global_step
                     )
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from mtl.tasks import Task
+from mtl.tasks import Task, metric_prefix
 
 STAGES = ("train", "val", "test")
 EVAL_STAGES = ("val", "test")
@@ -41,16 +41,16 @@ def evaluation_sources(datamodule: object, stage: str) -> dict[str, list[str]]:
 
 class MaskedConfusion(Metric):
     """The confusion matrix of the labelled rows (true class x predicted class), accumulated
-    without leaving the device; ``kind`` says what :meth:`compute` returns: ``acc`` (micro
+    without leaving the device; ``reads`` says what :meth:`compute` returns: ``acc`` (micro
     accuracy) or ``f1`` (macro F1 over the classes that occurred, as torchmetrics averages)."""
 
     full_state_update = False
 
-    def __init__(self, num_classes: int, kind: Literal["acc", "f1"]) -> None:
+    def __init__(self, num_classes: int, reads: Literal["acc", "f1"]) -> None:
         super().__init__()
-        if kind not in ("acc", "f1"):
-            raise ValueError(f"kind must be acc or f1, got {kind!r}")
-        self.num_classes, self.kind = num_classes, kind
+        if reads not in ("acc", "f1"):
+            raise ValueError(f"reads must be acc or f1, got {reads!r}")
+        self.num_classes, self.reads = num_classes, reads
         zeros = torch.zeros(num_classes, num_classes, dtype=torch.long)
         self.add_state("confusion", zeros, dist_reduce_fx="sum")
 
@@ -68,7 +68,7 @@ class MaskedConfusion(Metric):
     def compute(self) -> torch.Tensor:
         confusion = self.confusion.float()
         tp = confusion.diagonal()  # C
-        if self.kind == "acc":
+        if self.reads == "acc":
             return (tp.sum() / confusion.sum()).float()  # 0 / 0: NaN
         fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp  # C each
         occurred = (tp + fp + fn) > 0
@@ -132,13 +132,13 @@ class StageMetrics(nn.Module):
         self.tasks = list(tasks)
         template = {t.name: task_metrics(t) for t in self.tasks}
         self.by_task = nn.ModuleDict(
-            {name: m.clone(prefix=f"{stage}/{name}/") for name, m in template.items()}
+            {name: m.clone(prefix=metric_prefix(stage, name)) for name, m in template.items()}
         )
         self.source_names = list(sources or {})
         self.by_source = nn.ModuleDict(
             {
                 source: nn.ModuleDict(
-                    {t: template[t].clone(prefix=f"{stage}/{source}/{t}/") for t in names}
+                    {t: template[t].clone(prefix=metric_prefix(stage, t, source)) for t in names}
                 )
                 for source, names in (sources or {}).items()
             }

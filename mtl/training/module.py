@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import lightning as L
@@ -143,15 +143,11 @@ class MultiTaskModule(L.LightningModule):
         """Masked loss of every task (exact zero for a task with no label in the batch)."""
         targets, mask = batch["targets"], batch["mask"]  # B x T each
         losses = {}
-        for j, t in enumerate(self.tasks):
-            loss = self._loss_of_kind[t.kind.name]
+        family = {"classification": self._classification_loss, "regression": self._regression_loss}
+        for j, t in enumerate(self.tasks):  # each kind names its loss family
+            loss = family[t.kind.loss_family]
             losses[t.name] = loss(outputs[t.name], targets[:, j], mask[:, j])
         return losses
-
-    @property
-    def _loss_of_kind(self) -> dict[str, Callable[..., torch.Tensor]]:
-        """Each task kind's configured loss, called as ``loss(output, target, labelled)``."""
-        return {"classification": self._classification_loss, "regression": self._regression_loss}
 
     def _classification_loss(
         self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor

@@ -26,6 +26,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from rich.table import Table
 
+from mtl.tasks import metric_key
 from mtl.training.callbacks import run_ids
 from mtl.training.evaluation import ConfusionMatrices, write_confusion_csv
 from mtl.training.identity import RunIdentity
@@ -99,6 +100,12 @@ class RunSummary(L.Callback):
     ``fit_seconds`` is the wall time of fitting. Checkpoints carry the time so far (a plain
     float), so a resumed run adds its own to the time up to the checkpoint it resumed from, also
     after an interruption that never reached the end of a fit."""
+
+    @property
+    def state_key(self) -> str:
+        """The key of its state in checkpoints: the class's name before it was renamed, so a
+        run checkpointed then resumes with its fit time."""
+        return "RunReport"
 
     def __init__(self) -> None:
         self.fit_started: float | None = None
@@ -178,8 +185,7 @@ class RunSummary(L.Callback):
             write_confusion_csv(matrix, names, folder / f"{stem}.csv")
             title = f"{task} ({source or 'all sources'})"
             confusion_png(matrix, names, title, folder / f"{stem}.png")
-            key = f"test/{source}/{task}" if source else f"test/{task}"
-            images.append((f"{key}/confusion_png", stem))
+            images.append((metric_key("test", task, "confusion_png", source), stem))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 for key, stem in images:

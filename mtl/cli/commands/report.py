@@ -19,6 +19,7 @@ from jsonargparse import ActionConfigFile
 from mtl.cli.commands import COMMANDS
 from mtl.cli.parsing import ArgumentParser
 from mtl.experiments.report.build import build_report
+from mtl.tasks import METRICS
 
 HELP = COMMANDS["report"].help
 
@@ -35,7 +36,7 @@ def build_parser() -> ArgumentParser:
         help="test results (final model and ensemble), or the last validation epoch",
     )
     parser.add_argument(
-        "--metrics", type=list[str], default=["acc"], help="metrics shown: acc, f1, mae"
+        "--metrics", type=list[str], default=["acc"], help=f"metrics shown: {', '.join(METRICS)}"
     )
     parser.add_argument(
         "--references",

@@ -83,7 +83,8 @@ def planned_params(
     distributions, seeded by (seed, trial number)); None for bayes, whose sampler suggests them
     from the finished trials."""
     if config.method == "grid":
-        assert trial.grid_index is not None, "a grid trial holds a grid point"
+        if trial.grid_index is None:
+            raise ValueError(f"trial {trial.number} of a grid sweep holds no grid point")
         return dict(points[trial.grid_index])
     if config.method == "random":
         return draw(config.parameters, np.random.default_rng([seed, trial.number]))

@@ -165,7 +165,7 @@ class SweepRunner:
     def next_trial(self) -> tuple[optuna.Trial, dict[str, Any]] | None:
         """The next trial and its parameters, or None when the sweep is done: what runs is
         :mod:`~mtl.experiments.sweep.plan`'s to say; this asks Optuna and records it."""
-        grid = bool(self.points)
+        grid = self.config.method == "grid"
         while plan.finished(self.config, self.records(), grid) is None:
             trial = self.study.ask()
             for key, value in self.worker.items():  # the owner, before anything else

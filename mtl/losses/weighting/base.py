@@ -32,8 +32,9 @@ class Weighting(nn.Module, ABC):
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if name:
-            if name in WEIGHTINGS:
-                raise ValueError(f"weighting name {name!r} taken by {WEIGHTINGS[name].__name__}")
+            taken = WEIGHTINGS.get(name)
+            if taken is not None and taken.__qualname__ != cls.__qualname__:  # not a reload
+                raise ValueError(f"weighting name {name!r} taken by {taken.__name__}")
             cls.name = name
             WEIGHTINGS[name] = cls
 

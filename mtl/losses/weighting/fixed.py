@@ -30,7 +30,6 @@ class FixedWeighting(Weighting, name="fixed"):
             raise ValueError(f"task weights must be non-negative, got {weights}")
         mu = torch.tensor([float(weights.get(t, 1.0)) for t in self.tasks])  # T
         self.register_buffer("mu", mu)
-        self.last_weights.copy_(mu)  # what the first step will apply
 
     def combine(
         self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None

@@ -41,8 +41,9 @@ class Backbone(nn.Module):
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if name:
-            if name in BACKBONES:
-                raise ValueError(f"backbone name {name!r} taken by {BACKBONES[name].__name__}")
+            taken = BACKBONES.get(name)
+            if taken is not None and taken.__qualname__ != cls.__qualname__:  # not a reload
+                raise ValueError(f"backbone name {name!r} taken by {taken.__name__}")
             BACKBONES[name] = cls
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Backbone:
