@@ -4,6 +4,8 @@ W&B on) is in tests/test_wandb.py."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 from mtl.losses import WEIGHTINGS
+from mtl.models.zoo import ZOO
 
 from .conftest import tiny_sources
 
@@ -83,27 +86,29 @@ def test_a_ddp_step_over_a_global_batch_equals_one_process_on_all_of_it(tmp_path
         torch.testing.assert_close(rank1["evaluated"][key], rank0["evaluated"][key], msg=key)
 
 
-BACKBONES = {
-    "BKNet": ["--model.backbone=BKNet"],
-    "MBKNet": ["--model.backbone=MBKNet"],
-    "ResNetV2-ver1": ["--model.backbone=ResNetV2", "--model.backbone.version=1"],
-    "ResNetV2-ver2": ["--model.backbone=ResNetV2", "--model.backbone.version=2"],
-    "LeNet": ["--model.backbone=LeNet", "--model.backbone.input_size=48"],
-    "AlexNet": ["--model.backbone=AlexNet", "--model.backbone.input_size=48"],
-    "KangCNN": ["--model.backbone=KangCNN", "--model.backbone.input_size=48"],
-    "LightweightCNN": ["--model.backbone=LightweightCNN"],
-    "timm-resnet18": ["--model.backbone=TimmBackbone", "--model.backbone.model_name=resnet18"],
-    "kang-weighting": ["--model.weighting=KangWeighting"],
-}
+def backbone_args(name: str) -> list[str]:
+    """The command-line options that build zoo preset ``name`` (48x48 faces, as the data)."""
+    factory = ZOO[name][1]
+    cls = factory.func if isinstance(factory, functools.partial) else factory
+    bound = {}
+    if isinstance(factory, functools.partial):
+        bound = inspect.signature(cls).bind_partial(*factory.args, **factory.keywords).arguments
+    params = inspect.signature(cls).parameters
+    if "input_size" in params and params["input_size"].default != 48:
+        bound["input_size"] = 48
+    values = {k: str(v).lower() if isinstance(v, bool) else v for k, v in bound.items()}
+    return [f"--model.backbone={cls.__name__}"] + [
+        f"--model.backbone.{k}={v}" for k, v in values.items()
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(BACKBONES))
+@pytest.mark.parametrize("name", sorted(ZOO))  # every registered backbone has a preset
 def test_every_backbone_trains_validates_and_tests_on_two_ranks(name, tmp_path):
     """Two gloo ranks, batches of two, one epoch of fit (with validation), then test."""
     mtl = str(Path(sys.executable).with_name("mtl"))
     args = ["--data=SyntheticDataModule", tiny_sources(train=8, val=4, test=4)]
-    args += ["--data.batch_size=2", "--model.head.hidden=[16]", *BACKBONES[name]]
+    args += ["--data.batch_size=2", "--model.head.hidden=[16]", *backbone_args(name)]
     args += ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
     args += ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
     for command in (["fit", "--trainer.max_epochs=1"], ["test"]):

@@ -1,7 +1,9 @@
 """The documentation: the site builds with warnings as errors, the README stays short, the
 architecture page shows the layers the import contracts enforce, and every example command in the
-README and the docs is still a valid command (the cheap ones run; the others are parsed, a
-trainer command through ``--print_config``, which validates every key and value)."""
+README and the docs is still a valid command: those that only print (``--help``) run; the others
+are parsed by their own command's parser, a trainer command through ``--print_config``, which
+validates every key and value without training. (The ``mtl report`` line of docs/results.md also
+runs, in tests/test_results_doc.py.)"""
 
 from __future__ import annotations
 
@@ -23,22 +25,29 @@ from .conftest import REPO
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
         *sorted((REPO / "docs" / "guide").glob("*.md"))]  # fmt: skip
 TRAINER = ("fit", "validate", "test", "predict")
-PLACEHOLDERS = ("$", "[--")
-"""Marks of a line that shows a form to fill in (a shell variable, an optional part) rather
-than a command to run."""
+LAUNCHERS = re.compile(r"^(?:\w+=\S+\s+)*(?:(?:srun|torchrun)\s.*?(?:\s-m)?\s)?mtl\s")
+"""What may stand before ``mtl``: environment variables, a launcher (``srun …``,
+``torchrun … -m``)."""
 
 
 def example_commands() -> list[tuple[str, list[str]]]:
-    """(document, argv after ``mtl``) of every ``mtl …`` line in the docs' bash blocks."""
+    """(document, argv after ``mtl``) of every ``mtl …`` line in the docs' bash blocks, with the
+    shell variables the block sets expanded and optional parts (``[--flag]``) included."""
     found = []
     for doc in DOCS:
         for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
-            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-                line = line.strip()
-                if not line.startswith("mtl ") or any(p in f" {line} " for p in PLACEHOLDERS):
+            text = re.sub(r"\\\n\s*", " ", block)
+            variables = dict(re.findall(r'^(\w+)="([^"]*)"', text, re.M))
+            for line in text.splitlines():
+                match = LAUNCHERS.match(line.strip())
+                if not match:
                     continue
-                argv = shlex.split(line, comments=True)
-                found.append((doc.relative_to(REPO).as_posix(), [a for a in argv if a != "&"][1:]))
+                line = line.strip()[match.end() :]
+                for name, value in variables.items():
+                    line = line.replace(f"${name}", value)
+                line = re.sub(r"\[(--[^\]]*)\]", r"\1", line)  # [--device_data true]
+                argv = [a for a in shlex.split(line, comments=True) if a != "&"]
+                found.append((doc.relative_to(REPO).as_posix(), argv))
     return found
 
 
