@@ -22,12 +22,11 @@ from mtl.data.datamodules import DATAMODULES, CachedDataModule
 from mtl.data.transforms import Augmentation
 from mtl.errors import UserError
 from mtl.experiments.bench.result import BenchResult, Column, Table, verdict
-from mtl.experiments.bench.train import Speedups, loop_throughput
+from mtl.experiments.bench.train import DATASETS, Speedups, loop_throughput
 from mtl.tasks import DEFAULT_TASK_NAMES
 from mtl.training import precision
 from mtl.training.module import MultiTaskModule
 
-DEFAULT_FOLDERS = {"genki4k": "genki4k", "fer2013": "fer2013", "utkface": "utkface"}
 REQUIRED_RATIO = 10.0
 """Loading must be at least this many times faster than training."""
 
@@ -64,9 +63,9 @@ def loading_throughput(dm: CachedDataModule, max_batches: int) -> tuple[float, i
 
 
 def find_datasets(data_root: Path, roots: dict[str, Path]) -> dict[str, Path]:
-    """The datasets under ``data_root`` (by their usual folder names) and those named in
-    ``roots``."""
-    found = {n: data_root / f for n, f in DEFAULT_FOLDERS.items() if (data_root / f).is_dir()}
+    """The datasets under ``data_root`` (each in a folder of its name, as ``mtl bench train``
+    finds them) and those named in ``roots``."""
+    found = {n: data_root / n for n in DATASETS if (data_root / n).is_dir()}
     unknown = set(roots) - set(DATAMODULES)
     if unknown:
         raise UserError(

@@ -38,13 +38,12 @@ class DynamicWeightAverage(Weighting, name="dwa"):
     def combine(
         self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
-        mask = present
         if self.training:
             if self.epoch_sum.device != loss.device:  # plain tensors: .to() does not move them
                 self.epoch_sum = self.epoch_sum.to(loss.device)
                 self.epoch_count = self.epoch_count.to(loss.device)
-            self.epoch_sum += loss.detach() * mask
-            self.epoch_count += mask.detach()
+            self.epoch_sum += loss.detach() * present
+            self.epoch_count += present.detach()
         return (self.weight * loss).sum(), self.weight
 
     def epoch_end(self) -> None:

@@ -53,12 +53,11 @@ class KangWeighting(Weighting, name="kang"):
     def combine(
         self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
-        mask = present
         weight = self.effective()
         if self.form == "softmax":  # normalise over the tasks present, so absent ones stay put
-            logits = self.raw.masked_fill(mask == 0, float("-inf"))
-            weight = mask.sum() * torch.softmax(logits, dim=0)
+            logits = self.raw.masked_fill(present == 0, float("-inf"))
+            weight = present.sum() * torch.softmax(logits, dim=0)
         total = weight * loss
         if self.form == "log":
             total = total + self.raw  # barrier: keeps exp(-s) finite (stationary at 1 / L)
-        return (mask * total).sum(), weight  # as applied (softmax: over the tasks present)
+        return (present * total).sum(), weight  # as applied (softmax: over the tasks present)
