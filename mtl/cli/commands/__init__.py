@@ -34,7 +34,8 @@ COMMANDS: dict[str, Command] = {
         "mtl.cli.commands.prepare",
     ),
     "bench": Command(
-        "Measure throughput: data pipeline, training against a bare PyTorch loop, inference.",
+        "Measure throughput: data pipeline, training against a bare PyTorch loop, per-step host "
+        "overhead, inference.",
         "mtl.cli.commands.bench",
     ),
     "models": Command(

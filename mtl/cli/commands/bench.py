@@ -1,5 +1,6 @@
-"""``mtl bench data|train|infer``: the benchmarks of :mod:`mtl.experiments.bench` (``data``,
-``train``, ``infer``), their options, and their results shown and written by one renderer."""
+"""``mtl bench data|train|overhead|infer``: the benchmarks of :mod:`mtl.experiments.bench`
+(``data``, ``train``, ``overhead``, ``infer``), their options, and their results shown and
+written by one renderer."""
 
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ def build_parser() -> ArgumentParser:
     benches.add_subcommand("data", data, help="prepare, loading and training throughput")
     benches.add_subcommand("train", train_parser(), help="framework vs bare PyTorch loop, img/s")
     benches.add_subcommand(
+        "overhead", overhead_parser(), help="host ms per step: framework vs bare loop, tiny net"
+    )
+    benches.add_subcommand(
         "infer", infer_parser(), help="eager, compiled, ONNX Runtime, end to end"
     )
     return parser
@@ -91,6 +95,34 @@ def train_parser() -> ArgumentParser:
     return parser
 
 
+def overhead_parser() -> ArgumentParser:
+    from mtl.experiments.bench import overhead
+
+    parser = ArgumentParser(description=overhead.__doc__)
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
+    parser.add_argument("--steps", type=PositiveInt, default=2000, help="timed steps per side")
+    parser.add_argument("--warmup", type=PositiveInt, default=100, help="untimed steps first")
+    parser.add_argument("--batch_size", type=PositiveInt, default=4)
+    parser.add_argument(
+        "--rounds", type=PositiveInt, default=3, help="alternate the sides; report medians"
+    )
+    parser.add_argument("--threads", type=PositiveInt, default=1, help="torch threads")
+    parser.add_argument(
+        "--weightings",
+        type=list[str],
+        default=["fixed"],
+        help="framework rows, one per weighting (e.g. '[fixed, uncertainty, dwa]')",
+    )
+    parser.add_argument(
+        "--compile",
+        type=bool | str,
+        default=False,
+        help="the framework's model.compile (true/net: the network; step: the whole step)",
+    )
+    parser.add_argument("--json", type=Path | None, default=None, help="also write results here")
+    return parser
+
+
 def infer_parser() -> ArgumentParser:
     from mtl.experiments.bench import infer
 
@@ -128,6 +160,13 @@ def main(argv: list[str]) -> int:
             args.data_root, args.caches, args.cache_dir, args.batch_size, args.steps,
             args.warmup, args.workers, args.accelerator, args.device_data, args.rounds,
             args.seed, echo=console.print,
+        )  # fmt: skip
+    elif config.subcommand == "overhead":
+        from mtl.experiments.bench.overhead import bench_overhead
+
+        result = bench_overhead(
+            args.steps, args.warmup, args.batch_size, args.rounds, args.threads,
+            args.weightings, args.compile, echo=console.print,
         )  # fmt: skip
     elif config.subcommand == "infer":
         from mtl.experiments.bench.infer import bench_infer

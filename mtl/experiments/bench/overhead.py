@@ -1,0 +1,256 @@
+"""``mtl bench overhead``: host milliseconds per training step that the framework adds to a bare
+PyTorch loop, with a network so small that its compute hardly counts.
+
+What a sweep pays in every step of every trial, on top of the network itself, is host time:
+Python in Lightning's loop and hooks, and the framework's masked losses, weighting, metrics and
+logging. On a GPU that time only costs throughput when the device waits for it, but it is
+measurable on any CPU, with one thread, a tiny network and a tiny batch. Three sides train the
+same tiny Multi-task network on the same in-memory batches (four tasks, each missing from some
+rows, as in a multi-source batch), one after the other in one process, alternated over rounds:
+
+* **bare**: a hand-written loop: forward, hand-written masked cross-entropy (absolute error for
+  a regression), backward, ``torch.optim.SGD``;
+* **Lightning**: ``Trainer.fit`` of a minimal LightningModule doing exactly the bare step: what
+  Lightning's loop costs by itself;
+* **framework**: ``Trainer.fit`` of :class:`~mtl.training.module.MultiTaskModule` as ``mtl fit``
+  runs it (its callbacks, the CSV logger, a logging step every 50), minus checkpoint files and
+  the progress bar.
+
+The data path is not timed here (``mtl bench data`` and ``mtl bench train`` measure it): every
+side iterates the same list of ready batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import lightning as L
+import torch
+from jsonargparse import Namespace
+
+from mtl.experiments.bench.result import BenchResult, Column, Table, verdict
+from mtl.experiments.bench.train import StepTimer, bare_loss
+from mtl.losses import WEIGHTINGS
+from mtl.models import BKNet, HeadConfig
+from mtl.tasks import Task
+from mtl.training.module import MultiTaskModule
+
+TASKS = ("smile", "emotion", "gender", "age")
+OVERHEAD_ALLOWED_MS = 0.5
+"""The framework may add at most this many host milliseconds per step to the bare loop's."""
+
+Batch = dict[str, torch.Tensor]
+
+
+def tiny_module(weighting: str = "fixed", compile: bool | str = False) -> MultiTaskModule:
+    """Multi-task network small enough that its compute hardly counts: one 4-channel
+    convolution on 8 x 8 inputs, an 8-unit branch per task."""
+    torch.manual_seed(0)
+    return MultiTaskModule(
+        list(TASKS),
+        backbone=BKNet(channels=((4,),), input_size=8),
+        head=HeadConfig(hidden=[8]),
+        weighting=WEIGHTINGS[weighting],
+        channels_last=False,
+        compile=compile,
+    )
+
+
+def tiny_batches(tasks: Sequence[Task], batch_size: int, count: int = 8) -> list[Batch]:
+    """``count`` batches in the batch contract (image B x 1 x 8 x 8, targets B x T with NaN
+    where unlabelled, mask B x T, source B), each task unlabelled in about half the rows."""
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(count):
+        mask = torch.rand(batch_size, len(tasks), generator=g) < 0.5  # B x T
+        classes = [t.num_classes or 1 for t in tasks]
+        targets = torch.stack(
+            [torch.randint(0, c, (batch_size,), generator=g) for c in classes], dim=1
+        ).float()  # B x T
+        batches.append(
+            {
+                "image": torch.rand(batch_size, 1, 8, 8, generator=g),
+                "targets": torch.where(mask, targets, torch.nan),
+                "mask": mask,
+                "source": torch.zeros(batch_size, dtype=torch.long),
+            }
+        )
+    return batches
+
+
+class Cycle:
+    """``steps`` batches, cycling through ``batches``: the same iterable for every side."""
+
+    def __init__(self, batches: Sequence[Batch], steps: int) -> None:
+        self.batches, self.steps = list(batches), steps
+
+    def __iter__(self) -> Iterator[Batch]:
+        for i in range(self.steps):
+            yield self.batches[i % len(self.batches)]
+
+    def __len__(self) -> int:
+        return self.steps
+
+
+def _sgd(params: Any) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=0.01)
+
+
+def bare_ms(batches: Sequence[Batch], steps: int, warmup: int) -> float:
+    """Milliseconds per step of the hand-written loop."""
+    module = tiny_module()
+    net, tasks = module.net.train(), module.tasks
+    optimizer = _sgd(net.parameters())
+
+    def step(batch: Batch) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = bare_loss(net(batch["image"]), batch["targets"], batch["mask"], tasks)
+        loss.backward()
+        optimizer.step()
+
+    seconds = 0.0
+    for i, batch in enumerate(Cycle(batches, warmup + steps)):
+        if i == warmup:
+            seconds = time.perf_counter()
+        step(batch)
+    return (time.perf_counter() - seconds) / steps * 1e3
+
+
+class BareStepModule(L.LightningModule):
+    """The bare loop's step as a LightningModule: what Lightning's loop adds by itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        module = tiny_module()
+        self.net, self.tasks = module.net, module.tasks
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return bare_loss(self.net(batch["image"]), batch["targets"], batch["mask"], self.tasks)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return _sgd(self.net.parameters())
+
+
+@contextmanager
+def _quiet_fit() -> Iterator[None]:
+    """No "GPU available" lines and no "no val_dataloader" warning for each of the many fits."""
+    info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = info.level
+    info.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no")
+            yield
+    finally:
+        info.setLevel(level)
+
+
+def fit_ms(
+    module: L.LightningModule,
+    batches: Sequence[Batch],
+    steps: int,
+    warmup: int,
+    as_mtl_fit: bool,
+) -> float:
+    """Milliseconds per step of ``Trainer.fit`` (with ``mtl fit``'s callbacks and CSV logger
+    when ``as_mtl_fit``)."""
+    from mtl.training.defaults import default_callbacks
+    from mtl.training.loggers import CSVLogger
+
+    timer = StepTimer(warmup, steps)
+    with tempfile.TemporaryDirectory(prefix="mtl-bench-overhead-") as logs, _quiet_fit():
+        callbacks = default_callbacks(Namespace(enable_checkpointing=False)) if as_mtl_fit else []
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_steps=warmup + steps,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            logger=CSVLogger(save_dir=logs, name="bench") if as_mtl_fit else False,
+            callbacks=[*callbacks, timer],
+            default_root_dir=logs,
+        )
+        trainer.fit(module, train_dataloaders=Cycle(batches, warmup + steps + 1))
+    return timer.seconds / steps * 1e3
+
+
+def bench_overhead(
+    steps: int = 2000,
+    warmup: int = 100,
+    batch_size: int = 4,
+    rounds: int = 3,
+    threads: int = 1,
+    weightings: Sequence[str] = ("fixed",),
+    compile: bool | str = False,
+    echo: Callable[[str], None] = print,
+) -> BenchResult:
+    """Each side ``rounds`` times, alternated (a drift of the machine hits every side); medians
+    compared. ``compile`` is the framework's ``model.compile`` (the bare sides stay eager)."""
+    unknown = set(weightings) - set(WEIGHTINGS)
+    if unknown:
+        raise ValueError(f"unknown weighting(s) {sorted(unknown)}; known: {sorted(WEIGHTINGS)}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        batches = tiny_batches(tiny_module().tasks, batch_size)
+        times: dict[str, list[float]] = {"bare": [], "lightning": []}
+        times |= {w: [] for w in weightings}
+        for r in range(rounds):
+            echo(f"round {r + 1}/{rounds}: bare loop, Lightning alone, framework …")
+            times["bare"].append(bare_ms(batches, steps, warmup))
+            times["lightning"].append(fit_ms(BareStepModule(), batches, steps, warmup, False))
+            for w in weightings:
+                module = tiny_module(w, compile)
+                times[w].append(fit_ms(module, batches, steps, warmup, True))
+    finally:
+        torch.set_num_threads(previous)
+    bare = statistics.median(times["bare"])
+    rows = [_row("bare loop", "bare", times, bare)]
+    rows.append(_row("Lightning alone", "lightning", times, bare))
+    rows += [_row(f"framework ({w})", w, times, bare, framework=True) for w in weightings]
+    title = (
+        f"mtl bench overhead: host ms per training step, tiny Multi-task network, batch "
+        f"{batch_size}, {len(TASKS)} tasks, {threads} thread(s), {steps} timed steps "
+        f"(median of {rounds})" + (f", framework compile={compile}" if compile else "")
+    )
+    columns = [
+        Column("side", lambda r: r["side"], left=True),
+        Column("ms / step", lambda r: f"{r['ms_per_step']:.3f}"),
+        Column("above bare, ms", lambda r: f"{r['above_bare_ms']:+.3f}"),
+        Column(
+            f"≤ {OVERHEAD_ALLOWED_MS:g} ms above",
+            lambda r: verdict(r["within"]) if r["within"] is not None else "",
+        ),
+    ]
+    record = {
+        "batch_size": batch_size,
+        "steps": steps,
+        "threads": threads,
+        "compile": compile,
+        "allowed_ms": OVERHEAD_ALLOWED_MS,
+        "results": rows,
+    }
+    return BenchResult([Table(title, columns, rows)], record)
+
+
+def _row(
+    side: str, key: str, times: dict[str, list[float]], bare: float, framework: bool = False
+) -> dict[str, Any]:
+    ms = statistics.median(times[key])
+    return {
+        "side": side,
+        "ms_per_step": round(ms, 4),
+        "above_bare_ms": round(ms - bare, 4),
+        "within": (ms - bare <= OVERHEAD_ALLOWED_MS) if framework else None,
+        "rounds_ms": [round(t, 4) for t in times[key]],
+    }
