@@ -104,3 +104,16 @@ def test_one_renderer_prints_every_table_and_writes_the_record(tmp_path):
     text = console.export_text()
     assert "1.2" in text and "20.0" in text and text.rstrip().endswith("a note")
     assert json.loads((tmp_path / "r.json").read_text()) == {"rows": rows}
+
+
+def test_bench_overhead_compares_the_framework_with_a_bare_loop_and_lightning(tmp_path, capsys):
+    out = tmp_path / "overhead.json"
+    args = ["--steps", "3", "--warmup", "1", "--rounds", "1", "--weightings", "[fixed, dwa]"]
+    main(["bench", "overhead", *args, "--json", str(out)])
+    result = json.loads(out.read_text())
+    sides = [r["side"] for r in result["results"]]
+    assert sides == ["bare loop", "Lightning alone", "framework (fixed)", "framework (dwa)"]
+    for row in result["results"]:
+        assert row["ms_per_step"] > 0 and row["mean_ms_per_step"] > 0
+        assert (row["within"] is None) == (not row["side"].startswith("framework"))
+    assert "host ms per training step" in capsys.readouterr().err

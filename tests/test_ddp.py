@@ -58,9 +58,9 @@ def test_a_ddp_step_over_a_global_batch_equals_one_process_on_all_of_it(tmp_path
             torch.testing.assert_close(rank1[key], rank0[key], rtol=0, atol=0, msg=key)
     assert not torch.equal(state("gradnorm", 2)["weighting.w"], torch.ones(4))
 
-    # Each epoch's training-loss means (summed on each rank, all-reduced at the epoch end) and
-    # metrics (synced by Lightning) are the one-process figures on both ranks, also in the
-    # epoch where a rank's batch missed a task.
+    # Each epoch's training-loss means and metrics (their state summed over the ranks before
+    # they are computed) are the one-process figures on both ranks, also in the epoch where a
+    # rank's batch missed a task.
     def record(weighting: str, devices: int, rank: int = 0) -> dict:
         return torch.load(tmp_path / f"{weighting}-{devices}-rank{rank}.epoch.pt")
 

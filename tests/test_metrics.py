@@ -1,5 +1,6 @@
-"""Metrics that update without waiting for the GPU agree with torchmetrics, and say NaN (not 0)
-when nothing was labelled."""
+"""A stage's metrics, kept in one state updated once per batch without waiting for the GPU,
+agree with torchmetrics over every source and per source, and say NaN (not 0) when nothing was
+labelled."""
 
 from __future__ import annotations
 
@@ -7,61 +8,120 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from mtl.tasks import make_task
-from mtl.training.metrics import MaskedConfusion, MaskedMAE, task_metrics
+from mtl.tasks import build_tasks
+from mtl.training.metrics import StageMetrics
+
+TASKS = build_tasks(["smile", "emotion", "age_years"])
+SOURCES = {"a": ["smile", "age_years"], "b": ["smile", "emotion"]}
 
 
-@pytest.mark.parametrize("classes", [2, 7])
-def test_masked_confusion_agrees_with_torchmetrics(classes):
-    g = torch.Generator().manual_seed(classes)
-    acc, f1 = MaskedConfusion(classes, "acc"), MaskedConfusion(classes, "f1")
-    ref_acc = MulticlassAccuracy(classes, average="micro")
-    ref_f1 = MulticlassF1Score(classes, average="macro")
-    for _ in range(4):
-        scores = torch.randn(33, classes, generator=g)
-        target = torch.randint(0, classes - 1, (33,), generator=g).float()  # a class never seen
-        labelled = torch.rand(33, generator=g) < 0.6
-        target[~labelled] = float("nan")
-        acc.update(scores, target, labelled)
-        f1.update(scores, target, labelled)
-        ref_acc.update(scores[labelled], target[labelled].long())
-        ref_f1.update(scores[labelled], target[labelled].long())
-    assert acc.compute().item() == pytest.approx(ref_acc.compute().item(), abs=1e-6)
-    assert f1.compute().item() == pytest.approx(ref_f1.compute().item(), abs=1e-6)
+def batches(count: int, seed: int = 0, rows: int = 33):
+    """Batches of random outputs, with each task labelled in about 60 % of the rows and a
+    class never seen in the targets."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        outputs = {
+            "smile": torch.randn(rows, 2, generator=g),
+            "emotion": torch.randn(rows, 7, generator=g),
+            "age_years": torch.rand(rows, generator=g) * 80,
+        }
+        targets = torch.stack(
+            [
+                torch.randint(0, 2, (rows,), generator=g).float(),
+                torch.randint(0, 6, (rows,), generator=g).float(),  # class 6 never occurs
+                torch.rand(rows, generator=g) * 80,
+            ],
+            dim=1,
+        )  # B x T
+        mask = torch.rand(rows, 3, generator=g) < 0.6
+        source = torch.randint(0, 3, (rows,), generator=g)  # 2: a source not reported
+        yield outputs, {"targets": torch.where(mask, targets, torch.nan), "mask": mask,
+                        "source": source}  # fmt: skip
 
 
-def test_metrics_are_nan_when_nothing_was_labelled():
-    none = torch.zeros(5, dtype=torch.bool)
-    for metric in (MaskedConfusion(3, "acc"), MaskedConfusion(3, "f1")):
-        metric.update(torch.randn(5, 3), torch.full((5,), float("nan")), none)
-        assert torch.isnan(metric.compute())
-    mae = MaskedMAE()
-    mae.update(
-        torch.ones(3), torch.tensor([2.0, float("nan"), 5.0]), torch.tensor([1, 0, 1]).bool()
-    )
-    assert mae.compute().item() == pytest.approx(2.5)
+def reference(data, source: int | None):
+    """torchmetrics' figures of the labelled rows (of one source)."""
+    acc = {t: MulticlassAccuracy(c, average="micro") for t, c in (("smile", 2), ("emotion", 7))}
+    f1 = {t: MulticlassF1Score(c, average="macro") for t, c in (("smile", 2), ("emotion", 7))}
+    errors, rows = [], 0
+    for outputs, batch in data:
+        keep = torch.ones(len(batch["mask"]), dtype=torch.bool)
+        if source is not None:
+            keep = batch["source"] == source
+        for j, t in enumerate(("smile", "emotion")):
+            rows_t = batch["mask"][:, j] & keep
+            acc[t].update(outputs[t][rows_t], batch["targets"][rows_t, j].long())
+            f1[t].update(outputs[t][rows_t], batch["targets"][rows_t, j].long())
+        rows_a = batch["mask"][:, 2] & keep
+        errors.append((outputs["age_years"][rows_a] - batch["targets"][rows_a, 2]).abs())
+        rows += int(rows_a.sum())
+    mae = torch.cat(errors).sum() / rows
+    return acc, f1, mae
 
 
-def test_accuracy_and_f1_of_a_task_share_one_confusion_matrix_across_epochs():
-    """The collection updates one confusion matrix per batch for both metrics; after the
-    per-metric compute and reset Lightning does at each epoch end, the next epoch's figures are
-    its own."""
-    collection = task_metrics(make_task("emotion")).clone(prefix="val/emotion/")
-    g = torch.Generator().manual_seed(0)
-    for epoch in range(3):
-        refs = {"acc": MulticlassAccuracy(7, average="micro"), "f1": MulticlassF1Score(7)}
-        for _ in range(2):
-            scores, target = (
-                torch.randn(16, 7, generator=g),
-                torch.randint(0, 7, (16,), generator=g),
-            )
-            labelled = torch.rand(16, generator=g) < 0.7
-            collection.update(scores, target.float(), labelled)
-            for ref in refs.values():
-                ref.update(scores[labelled], target[labelled])
-        metrics = dict(collection.items(keep_base=True, copy_state=False))  # as log_dict does
-        assert metrics["f1"].confusion is metrics["acc"].confusion, epoch  # one state
-        for name, metric in metrics.items():
-            assert metric.compute().item() == pytest.approx(refs[name].compute().item(), abs=1e-6)
-        for metric in metrics.values():
-            metric.reset()
+def test_every_metric_agrees_with_torchmetrics_over_all_sources_and_per_source():
+    data = list(batches(4))
+    metrics = StageMetrics(TASKS, "val", SOURCES)
+    for outputs, batch in data:
+        metrics.update(outputs, batch)
+    values = metrics.compute()
+    groups = [("val/", None, ["smile", "emotion", "age_years"])]
+    groups += [("val/a/", 0, SOURCES["a"]), ("val/b/", 1, SOURCES["b"])]
+    for prefix, source, tasks in groups:
+        acc, f1, mae = reference(data, source)
+        for t in tasks:
+            if t == "age_years":
+                assert values[f"{prefix}{t}/mae"].item() == pytest.approx(mae.item(), rel=1e-5)
+            else:
+                assert values[f"{prefix}{t}/acc"].item() == pytest.approx(acc[t].compute().item())
+                assert values[f"{prefix}{t}/f1"].item() == pytest.approx(f1[t].compute().item())
+    # a source reports only the tasks it labels
+    assert "val/a/emotion/acc" not in values and "val/b/age_years/mae" not in values
+
+
+def test_the_mean_losses_are_weighted_by_batch_size_and_named_per_stage():
+    train, val = StageMetrics(TASKS, "train"), StageMetrics(TASKS, "val")
+    for metrics in (train, val):
+        for (outputs, batch), losses in zip(batches(2, rows=4), ([1.0, 2, 3, 4], [3.0, 4, 5, 6]),
+                                            strict=True):  # fmt: skip
+            metrics.update(outputs, batch, torch.tensor(losses))
+        outputs, batch = next(batches(1, rows=2))
+        metrics.update(outputs, batch, torch.tensor([6.0, 6, 6, 6]))  # a smaller last batch
+    expected = (1 * 4 + 3 * 4 + 6 * 2) / 10
+    assert train.compute()["train/loss_epoch"].item() == pytest.approx(expected)
+    assert val.compute()["val/loss"].item() == pytest.approx(expected)
+    assert val.compute()["val/emotion/loss"].item() == pytest.approx((3 * 4 + 5 * 4 + 12) / 10)
+
+
+def test_metrics_are_nan_when_nothing_was_labelled_and_reset_between_epochs():
+    metrics = StageMetrics(TASKS, "val", SOURCES)
+    outputs, batch = next(batches(1))
+    batch["mask"][:, 1] = False  # no emotion label
+    batch["mask"][batch["source"] == 0] = False  # nothing labelled in source a
+    metrics.update(outputs, batch)
+    values = metrics.compute()
+    assert torch.isnan(values["val/emotion/acc"]) and torch.isnan(values["val/emotion/f1"])
+    assert all(torch.isnan(v) for k, v in values.items() if k.startswith("val/a/"))
+    assert not torch.isnan(values["val/smile/acc"])
+    metrics.reset()
+    data = list(batches(2, seed=1))
+    for outputs, batch in data:
+        metrics.update(outputs, batch)
+    acc, _, _ = reference(data, None)  # the new epoch's own figures
+    assert metrics.compute()["val/smile/acc"].item() == pytest.approx(acc["smile"].compute().item())
+
+
+def test_confusion_matrices_are_the_state_accuracy_is_computed_from():
+    metrics = StageMetrics(TASKS, "test", SOURCES)
+    data = list(batches(3))
+    for outputs, batch in data:
+        metrics.update(outputs, batch)
+    matrices = metrics.confusion_matrices()
+    assert set(matrices) == {("", "smile"), ("", "emotion"), ("a", "smile"), ("b", "smile"),
+                             ("b", "emotion")}  # fmt: skip
+    emotion = matrices[("", "emotion")]
+    assert emotion.shape == (7, 7)
+    labelled = sum(int(b["mask"][:, 1].sum()) for _, b in data)
+    assert int(emotion.sum()) == labelled
+    accuracy = emotion.diagonal().sum() / emotion.sum()
+    assert metrics.compute()["test/emotion/acc"].item() == pytest.approx(accuracy.item())

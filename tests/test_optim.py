@@ -39,3 +39,29 @@ def test_weight_decay_skips_biases_norms_and_loss_weights():
     assert no_decay["weight_decay"] == 0.0
     everything = param_groups(net, decay_norm_and_bias=True)[0]["params"]
     assert len(everything) == len(list(net.parameters()))
+
+
+def test_foreach_updates_equal_the_per_parameter_loop_bitwise():
+    """MomentumSGD's one-call-per-operation update (its default, also on a CPU) gives exactly
+    the numbers of torch's per-parameter loop, with a weight-decay and a no-decay group."""
+    torch.manual_seed(0)
+    shapes = [(8, 3, 3, 3), (8,), (20, 10), (7,)]
+    loop = [torch.randn(s, requires_grad=True) for s in shapes]
+    each = [p.detach().clone().requires_grad_(True) for p in loop]
+
+    def groups(params):
+        return [{"params": params[:2]}, {"params": params[2:], "weight_decay": 0.0}]
+
+    reference = torch.optim.SGD(
+        groups(loop), lr=0.01, momentum=0.9, weight_decay=0.01, foreach=False
+    )
+    optimizer = MomentumSGD(groups(each))
+    assert optimizer.defaults["foreach"] is True
+    for _ in range(20):
+        grads = [torch.randn(s) for s in shapes]
+        for params in (loop, each):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+        reference.step()
+        optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(loop, each, strict=True))

@@ -32,7 +32,7 @@ def _normalize(per_sample: torch.Tensor, mask: torch.Tensor, normalization: Norm
     size, because DDP averages gradients over ranks: the result equals one device seeing the
     whole global batch, however the task's labels happen to fall on the ranks.
     """
-    total = torch.where(mask, per_sample, torch.zeros_like(per_sample)).sum()
+    total = torch.where(mask, per_sample, 0.0).sum()
     if normalization == "batch":
         return total / per_sample.shape[0]
     if normalization == "labelled":
@@ -50,7 +50,7 @@ def _check(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> N
 
 def _class_indices(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """B long class indices: the target where labelled, 0 (any valid index) elsewhere."""
-    return torch.where(mask, targets, torch.zeros_like(targets)).long()
+    return torch.where(mask, targets, 0).long()
 
 
 def masked_cross_entropy(
@@ -94,7 +94,7 @@ def masked_squared_hinge(
     true_score = logits.gather(1, safe_targets[:, None])  # B x 1
     margins = (logits - true_score + 1).clamp(min=0).square()  # B x C
     wrong = F.one_hot(safe_targets, logits.shape[1]) == 0  # B x C
-    per_sample = torch.where(wrong, margins, torch.zeros_like(margins)).sum(dim=1)  # B
+    per_sample = torch.where(wrong, margins, 0.0).sum(dim=1)  # B
     return _normalize(per_sample, mask, normalization)
 
 

@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from mtl.tasks import parse_metric_key
+from mtl.training.hooks import skip_unused_batch_hooks
 
 
+@skip_unused_batch_hooks
 class SaveConfigToCheckpoint(SaveConfigCallback):
     """Writes ``config.yaml`` to the run folder, sends the same fully resolved config (data,
     model, trainer) to loggers that keep configs (W&B: ``wandb.config``), and embeds it in every
@@ -71,6 +73,7 @@ def run_ids(trainer: L.Trainer) -> dict[str, str]:
     return ids
 
 
+@skip_unused_batch_hooks
 class ResumeState(L.Callback):
     """What a resumed run needs beyond Lightning's own checkpoint to continue exactly.
 
@@ -124,6 +127,7 @@ def metrics_table(metrics: dict, stage: str, title: str) -> Table | None:
     return table
 
 
+@skip_unused_batch_hooks
 class ResultsTable(L.Callback):
     """Prints the final per-task validation metrics when fitting ends."""
 

@@ -18,12 +18,14 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from mtl.models.ensemble import EnsembleNet, member_files
+from mtl.training.hooks import skip_unused_batch_hooks
 from mtl.training.metrics import StageMetrics, evaluation_sources
 
 STAGE = "test_ens"
 """Prefix of the ensemble's metrics."""
 
 
+@skip_unused_batch_hooks
 class CheckpointEnsemble(L.Callback):
     """Keeps the last ``size`` epochs' weights during fit; evaluates their ensemble in a test."""
 
@@ -71,7 +73,8 @@ class CheckpointEnsemble(L.Callback):
         rank_zero_info(f"checkpoint ensemble: {len(files)} epochs ({files[0].stem}..)")
         self.ensemble = EnsembleNet(pl_module.net, files, pl_module.tasks).to(pl_module.device)
         sources = evaluation_sources(trainer.datamodule, "test")
-        self.metrics = StageMetrics(pl_module.tasks, STAGE, sources).to(pl_module.device)
+        self.metrics = StageMetrics(pl_module.tasks, STAGE, sources, losses=False)
+        self.metrics = self.metrics.to(pl_module.device)
 
     def on_test_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -83,8 +86,7 @@ class CheckpointEnsemble(L.Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.metrics is None:
             return
-        for collection in self.metrics.collections():  # every rank, the same order (synced)
-            values = collection.compute()
-            collection.reset()
-            pl_module.log_dict({k: float(v) for k, v in values.items()}, sync_dist=False)
+        values = self.metrics.compute()  # every rank (synced): the same values
+        self.metrics.reset()
+        pl_module.log_dict({k: float(v) for k, v in values.items()}, sync_dist=False)
         self.ensemble = None  # free the members' memory

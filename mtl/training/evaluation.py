@@ -18,22 +18,25 @@ import lightning as L
 import torch
 
 from mtl.tasks import metric_key
+from mtl.training.hooks import skip_unused_batch_hooks
 
 
 def _loggers_with(trainer: L.Trainer, method: str) -> list[Any]:
     return [logger for logger in trainer.loggers if callable(getattr(logger, method, None))]
 
 
+@skip_unused_batch_hooks
 class ConfusionMatrices(L.Callback):
     """One confusion matrix per classification task and evaluation stage (labelled rows only),
     logged as ``<stage>/<task>/confusion`` at the end of every validation and test epoch; a
     test also gets one per source and task (``test/<source>/<task>/confusion``). The latest
     matrices stay in :attr:`results` (for the test report).
 
-    The matrices are the module's own metric state (the masked confusion matrix its accuracy
-    and F1 are computed from, :meth:`~mtl.training.metrics.StageMetrics.confusion`), read
-    before the module logs and resets it: nothing is counted twice, and nothing waits for the
-    GPU during the epoch. Reading syncs it over DDP ranks; every rank reads, in the same order.
+    The matrices are the module's own metric state (the masked confusion matrices its accuracy
+    and F1 are computed from, :meth:`~mtl.training.metrics.StageMetrics.confusion_matrices`),
+    read before the module logs and resets it: nothing is counted twice, and nothing waits for
+    the GPU during the epoch. Reading syncs it over DDP ranks, in one collective every rank
+    enters.
     """
 
     ALL = ""  # the key of the matrices over every source
@@ -43,24 +46,21 @@ class ConfusionMatrices(L.Callback):
         self.results: dict[str, dict[tuple[str, str], torch.Tensor]] = {}
 
     def _log(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = pl_module.stage_metrics(stage)
+        matrices = pl_module.stage_metrics(stage).confusion_matrices()  # every rank: synced
         loggers = _loggers_with(trainer, "log_confusion_matrix")
-        sources = [self.ALL, *(metrics.source_names if stage == "test" else [])]
         self.results[stage] = {}
-        for source in sources:
-            for name, task in self.tasks.items():  # every rank, the same order
-                confusion = metrics.confusion(name, source)
-                if confusion is None:  # a regression, or a task this source does not label
-                    continue
-                matrix = confusion.matrix().cpu()  # C x C, synced over ranks
-                self.results[stage][(source, name)] = matrix
-                if trainer.sanity_checking:
-                    continue
-                key = metric_key(stage, name, "confusion", source)
-                for logger in loggers:
-                    logger.log_confusion_matrix(
-                        key, list(task.class_names), matrix, trainer.global_step
-                    )
+        for (source, name), matrix in matrices.items():
+            if source and stage != "test":  # per source: for the test report only
+                continue
+            matrix = matrix.cpu()  # C x C
+            self.results[stage][(source, name)] = matrix
+            if trainer.sanity_checking:
+                continue
+            key = metric_key(stage, name, "confusion", source)
+            for logger in loggers:
+                logger.log_confusion_matrix(
+                    key, list(self.tasks[name].class_names), matrix, trainer.global_step
+                )
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log("val", trainer, pl_module)
@@ -79,6 +79,7 @@ def write_confusion_csv(matrix: torch.Tensor, class_names: list[str], path: Path
             writer.writerow([name, *row])
 
 
+@skip_unused_batch_hooks
 class PredictionSamples(L.Callback):
     """A table of the first ``count`` faces of each validation epoch (rank 0's), with every
     task's label, prediction and probability, logged as ``val/predictions``."""

@@ -1,33 +1,34 @@
-"""Per-task and per-source metrics of one stage, fed only the rows labelled for each task.
+"""Every metric of one stage, per task and per source, in one state updated once per batch.
 
-Each task has one :class:`~torchmetrics.MetricCollection` (accuracy and macro F1 for a
-classification, mean absolute error for a regression, from the task registry), cloned with a
-prefix per stage and per source: ``val/smile/acc``, ``val/genki4k/smile/acc``. The module logs
-every collection with ``log_dict`` at the end of each epoch, on every rank and in the same
-order, whatever each rank saw (Lightning computes, syncs and resets them): under DDP every rank
-enters the same collectives, also when its batches missed a task or a source entirely. A metric
-no rank saw a labelled sample for in an epoch reports NaN, not the 0 torchmetrics would: its
-states are synced before it is computed, so every rank computes the same value.
+A stage (``train``, ``val``, ``test``) reports, per task, the metrics its kind names (accuracy
+and macro F1 for a classification, mean absolute error for a regression), over every source
+and per source (``val/smile/acc``, ``val/genki4k/smile/acc``), and the mean losses
+(``val/loss``, ``val/smile/loss``; ``train/loss_epoch`` …, since ``train/loss`` is the step's).
+All of it is one :class:`~torchmetrics.Metric`, :class:`StageMetrics`, whose state holds every
+task's and source's confusion matrix, absolute-error sums and loss sums: one ``update`` per
+batch, a few batched tensor operations whatever the number of tasks and sources (one
+collection per task and source cost several hundred microseconds of Python per training step,
+a large part of a step at GPU speed).
 
-Updates never synchronise with the GPU: a metric is given the whole batch with the mask of
-labelled rows and accumulates with tensor arithmetic only (a masked confusion matrix for
-accuracy and macro F1, masked sums for the mean absolute error). torchmetrics' own classification
-updates select rows with boolean indexing (``ignore_index``) or ``bincount``, which wait for the
-GPU; in a training step that is several stalls per task, and halved the framework's training
-throughput on an H100 against a bare loop.
+Updates never wait for the GPU: the whole batch comes with the mask of labelled rows and is
+counted with tensor arithmetic only (an ``index_add_`` into the confusion matrices, masked sums),
+never boolean indexing or ``bincount``, which wait for the device.
+
+The module computes, logs and resets the stage's metrics at the end of every epoch, on every
+rank and in the same order whatever each rank saw: the state is synced over DDP ranks before it
+is computed, so every rank logs the same values, also when its batches missed a task or a
+source entirely. A metric no rank saw a labelled sample for reports NaN, not 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import Metric
 
-from mtl.tasks import Task, metric_prefix
+from mtl.tasks import Task, metric_key
 
 STAGES = ("train", "val", "test")
 EVAL_STAGES = ("val", "test")
@@ -39,146 +40,169 @@ def evaluation_sources(datamodule: object, stage: str) -> dict[str, list[str]]:
     return sources(stage) if callable(sources) and getattr(datamodule, "sources", None) else {}
 
 
-class MaskedConfusion(Metric):
-    """The confusion matrix of the labelled rows (true class x predicted class), accumulated
-    without leaving the device; ``reads`` says what :meth:`compute` returns: ``acc`` (micro
-    accuracy) or ``f1`` (macro F1 over the classes that occurred, as torchmetrics averages)."""
+CONFUSION_METRICS = ("acc", "f1")
+"""Metrics read from a task's confusion matrix (classification kinds)."""
+ERROR_METRICS = ("mae",)
+"""Metrics read from a task's absolute-error sums (regression kinds)."""
+
+
+def _reads(task: Task, metrics: Sequence[str]) -> bool:
+    return any(m in metrics for m in task.kind.metrics)
+
+
+class StageMetrics(Metric):
+    """Metrics and mean losses of one stage, per task and, optionally, per source.
+
+    Args:
+        tasks: the run's tasks, in the order of the batch's ``targets`` columns.
+        stage: the keys' first part (``train``, ``val``, ``test``, ``test_ens``).
+        sources: each source, in ``batch["source"]`` order, with the tasks it labels; metrics
+            of a source are reported for those tasks only.
+        losses: also average the losses given to :meth:`update`.
+    """
 
     full_state_update = False
-
-    def __init__(self, num_classes: int, reads: Literal["acc", "f1"]) -> None:
-        super().__init__()
-        if reads not in ("acc", "f1"):
-            raise ValueError(f"reads must be acc or f1, got {reads!r}")
-        self.num_classes, self.reads = num_classes, reads
-        zeros = torch.zeros(num_classes, num_classes, dtype=torch.long)
-        self.add_state("confusion", zeros, dist_reduce_fx="sum")
-
-    def update(self, scores: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> None:
-        """``scores`` B x C, ``target`` B (any value where unlabelled), ``labelled`` B bool."""
-        c = self.num_classes
-        truth = F.one_hot(torch.where(labelled, target, 0).long(), c) * labelled[:, None]  # B x C
-        predicted = F.one_hot(scores.argmax(dim=1), c)  # B x C
-        # Counts as a float product (no integer matmul on CUDA): exact, since every product is
-        # 0 or 1 and a batch sums fewer than 2^24 of them; autocast off, or bf16 would round.
-        with torch.autocast(scores.device.type, enabled=False):
-            counts = truth.T.float() @ predicted.float()  # C x C
-        self.confusion += counts.round().long()
-
-    def compute(self) -> torch.Tensor:
-        confusion = self.confusion.float()
-        tp = confusion.diagonal()  # C
-        if self.reads == "acc":
-            return (tp.sum() / confusion.sum()).float()  # 0 / 0: NaN
-        fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp  # C each
-        occurred = (tp + fp + fn) > 0
-        f1 = torch.where(occurred, 2 * tp / (2 * tp + fp + fn).clamp(min=1), 0.0)
-        return (f1.sum() / occurred.sum()).float()  # no labelled row on any rank: NaN
-
-    def matrix(self) -> torch.Tensor:
-        """The confusion matrix (C x C, true class x predicted) summed over every DDP rank: a
-        collective, so every rank calls it, in the same order."""
-        with self.sync_context(should_sync=True, should_unsync=True):
-            return self.confusion.clone()
-
-
-class MaskedMAE(Metric):
-    """Mean absolute error of the labelled rows of a regression."""
-
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("error", torch.tensor(0.0), dist_reduce_fx="sum")
-        self.add_state("rows", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, values: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> None:
-        error = torch.where(labelled, (values.float() - target).abs(), 0.0)  # B
-        self.error += error.sum()
-        self.rows += labelled.sum()
-
-    def compute(self) -> torch.Tensor:
-        return (self.error / self.rows).float()  # no labelled row on any rank: NaN
-
-
-METRIC_CLASSES: dict[str, Callable[[Task], Metric]] = {
-    "acc": lambda task: MaskedConfusion(task.num_classes, "acc"),
-    "f1": lambda task: MaskedConfusion(task.num_classes, "f1"),
-    "mae": lambda task: MaskedMAE(),
-}
-"""How each metric a task kind names (:attr:`mtl.tasks.TaskKind.metrics`) is computed."""
-
-
-def task_metrics(task: Task) -> MetricCollection:
-    """The metrics of one task (no prefix), those its kind names."""
-    metrics = {name: METRIC_CLASSES[name](task) for name in task.kind.metrics}
-    # One confusion matrix for acc and F1: the collection updates one and hands the other its
-    # state.
-    shared = [name for name, m in metrics.items() if isinstance(m, MaskedConfusion)]
-    return MetricCollection(metrics, compute_groups=[shared] if len(shared) > 1 else False)
-
-
-class StageMetrics(nn.Module):
-    """Metrics of one stage (``train``, ``val`` or ``test``) per task and, optionally, per
-    source (``sources`` maps each source, in ``batch["source"]`` order, to the tasks it labels)."""
 
     def __init__(
         self,
         tasks: Sequence[Task],
         stage: str,
         sources: Mapping[str, Sequence[str]] | None = None,
+        losses: bool = True,
     ) -> None:
         super().__init__()
-        self.tasks = list(tasks)
-        template = {t.name: task_metrics(t) for t in self.tasks}
-        self.by_task = nn.ModuleDict(
-            {name: m.clone(prefix=metric_prefix(stage, name)) for name, m in template.items()}
-        )
+        self.tasks, self.stage, self.losses = list(tasks), stage, losses
         self.source_names = list(sources or {})
-        self.by_source = nn.ModuleDict(
-            {
-                source: nn.ModuleDict(
-                    {t: template[t].clone(prefix=metric_prefix(stage, t, source)) for t in names}
-                )
-                for source, names in (sources or {}).items()
-            }
-        )
+        for t in self.tasks:
+            unknown = set(t.kind.metrics) - set(CONFUSION_METRICS) - set(ERROR_METRICS)
+            if unknown:
+                raise ValueError(f"task {t.name}: no way to compute metric(s) {sorted(unknown)}")
+        # Each kind names its metrics; they say which state a task's rows are counted in.
+        self.classified = [j for j, t in enumerate(self.tasks) if _reads(t, CONFUSION_METRICS)]
+        self.regressed = [j for j, t in enumerate(self.tasks) if _reads(t, ERROR_METRICS)]
+        classes = max([self.tasks[j].num_classes for j in self.classified], default=1)
+        groups = 1 + len(self.source_names)  # every source together, then each source
+        self.classes, self.groups = classes, groups
+        # Which (group, task) pairs are reported: every task over all sources; a source's own.
+        self.reported = [(g, t) for g in range(groups) for t in self.tasks if g == 0
+                         or t.name in (sources or {})[self.source_names[g - 1]]]  # fmt: skip
+        tc, tr = len(self.classified), len(self.regressed)
+        long = torch.long
+        self.add_state("confusion", torch.zeros(groups, tc, classes, classes, dtype=long), "sum")
+        self.add_state("abs_error", torch.zeros(groups, tr), "sum")  # G x Tr
+        self.add_state("rows", torch.zeros(groups, tr, dtype=long), "sum")  # G x Tr
+        self.add_state("loss_sum", torch.zeros(1 + len(self.tasks)), "sum")  # total, then T
+        self.add_state("samples", torch.zeros(()), "sum")
+        # Index tensors, built once (a Python list as an index is copied to the GPU each use).
+        self.register_buffer("classified_index", torch.tensor(self.classified, dtype=long), False)
+        self.register_buffer("regressed_index", torch.tensor(self.regressed, dtype=long), False)
+        self.register_buffer("task_offset", torch.arange(tc, dtype=long) * classes**2, False)
+        self.register_buffer("group_offset", torch.arange(groups, dtype=long), False)
 
     def update(
-        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
-    ) -> None:
-        """Feed every task's metrics the rows labelled for it (per source too)."""
-        mask, targets = batch["mask"], batch["targets"]  # B x T each
-        for j, task in enumerate(self.tasks):
-            self._update(self.by_task[task.name], task, outputs, targets[:, j], mask[:, j])
-        for k, source in enumerate(self.source_names):
-            rows = batch["source"] == k  # B
-            for j, task in enumerate(self.tasks):
-                if task.name in self.by_source[source]:
-                    collection = self.by_source[source][task.name]
-                    self._update(collection, task, outputs, targets[:, j], mask[:, j] & rows)
-
-    @staticmethod
-    def _update(
-        collection: MetricCollection,
-        task: Task,
+        self,
         outputs: Mapping[str, torch.Tensor],
-        target: torch.Tensor,
-        labelled: torch.Tensor,
+        batch: Mapping[str, torch.Tensor],
+        losses: torch.Tensor | None = None,
     ) -> None:
-        collection.update(outputs[task.name].detach(), target, labelled)  # B x C_t or B; B; B
+        """Count a batch: ``outputs`` {task: B x C_t scores or B values}, ``batch`` with
+        ``targets`` and ``mask`` (B x T) and ``source`` (B), ``losses`` the batch's total and
+        per-task losses (1 + T, detached)."""
+        mask, targets = batch["mask"], batch["targets"]  # B x T each
+        member = self._membership(batch, len(mask))  # B x G, None: every row in group 0 only
+        if self.classified:
+            self._count_classes(outputs, targets, mask, member)
+        if self.regressed:
+            self._sum_errors(outputs, targets, mask, member)
+        if self.losses and losses is not None:
+            n = len(mask)
+            self.loss_sum.add_(losses.detach().float(), alpha=n)
+            self.samples += n
 
-    def confusion(self, task: str, source: str = "") -> MaskedConfusion | None:
-        """The confusion-matrix metric of a task (over every source, or of one): the state its
-        accuracy and F1 come from; None for a task without classes or a source without it."""
-        group = self.by_task if not source else self.by_source[source]
-        if task not in group:
+    def _membership(self, batch: Mapping[str, torch.Tensor], n: int) -> torch.Tensor | None:
+        """B x G long: 1 where a row counts in a group (every row in group 0, "all sources"; a
+        row in its source's group, if that source is reported); None when there is no group
+        but "all sources"."""
+        if self.groups == 1:
             return None
-        found = [m for m in group[task].values(copy_state=False) if isinstance(m, MaskedConfusion)]
-        return found[0] if found else None
+        source = batch["source"]  # B
+        known = (source >= 0) & (source < self.groups - 1)
+        member = F.one_hot(torch.where(known, source + 1, 0), self.groups)  # B x G
+        member[:, 0] = 1
+        return member
 
-    def collections(self) -> Iterator[MetricCollection]:
-        """Every collection, in a fixed order (the same on every rank)."""
-        yield from self.by_task.values()
-        for source in self.source_names:
-            yield from self.by_source[source].values()
+    def _count_classes(self, outputs, targets, mask, member) -> None:
+        tasks = [self.tasks[j].name for j in self.classified]
+        predicted = torch.stack([outputs[t].argmax(dim=1) for t in tasks], dim=1)  # B x Tc
+        labelled = mask.index_select(1, self.classified_index)  # B x Tc
+        truth = torch.where(labelled, targets.index_select(1, self.classified_index), 0).long()
+        c = self.classes
+        index = self.task_offset + truth * c + predicted  # B x Tc, cells of one group's state
+        counts = labelled.long()  # B x Tc
+        if member is not None:  # the same cells in every group the row counts in
+            group_offset = self.group_offset[:, None] * (index.shape[1] * c * c)  # G x 1
+            index = index[:, None, :] + group_offset  # B x G x Tc
+            counts = member[:, :, None] * counts[:, None, :]  # B x G x Tc
+        self.confusion.view(-1).index_add_(0, index.reshape(-1), counts.reshape(-1))
+
+    def _sum_errors(self, outputs, targets, mask, member) -> None:
+        tasks = [self.tasks[j].name for j in self.regressed]
+        values = torch.stack([outputs[t].detach().float() for t in tasks], dim=1)  # B x Tr
+        labelled = mask.index_select(1, self.regressed_index)  # B x Tr
+        target = targets.index_select(1, self.regressed_index)
+        error = torch.where(labelled, (values - target).abs(), 0.0)  # B x Tr (NaN targets out)
+        if member is None:
+            self.abs_error += error.sum(0)[None]  # 1 x Tr
+            self.rows += labelled.sum(0)[None]
+        else:
+            self.abs_error += (member[:, :, None] * error[:, None, :]).sum(0)  # G x Tr
+            self.rows += (member[:, :, None] * labelled[:, None, :]).sum(0)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """Every reported value by its logged key (NaN where nothing was labelled)."""
+        tables = self._tables()
+        values = {}
+        for g, task in self.reported:
+            source = self.source_names[g - 1] if g else ""
+            column = self._column(task)
+            for name in task.kind.metrics:
+                values[metric_key(self.stage, task.name, name, source)] = tables[name][g, column]
+        if self.losses:
+            means = self.loss_sum / self.samples  # 1 + T (NaN when no sample)
+            suffix = "_epoch" if self.stage == "train" else ""  # train/loss is the step's
+            values[f"{self.stage}/loss{suffix}"] = means[0]
+            for j, task in enumerate(self.tasks):
+                values[f"{self.stage}/{task.name}/loss{suffix}"] = means[1 + j]
+        return values
+
+    def _tables(self) -> dict[str, torch.Tensor]:
+        """acc, f1 (G x Tc) and mae (G x Tr) of every group and task."""
+        confusion = self.confusion.float()  # G x Tc x C x C (true x predicted)
+        tp = confusion.diagonal(dim1=-2, dim2=-1)  # G x Tc x C
+        fp, fn = confusion.sum(-2) - tp, confusion.sum(-1) - tp
+        occurred = (tp + fp + fn) > 0  # classes seen or predicted: those macro F1 averages
+        f1 = torch.where(occurred, 2 * tp / (2 * tp + fp + fn).clamp(min=1), 0.0)
+        return {
+            "acc": tp.sum(-1) / confusion.sum((-2, -1)),  # 0 / 0: NaN
+            "f1": f1.sum(-1) / occurred.sum(-1),
+            "mae": self.abs_error / self.rows,
+        }
+
+    def _column(self, task: Task) -> int:
+        """The task's column in the tables of its state."""
+        j = self.tasks.index(task)
+        return (self.classified if j in self.classified else self.regressed).index(j)
+
+    def confusion_matrices(self) -> dict[tuple[str, str], torch.Tensor]:
+        """{(source or "", task): C_t x C_t confusion matrix (true x predicted)} of every
+        reported classification, summed over every DDP rank: a collective, so every rank calls
+        it, at the same point."""
+        with self.sync_context(should_sync=True, should_unsync=True):
+            confusion = self.confusion.clone()  # G x Tc x C x C
+        matrices = {}
+        for g, task in self.reported:
+            if self.tasks.index(task) in self.classified:
+                c = task.num_classes
+                source = self.source_names[g - 1] if g else ""
+                matrices[(source, task.name)] = confusion[g, self._column(task), :c, :c]
+        return matrices

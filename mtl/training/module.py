@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import lightning as L
@@ -10,20 +12,37 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
 
 from mtl.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from mtl.errors import ConfigError
 from mtl.losses import CLASSIFICATION_LOSSES, EuclideanGaussian, FixedWeighting, WeightingCallable
+from mtl.losses.distributed import max_over_ranks, world_size
 from mtl.losses.task_losses import Normalization
 from mtl.models import Backbone, BKNet, HeadConfig, MultiTaskNet
 from mtl.models.hparams import plain_hparams
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
+from mtl.training.hooks import skip_unused_batch_hooks
 from mtl.training.metrics import EVAL_STAGES, STAGES, StageMetrics, evaluation_sources
 from mtl.training.optim import ExponentialDecay, MomentumSGD, param_groups
 from mtl.training.precise_bn import PreciseBatchNorm
 
+_SYNCED_KEYS: set[str] = set()
 
+
+def _already_synced(values: Mapping[str, torch.Tensor]) -> None:
+    """Silence Lightning's advice to log these epoch values with ``sync_dist=True`` (a
+    ``PossibleUserWarning`` under DDP): they were computed from state summed over every rank,
+    so every rank logs the same values (an all-reduce of each would only cost collectives).
+    One filter per new key, for these exact keys only."""
+    new = set(values) - _SYNCED_KEYS
+    if not new:
+        return
+    _SYNCED_KEYS.update(new)
+    keys = "|".join(re.escape(k) for k in sorted(new))
+    warnings.filterwarnings("ignore", message=rf"It is recommended to use `self\.log\('(?:{keys})'")
+
+
+@skip_unused_batch_hooks
 class MultiTaskModule(L.LightningModule):
     """Learns every task of the run jointly from batches with per-task label masks."""
 
@@ -43,7 +62,8 @@ class MultiTaskModule(L.LightningModule):
         decay_norm_and_bias: bool = False,
         monitor: str = "val/loss",
         channels_last: bool | None = None,
-        compile: bool = False,
+        compile: bool | Literal["net", "step"] = False,
+        compile_mode: str | None = None,
         precise_bn: int = 0,
     ) -> None:
         """
@@ -68,8 +88,14 @@ class MultiTaskModule(L.LightningModule):
             channels_last: run convolutions on NHWC tensors; None: the backbone's default (on
                 for the BKNet family, where ``mtl bench train`` measured the framework 1.14x
                 faster on 2 CPU cores and 1.42x on an H100; docs: guide/speed.md).
-            compile: ``torch.compile`` the network when the trainer starts (the first steps
-                pay the compilation; ``mtl bench train --compile`` measures it).
+            compile: ``torch.compile`` when the trainer starts (the first steps pay the
+                compilation): ``true`` or ``"net"`` the network; ``"step"`` also the whole
+                training computation, network, masked losses and weighting, as one graph
+                (:meth:`objective`; a weighting that acts on gradients keeps it eager).
+                ``mtl bench train --variants`` measures the first, ``mtl bench overhead
+                --compile step`` the second.
+            compile_mode: ``torch.compile``'s mode: ``"reduce-overhead"`` replays the step as
+                CUDA graphs on a GPU (one launch instead of hundreds), ``"max-autotune"``.
             precise_bn: before each validation of a fit, recompute batch-norm statistics from
                 this many of the epoch's latest training images under the current weights,
                 instead of evaluating with running averages that lag behind fast-moving
@@ -93,20 +119,27 @@ class MultiTaskModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.decay_norm_and_bias, self.monitor = decay_norm_and_bias, monitor
         self.channels_last, self.compile_net = channels_last, compile
+        self.compile_mode = compile_mode
         self.precise_bn = PreciseBatchNorm(precise_bn)
-        # Training-loss sums of the epoch (1 + T, then the count): a plain attribute, not a
-        # buffer, so DDP does not overwrite a rank's sums with rank 0's.
-        self._loss_sums: torch.Tensor | None = None
         self._compiled = False
-        # Keyed by stage; a ModuleDict key "train" would clash with Module.train.
+        self._compiled_objective: Callable | None = None  # compile="step": objective, compiled
+        # Each task's loss, chosen once: (task, its targets column, its loss family's function).
+        family = {"classification": self._classification_loss, "regression": self._regression_loss}
+        self._task_losses = [
+            (t.name, j, family[t.kind.loss_family]) for j, t in enumerate(self.tasks)
+        ]
+        # Metrics and mean losses of each stage, one state each (keyed by stage; a ModuleDict
+        # key "train" would clash with Module.train). Epoch sums of the training losses live
+        # there too, not in buffers, so DDP does not overwrite a rank's sums with rank 0's.
         self.metrics = nn.ModuleDict({f"{s}_metrics": StageMetrics(self.tasks, s) for s in STAGES})
-        # Evaluation losses are averaged by metrics (not self.log in the step), so each source's
-        # batches feed one "val/loss", logged once per epoch like every other metric.
-        self.loss_means = nn.ModuleDict({f"{s}_losses": self._loss_means(s) for s in EVAL_STAGES})
 
-    def _loss_means(self, stage: str) -> MetricCollection:
-        names = {"loss": MeanMetric()} | {f"{t}/loss": MeanMetric() for t in self.task_names}
-        return MetricCollection(names, prefix=f"{stage}/", compute_groups=False)
+    def __setattr__(self, name: str, value: object) -> None:
+        # Lightning sets _current_fx_name around every hook, about 45 times a training step;
+        # a plain string needs none of nn.Module.__setattr__'s checks.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def setup(self, stage: str) -> None:
         """Per-source evaluation metrics (``val/<source>/<task>/acc``), also for one source, so
@@ -123,7 +156,15 @@ class MultiTaskModule(L.LightningModule):
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         if self.compile_net and not self._compiled:
-            self.net.compile()
+            self.net.compile(mode=self.compile_mode)
+            if self.compile_net == "step" and self.weighting.needs_shared_params:
+                rank_zero_warn(
+                    f"model.compile=step: the {self.weighting.name} weighting takes gradients "
+                    "inside the step, which torch.compile cannot capture; only the network "
+                    "is compiled"
+                )
+            elif self.compile_net == "step":
+                self._compiled_objective = torch.compile(self.objective, mode=self.compile_mode)
             self._compiled = True
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -139,25 +180,27 @@ class MultiTaskModule(L.LightningModule):
             image = image.contiguous(memory_format=torch.channels_last)  # B x C x H x W, NHWC
         return self.net(image)  # {task: B x C_t (classification) or B (regression)}
 
-    def task_losses(self, outputs: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
-        """Masked loss of every task (exact zero for a task with no label in the batch)."""
+    def task_losses(
+        self, outputs: dict[str, torch.Tensor], batch: dict, step: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Masked loss of every task (exact zero for a task with no label in the batch);
+        ``step``: the optimisation step a step-dependent loss reads (default: the trainer's)."""
         targets, mask = batch["targets"], batch["mask"]  # B x T each
-        losses = {}
-        family = {"classification": self._classification_loss, "regression": self._regression_loss}
-        for j, t in enumerate(self.tasks):  # each kind names its loss family
-            loss = family[t.kind.loss_family]
-            losses[t.name] = loss(outputs[t.name], targets[:, j], mask[:, j])
-        return losses
+        if step is None:
+            step = self.global_step if self._trainer is not None else 0
+        return {
+            name: loss(outputs[name], targets[:, j], mask[:, j], step)
+            for name, j, loss in self._task_losses
+        }
 
     def _classification_loss(
-        self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor
+        self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor, step: int
     ) -> torch.Tensor:
         return self.classification_loss(out, target, labelled, self.normalization)
 
     def _regression_loss(
-        self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor
+        self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor, step: int
     ) -> torch.Tensor:
-        step = self.global_step if self._trainer is not None else 0
         return self.regression_loss(out, target, labelled, step, self.normalization)
 
     def present(self, mask: torch.Tensor) -> torch.Tensor:
@@ -165,61 +208,62 @@ class MultiTaskModule(L.LightningModule):
         in this all-reduce on every step, so a weighting treats a task the same on all ranks
         (a rank-local "absent" would, e.g., drop an uncertainty term on one rank only)."""
         present = mask.any(dim=0)  # B x T -> T
-        if self._trainer is not None and self.trainer.world_size > 1:
-            present = self.trainer.strategy.reduce(present.float(), reduce_op="max") > 0
-        return present
+        return max_over_ranks(present.float()) > 0 if world_size() > 1 else present
+
+    def objective(
+        self,
+        image: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+        present: torch.Tensor,
+        step: int,
+        shared: list[nn.Parameter] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The step's computation, and nothing else (what ``compile="step"`` compiles):
+        network, masked task losses, weighting. Returns the total loss, the T task losses,
+        the T weights applied and the outputs."""
+        outputs = self(image)
+        losses = self.task_losses(outputs, {"targets": targets, "mask": mask}, step)
+        loss = torch.stack(list(losses.values()))  # T, in task order
+        total, weights = self.weighting.combine(loss, present.to(loss.dtype), shared)
+        return total, loss, weights, outputs
 
     def shared_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss, logs and metrics of one batch; returns the total loss and the outputs."""
-        outputs = self(batch["image"])
-        losses = self.task_losses(outputs, batch)
+        """Loss, logs and metrics of one batch; returns the total loss and the outputs. Nothing
+        here waits for the device: values are read on the host only at logging steps."""
         present = self.present(batch["mask"])  # T: tasks labelled in this global batch
         shared = None
         if stage == "train" and self.weighting.needs_shared_params:
             shared = [p for p in self.net.backbone.parameters() if p.requires_grad]
-        total = self.weighting(losses, present=present, shared=shared)
-        n = batch["image"].shape[0]
+        objective = self._compiled_objective if stage == "train" else None
+        step = self.global_step if self._trainer is not None else 0
+        total, loss, weights, outputs = (objective or self.objective)(
+            batch["image"], batch["targets"], batch["mask"], present, step, shared
+        )
+        self.weighting.record(weights)
+        step_losses = torch.cat([total.detach()[None], loss.detach()]).float()  # 1 + T
+        self.metrics[f"{stage}_metrics"].update(outputs, batch, step_losses)
         if stage == "train":
-            self._log_train_step(total, losses, n)
-        else:
-            means = self.loss_means[f"{stage}_losses"]
-            means["loss"].update(total.detach(), n)
-            for name in self.task_names:
-                means[f"{name}/loss"].update(losses[name].detach(), n)
-        self.metrics[f"{stage}_metrics"].update(outputs, batch)
+            self._log_train_step(step_losses, batch["image"].shape[0])
         return total, outputs
 
-    def _log_train_step(self, total: torch.Tensor, losses: dict[str, torch.Tensor], n: int) -> None:
-        """The step's total loss (progress bar) every step; per-task losses and loss weights on
-        logging steps only (``trainer.log_every_n_steps``): each ``self.log`` costs Python time
-        that, at GPU speed, is a large part of a step. Epoch means add up on the device, never
-        waiting for it, and are logged at the epoch end (``train/loss_epoch`` …; a run resumed
+    def _log_train_step(self, step_losses: torch.Tensor, n: int) -> None:
+        """On logging steps (``trainer.log_every_n_steps``) only: the step's total loss (also
+        on the progress bar), per-task losses and loss weights, read from the device in one
+        copy. Every other step logs nothing: each ``self.log`` costs Python time, and a value
+        the progress bar shows is read on the host at every refresh. Epoch means add up in the
+        stage's metrics and are logged at the epoch end (``train/loss_epoch`` …; a run resumed
         mid-epoch averages that epoch's steps after the resume)."""
-        step = torch.stack([total.detach()] + [losses[t].detach() for t in self.task_names])
-        if self._loss_sums is None or self._loss_sums.device != step.device:
-            self._loss_sums = torch.zeros(len(step) + 1, device=step.device)
-        self._loss_sums[:-1] += step.float() * n  # 1 + T summed losses, then the sample count
-        self._loss_sums[-1] += n
-        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
         every = self.trainer.log_every_n_steps
-        if every and (self.global_step + 1) % every == 0:
-            for name in self.task_names:
-                self.log(f"train/{name}/loss", losses[name], on_step=True, on_epoch=False)
-            for name, w in self.weighting.weights().items():
-                self.log(f"train/{name}/weight", w, on_step=True, on_epoch=False)
-
-    def _log_train_epoch_losses(self) -> None:
-        """Epoch means of the training losses over all ranks (every rank enters the same
-        all-reduce, also one that ran no step)."""
-        sums = self._loss_sums
-        if sums is None:
-            sums = torch.zeros(len(self.task_names) + 2, device=self.device)
-        if self.trainer.world_size > 1:
-            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        means = sums[:-1] / sums[-1]  # 1 + T (NaN when no sample)
-        names = ["train/loss_epoch"] + [f"train/{t}/loss_epoch" for t in self.task_names]
-        self.log_dict(dict(zip(names, means, strict=True)), on_step=False, on_epoch=True)
-        self._loss_sums = None
+        if not every or (self.global_step + 1) % every:
+            return
+        values = torch.cat([step_losses, self.weighting.last_weights.float()]).cpu()  # 1 + 2T
+        self.log("train/loss", values[0], prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
+        t = len(self.task_names)
+        names = [f"train/{name}/loss" for name in self.task_names]
+        names += [f"train/{name}/weight" for name in self.weighting.tasks]
+        self.log_dict(dict(zip(names, values[1 : 1 + 2 * t], strict=True)), on_step=True,
+                      on_epoch=False, batch_size=n)  # fmt: skip
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         self.precise_bn.remember(batch["image"])
@@ -241,11 +285,14 @@ class MultiTaskModule(L.LightningModule):
         return self.metrics[f"{stage}_metrics"]
 
     def _log_epoch(self, stage: str) -> None:
-        """Log every metric of the stage; Lightning computes, syncs and resets them."""
-        for collection in self.metrics[f"{stage}_metrics"].collections():
-            self.log_dict(collection)
-        if stage != "train":
-            self.log_dict(self.loss_means[f"{stage}_losses"], prog_bar=False)
+        """Compute (synced over ranks), log and reset every metric and mean loss of the stage.
+        Every rank does it, whatever it saw, and logs the same values."""
+        metrics = self.metrics[f"{stage}_metrics"]
+        values = metrics.compute()
+        metrics.reset()
+        if self.trainer.world_size > 1:
+            _already_synced(values)
+        self.log_dict(values, on_step=False, on_epoch=True)
 
     def on_fit_start(self) -> None:
         if self.precise_bn.images and not self.trainer.enable_validation:
@@ -267,7 +314,6 @@ class MultiTaskModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
-        self._log_train_epoch_losses()
         self.weighting.epoch_end()
 
     def on_validation_epoch_end(self) -> None:

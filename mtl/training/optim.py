@@ -16,7 +16,13 @@ from torch.optim.lr_scheduler import LRScheduler
 
 
 class MomentumSGD(torch.optim.SGD):
-    """``torch.optim.SGD`` with the Multi-task BKNet defaults (lr 0.01, momentum 0.9, wd 0.01)."""
+    """``torch.optim.SGD`` with the Multi-task BKNet defaults (lr 0.01, momentum 0.9, wd 0.01).
+
+    ``foreach`` updates all parameters with one call per operation instead of a Python loop
+    over them; torch does so by default on CUDA only, but it gives the same numbers on a CPU
+    too (bitwise, ``tests/test_optim.py``) and takes about 70 microseconds of host time off a
+    small network's step (``mtl bench overhead``).
+    """
 
     def __init__(
         self,
@@ -25,9 +31,15 @@ class MomentumSGD(torch.optim.SGD):
         momentum: float = 0.9,
         weight_decay: float = 0.01,
         nesterov: bool = False,
+        foreach: bool | None = True,
     ) -> None:
         super().__init__(
-            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+            params,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            foreach=foreach,
         )
 
 

@@ -29,6 +29,7 @@ from rich.table import Table
 from mtl.tasks import metric_key
 from mtl.training.callbacks import run_ids
 from mtl.training.evaluation import ConfusionMatrices, write_confusion_csv
+from mtl.training.hooks import skip_unused_batch_hooks
 from mtl.training.identity import RunIdentity
 from mtl.training.run_file import MODELS, RUN_FILE, result_rows
 
@@ -94,6 +95,7 @@ def how_it_ran(trainer: L.Trainer) -> dict:
     }
 
 
+@skip_unused_batch_hooks
 class RunSummary(L.Callback):
     """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only).
 

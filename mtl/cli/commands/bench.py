@@ -5,6 +5,7 @@ written by one renderer."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from jsonargparse import ActionConfigFile
 from jsonargparse.typing import PositiveInt
@@ -100,11 +101,11 @@ def overhead_parser() -> ArgumentParser:
 
     parser = ArgumentParser(description=overhead.__doc__)
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
-    parser.add_argument("--steps", type=PositiveInt, default=2000, help="timed steps per side")
+    parser.add_argument("--steps", type=PositiveInt, default=1000, help="timed steps per side")
     parser.add_argument("--warmup", type=PositiveInt, default=100, help="untimed steps first")
     parser.add_argument("--batch_size", type=PositiveInt, default=4)
     parser.add_argument(
-        "--rounds", type=PositiveInt, default=3, help="alternate the sides; report medians"
+        "--rounds", type=PositiveInt, default=5, help="alternate the sides; report medians"
     )
     parser.add_argument("--threads", type=PositiveInt, default=1, help="torch threads")
     parser.add_argument(
@@ -115,7 +116,7 @@ def overhead_parser() -> ArgumentParser:
     )
     parser.add_argument(
         "--compile",
-        type=bool | str,
+        type=bool | Literal["net", "step"],
         default=False,
         help="the framework's model.compile (true/net: the network; step: the whole step)",
     )

@@ -212,7 +212,14 @@ class FaceDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0 and not training,
             generator=generator or torch.Generator().manual_seed(self.seed),
+            pin_memory=self._pin_memory(),
         )
+
+    def _pin_memory(self) -> bool:
+        """Page-locked batches when training on a GPU: Lightning copies them with
+        ``non_blocking``, which only overlaps (and does not wait) from page-locked memory."""
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator()
@@ -223,7 +230,12 @@ class FaceDataModule(L.LightningDataModule):
             self.device_faces = DeviceFaces(arrays, self.seed)
         # Only indices travel; on_after_batch_transfer builds the batch on the device.
         indices = range(len(self.device_faces))
-        return DataLoader(indices, batch_size=self.batch_size, sampler=self.train_sampler())
+        return DataLoader(
+            indices,
+            batch_size=self.batch_size,
+            sampler=self.train_sampler(),
+            pin_memory=self._pin_memory(),
+        )
 
     def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
         """``device_data``: a training batch of indices becomes faces, augmented, on the device."""

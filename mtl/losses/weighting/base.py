@@ -17,6 +17,8 @@ WEIGHTINGS: dict[str, type[Weighting]] = {}
 class Weighting(nn.Module, ABC):
     """Combines per-task losses; all state lives in parameters/buffers (so it checkpoints).
 
+    The training module calls :meth:`combine` on its stacked losses and then :meth:`record`
+    (one code path, eager or compiled); :meth:`forward` is the same for a mapping of losses.
     :meth:`forward` takes ``{task: scalar loss}`` for every task of the run (absent tasks give
     an exact zero loss), optionally ``present`` (T bool, tasks labelled in the batch, in task
     order) so learned terms of absent tasks stay still, and, for weightings that act on
@@ -55,8 +57,13 @@ class Weighting(nn.Module, ABC):
         loss = self._stack(losses)  # T
         mask = torch.ones_like(loss) if present is None else present.to(loss.dtype)  # T
         total, weights = self.combine(loss, mask, shared)
-        self.last_weights = weights.detach()  # T
+        self.record(weights)
         return total
+
+    def record(self, weights: torch.Tensor) -> None:
+        """Keep the T effective weights of a call for :meth:`weights` (a copy: a compiled
+        step's outputs may be overwritten by the next step)."""
+        self._buffers["last_weights"] = weights.detach().clone()  # no Module.__setattr__ checks
 
     @abstractmethod
     def combine(

@@ -3,13 +3,16 @@
 Both return a surrogate total whose *value* is the plain weighted loss (so logs stay
 comparable) and whose *gradient* is the method's: the correction term ``c - c.detach()`` is
 zero in value and carries the extra gradient. They cost one extra backward pass per task
-through the shared trunk on every training step; outside training they are a plain sum.
+through the shared trunk on every training step (a task absent from the batch too: skipping
+it would mean reading the mask on the host, a wait for the GPU); outside training they are a
+plain sum.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +27,14 @@ def _zero_valued(term: torch.Tensor) -> torch.Tensor:
 
 def _trainable(shared: Sequence[nn.Parameter] | None, loss: torch.Tensor) -> bool:
     return bool(shared) and torch.is_grad_enabled() and loss.requires_grad
+
+
+def _grad(loss: torch.Tensor, params: Sequence[nn.Parameter]) -> list[torch.Tensor]:
+    """d loss / d params, zeros where ``loss`` does not reach a parameter (or has no graph)."""
+    if not loss.requires_grad:
+        return [torch.zeros_like(p) for p in params]
+    grads = torch.autograd.grad(loss, list(params), retain_graph=True, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
 
 
 class GradNorm(Weighting, name="gradnorm"):
@@ -41,7 +52,7 @@ class GradNorm(Weighting, name="gradnorm"):
     def combine(
         self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
-        mask = present.bool()
+        mask = present > 0  # T
         with torch.no_grad():  # renormalise: positive weights summing to T (as after each step)
             self.w.clamp_(min=1e-3).mul_(len(self.tasks) / self.w.sum())
         weight = self.w.detach().clone()
@@ -51,14 +62,14 @@ class GradNorm(Weighting, name="gradnorm"):
         first = mask & torch.isnan(self.initial)
         self.initial = torch.where(first, loss.detach(), self.initial)
         layer = [p for p in shared if p.ndim > 1][-1]  # last shared weight matrix
-        norms = torch.stack([
-            torch.autograd.grad(loss[i], layer, retain_graph=True, allow_unused=True)[0].norm()
-            if mask[i] and loss[i].requires_grad else loss.new_zeros(())
-            for i in range(len(self.tasks))
-        ])  # fmt: skip
+        # Every task's gradient norm, an absent task's too (its loss is an exact zero with a
+        # zero gradient): choosing tasks on the host would wait for the device.
+        norms = torch.stack([_grad(loss[i], [layer])[0].norm() for i in range(len(self.tasks))])
         g = self.w * norms.detach()  # T, differentiable in w only
-        rate = torch.where(mask, loss.detach() / self.initial.clamp(min=1e-12), 0)
-        target = g.detach()[mask].mean() * (rate / rate[mask].mean()).pow(self.alpha)
+        count = mask.sum().clamp(min=1)
+        rate = torch.where(mask, loss.detach() / self.initial.clamp(min=1e-12), 0)  # T
+        mean_g, mean_rate = (g.detach() * mask).sum() / count, rate.sum() / count
+        target = mean_g * (rate / mean_rate.clamp(min=1e-12)).pow(self.alpha)  # T
         grad_loss = torch.where(mask, (g - target.detach()).abs(), 0).sum()
         return total + _zero_valued(grad_loss), weight
 
@@ -68,7 +79,9 @@ class PCGrad(Weighting, name="pcgrad"):
     conflict (negative dot product), in a random task order, then sum.
 
     The random order is drawn per (seed, step, task names), not per list position, so it does
-    not depend on the order the run lists its tasks in."""
+    not depend on the order the run lists its tasks in. Every task is projected, an absent one
+    too: its gradient is zero, so projecting it, or projecting off it, changes nothing, and no
+    decision waits for the device (the projection coefficient is clamped, not tested)."""
 
     needs_shared_params = True
 
@@ -76,6 +89,14 @@ class PCGrad(Weighting, name="pcgrad"):
         super().__init__(tasks)
         self.seed = seed
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._step = 0  # the same count on the host: the order is drawn there, without a read
+
+    def _load_from_state_dict(
+        self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "step" in state_dict:  # read once, when a checkpoint is loaded
+            self._step = int(state_dict[prefix + "step"])
 
     def combine(
         self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
@@ -83,46 +104,30 @@ class PCGrad(Weighting, name="pcgrad"):
         total, weight = loss.sum(), torch.ones_like(loss)  # projection, not weights
         if not _trainable(shared, total):
             return total, weight
-        mask = present.bool().tolist()
         params = list(shared)
-        active = [i for i in range(len(self.tasks)) if mask[i]]
-        grads = [self._flat_grad(loss[i], params) for i in active]
-        if len(grads) < 2:
-            return total, weight
-        projected = self._project(torch.stack(grads), [self.tasks[i] for i in active])  # K x P
-        correction = projected.sum(0) - torch.stack(grads).sum(0)  # P
-        pieces = zip(self._split(correction, params), params, strict=True)
+        grads = torch.stack([torch.cat([g.reshape(-1) for g in _grad(loss[i], params)])
+                             for i in range(len(self.tasks))])  # fmt: skip  # T x P
+        projected = self._project(grads, self.tasks)  # T x P
+        correction = projected.sum(0) - grads.sum(0)  # P
+        pieces = zip(correction.split([p.numel() for p in params]), params, strict=True)
         surrogate = sum((c.view_as(p) * p).sum() for c, p in pieces)
         self.step += 1
+        self._step += 1
         return total + _zero_valued(surrogate), weight
-
-    @staticmethod
-    def _flat_grad(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
-        if not loss.requires_grad:
-            return torch.cat([p.new_zeros(p.numel()) for p in params])
-        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-        return torch.cat([
-            (g if g is not None else p.new_zeros(p.shape)).reshape(-1)
-            for g, p in zip(grads, params, strict=True)
-        ])  # fmt: skip
-
-    @staticmethod
-    def _split(flat: torch.Tensor, params: list[nn.Parameter]) -> list[torch.Tensor]:
-        return list(flat.split([p.numel() for p in params]))
 
     def _order(self, task: str, others: Sequence[str]) -> list[int]:
         """The seeded random order in which ``task`` is projected off ``others`` this step."""
-        key = f"{self.seed}:{int(self.step)}:{task}"
+        key = f"{self.seed}:{self._step}:{task}"
         return sorted(range(len(others)), key=lambda j: zlib.crc32(f"{key}:{others[j]}".encode()))
 
     def _project(self, grads: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
         """K x P gradients of tasks ``names`` -> K x P projected ones."""
         out = grads.clone()
+        squares = grads.square().sum(1).clamp(min=1e-20)  # K
         for i in range(len(grads)):
             for j in self._order(names[i], names):
                 if j == i:
                     continue
-                dot = out[i] @ grads[j]
-                if dot < 0:
-                    out[i] -= dot / grads[j].square().sum().clamp(min=1e-20) * grads[j]
+                conflict = (out[i] @ grads[j]).clamp(max=0)  # 0 where they do not conflict
+                out[i] = out[i] - conflict / squares[j] * grads[j]
         return out

@@ -1,0 +1,111 @@
+"""A training step never waits for the device: no host read of a tensor value in the module's
+step (network, masked losses, every weighting, metrics, logging), except one copy on logging
+steps, and none in the device-resident data path.
+
+On a CPU the reads are caught by :class:`tests.host_reads.HostReads`; on a GPU,
+``torch.cuda.set_sync_debug_mode("error")`` turns every synchronisation into an error.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from mtl.data.device import DeviceFaces, FaceArrays
+from mtl.data.transforms import Augmentation
+from mtl.experiments.bench.overhead import Cycle, tiny_batches, tiny_module
+from mtl.losses import WEIGHTINGS
+from tests.host_reads import HostReads
+
+
+def guarded_fit(weighting: str, steps: int, log_every: int, accelerator: str = "cpu") -> list:
+    """Fit the tiny network for ``steps`` steps with the module's step under the detector;
+    returns [(step, reads)] of the steps that read."""
+    module = tiny_module(weighting)
+    step = module.shared_step
+    found = []
+
+    def guarded(batch, stage):
+        with HostReads() as reads:
+            out = step(batch, stage)
+        if reads.found:
+            found.append((module.global_step, reads.found))
+        return out
+
+    module.shared_step = guarded
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_steps=steps,
+        logger=False,
+        log_every_n_steps=log_every,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=Cycle(tiny_batches(module.tasks, 4), steps))
+    return found
+
+
+@pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
+def test_a_training_step_reads_nothing_on_the_host(weighting):
+    """Every weighting, batches in which tasks are missing from some rows and, for a batch
+    of 4, from whole batches."""
+    found = guarded_fit(weighting, steps=6, log_every=1000)
+    assert not found, "\n".join(f"step {s}: {name}\n{where}" for s, r in found for name, where in r)
+
+
+def test_a_logging_step_reads_its_values_in_one_copy():
+    found = guarded_fit("uncertainty", steps=6, log_every=3)
+    assert [(s, [name for name, _ in r]) for s, r in found] == [(2, ["cpu"]), (5, ["cpu"])]
+
+
+def test_device_data_batches_read_nothing_on_the_host():
+    """Faces gathered and augmented on the device (``data.device_data``)."""
+    g = np.random.default_rng(0)
+    parts = [
+        FaceArrays(
+            g.integers(0, 255, (n, 16, 16), dtype=np.uint8),
+            torch.full((n, 2), 1.0),
+            Augmentation(pad=2, hflip=0.5, rotate=10.0),
+        )
+        for n in (5, 7)
+    ]
+    faces = DeviceFaces(parts, seed=0)
+    with HostReads() as reads:
+        batch = faces.batch(torch.tensor([0, 3, 6, 11]))
+    assert batch["image"].shape == (4, 1, 16, 16)
+    assert not reads.found, reads.found
+
+
+class SyncErrors(L.Callback):
+    """CUDA synchronisations are errors from the start of a training batch to its end."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        torch.cuda.set_sync_debug_mode("error")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
+def test_a_training_step_never_synchronises_with_the_gpu(weighting):
+    module = tiny_module(weighting)
+    trainer = L.Trainer(
+        accelerator="gpu",
+        devices=1,
+        max_steps=6,
+        logger=False,
+        log_every_n_steps=1000,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SyncErrors()],
+    )
+    try:
+        trainer.fit(module, train_dataloaders=Cycle(tiny_batches(module.tasks, 4), 6))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
