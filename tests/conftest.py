@@ -49,6 +49,19 @@ def tiny_fit_args(**sizes: int) -> list[str]:
     ]
 
 
+def fit_tiny(module: object, steps: int, **trainer_options: object) -> None:
+    """Fit ``module`` (the overhead benchmark's tiny network) for ``steps`` steps on its tiny
+    in-memory batches, on the CPU, without logger, checkpoints, progress bar or summary."""
+    import lightning as L
+
+    from mtl.experiments.bench.overhead import Cycle, tiny_batches
+
+    options = {"accelerator": "cpu", "devices": 1, "max_steps": steps, "logger": False,
+               "enable_checkpointing": False, "enable_progress_bar": False,
+               "enable_model_summary": False} | trainer_options  # fmt: skip
+    L.Trainer(**options).fit(module, train_dataloaders=Cycle(tiny_batches(module.tasks, 4), steps))
+
+
 @pytest.fixture
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in tmp_path so that ``runs/`` (logs, checkpoints) lands there, not in the repo."""

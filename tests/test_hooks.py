@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import lightning as L
+from jsonargparse import Namespace
 
-from mtl.experiments.bench.overhead import Cycle, tiny_batches, tiny_module
+from mtl.experiments.bench.overhead import tiny_module
 from mtl.training.defaults import default_callbacks
 from mtl.training.hooks import BATCH_HOOKS, skip_unused_batch_hooks
 from mtl.training.module import MultiTaskModule
+from tests.conftest import fit_tiny
 
 
 def test_unused_step_hooks_of_the_module_and_the_callbacks_are_none():
-    callbacks = default_callbacks(L.pytorch.cli.Namespace(enable_checkpointing=False))
+    callbacks = default_callbacks(Namespace(enable_checkpointing=False))
     ours = [c for c in callbacks if type(c).__module__.startswith("mtl.")]
     assert len(ours) >= 4
     for obj in [MultiTaskModule, *ours]:
@@ -26,16 +27,6 @@ def test_a_subclass_that_defines_a_hook_gets_it_called():
         def on_after_backward(self) -> None:
             calls.append(self.global_step)
 
-    module = tiny_module()
-    module.__class__ = Counting
-    L.Trainer(
-        max_steps=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    ).fit(  # fmt: skip
-        module, train_dataloaders=Cycle(tiny_batches(module.tasks, 4), 3)
-    )
+    fit_tiny(tiny_module(module_class=Counting), 3)
     assert calls == [0, 1, 2]
     assert Counting.on_train_batch_start is None

@@ -15,12 +15,13 @@ import torch
 
 from mtl.data.device import DeviceFaces, FaceArrays
 from mtl.data.transforms import Augmentation
-from mtl.experiments.bench.overhead import Cycle, tiny_batches, tiny_module
+from mtl.experiments.bench.overhead import tiny_module
 from mtl.losses import WEIGHTINGS
+from tests.conftest import fit_tiny
 from tests.host_reads import HostReads
 
 
-def guarded_fit(weighting: str, steps: int, log_every: int, accelerator: str = "cpu") -> list:
+def guarded_fit(weighting: str, steps: int, log_every: int) -> list:
     """Fit the tiny network for ``steps`` steps with the module's step under the detector;
     returns [(step, reads)] of the steps that read."""
     module = tiny_module(weighting)
@@ -35,17 +36,7 @@ def guarded_fit(weighting: str, steps: int, log_every: int, accelerator: str = "
         return out
 
     module.shared_step = guarded
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        max_steps=steps,
-        logger=False,
-        log_every_n_steps=log_every,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, train_dataloaders=Cycle(tiny_batches(module.tasks, 4), steps))
+    fit_tiny(module, steps, log_every_n_steps=log_every)
     return found
 
 
@@ -93,19 +84,8 @@ class SyncErrors(L.Callback):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
 def test_a_training_step_never_synchronises_with_the_gpu(weighting):
-    module = tiny_module(weighting)
-    trainer = L.Trainer(
-        accelerator="gpu",
-        devices=1,
-        max_steps=6,
-        logger=False,
-        log_every_n_steps=1000,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[SyncErrors()],
-    )
     try:
-        trainer.fit(module, train_dataloaders=Cycle(tiny_batches(module.tasks, 4), 6))
+        fit_tiny(tiny_module(weighting), 6, accelerator="gpu", log_every_n_steps=1000,
+                 callbacks=[SyncErrors()])  # fmt: skip
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 
-import lightning as L
 import pytest
 import torch
 
-from mtl.experiments.bench.overhead import Cycle, tiny_batches, tiny_module
+from mtl.experiments.bench.overhead import tiny_batches, tiny_module
 from mtl.losses import WEIGHTINGS
+from mtl.training.module import MultiTaskModule
+from tests.conftest import fit_tiny
 
 CAPTURABLE = sorted(n for n, w in WEIGHTINGS.items() if not w.needs_shared_params)
 
@@ -29,17 +30,9 @@ def test_the_objective_is_one_graph_without_breaks(weighting):
     ]
 
 
-def fit(compile: bool | str, weighting: str, steps: int = 4) -> tuple[dict, L.Trainer]:
+def fit(compile: bool | str, weighting: str, steps: int = 4) -> tuple[dict, MultiTaskModule]:
     module = tiny_module(weighting, compile=compile)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, train_dataloaders=Cycle(tiny_batches(module.tasks, 4), steps))
+    fit_tiny(module, steps)
     state = {}
     for key, value in module.state_dict().items():  # DWA's epoch sums: a dict (extra state)
         items = value.items() if isinstance(value, dict) else [("", value)]

@@ -73,7 +73,7 @@ class CheckpointEnsemble(L.Callback):
         rank_zero_info(f"checkpoint ensemble: {len(files)} epochs ({files[0].stem}..)")
         self.ensemble = EnsembleNet(pl_module.net, files, pl_module.tasks).to(pl_module.device)
         sources = evaluation_sources(trainer.datamodule, "test")
-        self.metrics = StageMetrics(pl_module.tasks, STAGE, sources, losses=False)
+        self.metrics = StageMetrics(pl_module.tasks, STAGE, sources, with_losses=False)
         self.metrics = self.metrics.to(pl_module.device)
 
     def on_test_batch_end(

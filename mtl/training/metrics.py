@@ -58,7 +58,7 @@ class StageMetrics(Metric):
         stage: the keys' first part (``train``, ``val``, ``test``, ``test_ens``).
         sources: each source, in ``batch["source"]`` order, with the tasks it labels; metrics
             of a source are reported for those tasks only.
-        losses: also average the losses given to :meth:`update`.
+        with_losses: also average the losses given to :meth:`update`.
     """
 
     full_state_update = False
@@ -68,10 +68,10 @@ class StageMetrics(Metric):
         tasks: Sequence[Task],
         stage: str,
         sources: Mapping[str, Sequence[str]] | None = None,
-        losses: bool = True,
+        with_losses: bool = True,
     ) -> None:
         super().__init__()
-        self.tasks, self.stage, self.losses = list(tasks), stage, losses
+        self.tasks, self.stage, self.with_losses = list(tasks), stage, with_losses
         self.source_names = list(sources or {})
         for t in self.tasks:
             unknown = set(t.kind.metrics) - set(CONFUSION_METRICS) - set(ERROR_METRICS)
@@ -80,12 +80,15 @@ class StageMetrics(Metric):
         # Each kind names its metrics; they say which state a task's rows are counted in.
         self.classified = [j for j, t in enumerate(self.tasks) if _reads(t, CONFUSION_METRICS)]
         self.regressed = [j for j, t in enumerate(self.tasks) if _reads(t, ERROR_METRICS)]
+        self.classified_names = [self.tasks[j].name for j in self.classified]
+        self.regressed_names = [self.tasks[j].name for j in self.regressed]
         classes = max([self.tasks[j].num_classes for j in self.classified], default=1)
         groups = 1 + len(self.source_names)  # every source together, then each source
         self.classes, self.groups = classes, groups
         # Which (group, task) pairs are reported: every task over all sources; a source's own.
-        self.reported = [(g, t) for g in range(groups) for t in self.tasks if g == 0
-                         or t.name in (sources or {})[self.source_names[g - 1]]]  # fmt: skip
+        self.reported = [(0, t) for t in self.tasks]
+        for g, labelled in enumerate((sources or {}).values(), start=1):
+            self.reported += [(g, t) for t in self.tasks if t.name in labelled]
         tc, tr = len(self.classified), len(self.regressed)
         long = torch.long
         self.add_state("confusion", torch.zeros(groups, tc, classes, classes, dtype=long), "sum")
@@ -97,7 +100,8 @@ class StageMetrics(Metric):
         self.register_buffer("classified_index", torch.tensor(self.classified, dtype=long), False)
         self.register_buffer("regressed_index", torch.tensor(self.regressed, dtype=long), False)
         self.register_buffer("task_offset", torch.arange(tc, dtype=long) * classes**2, False)
-        self.register_buffer("group_offset", torch.arange(groups, dtype=long), False)
+        group_size = tc * classes**2  # cells of one group's matrices
+        self.register_buffer("group_offset", torch.arange(groups, dtype=long) * group_size, False)
 
     def update(
         self,
@@ -114,7 +118,7 @@ class StageMetrics(Metric):
             self._count_classes(outputs, targets, mask, member)
         if self.regressed:
             self._sum_errors(outputs, targets, mask, member)
-        if self.losses and losses is not None:
+        if self.with_losses and losses is not None:
             n = len(mask)
             self.loss_sum.add_(losses.detach().float(), alpha=n)
             self.samples += n
@@ -131,23 +135,36 @@ class StageMetrics(Metric):
         member[:, 0] = 1
         return member
 
-    def _count_classes(self, outputs, targets, mask, member) -> None:
-        tasks = [self.tasks[j].name for j in self.classified]
-        predicted = torch.stack([outputs[t].argmax(dim=1) for t in tasks], dim=1)  # B x Tc
+    def _count_classes(
+        self,
+        outputs: Mapping[str, torch.Tensor],
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+        member: torch.Tensor | None,
+    ) -> None:
+        predicted = torch.stack(
+            [outputs[t].argmax(dim=1) for t in self.classified_names], dim=1
+        )  # B x Tc
         labelled = mask.index_select(1, self.classified_index)  # B x Tc
         truth = torch.where(labelled, targets.index_select(1, self.classified_index), 0).long()
         c = self.classes
         index = self.task_offset + truth * c + predicted  # B x Tc, cells of one group's state
         counts = labelled.long()  # B x Tc
         if member is not None:  # the same cells in every group the row counts in
-            group_offset = self.group_offset[:, None] * (index.shape[1] * c * c)  # G x 1
-            index = index[:, None, :] + group_offset  # B x G x Tc
+            index = index[:, None, :] + self.group_offset[:, None]  # B x G x Tc
             counts = member[:, :, None] * counts[:, None, :]  # B x G x Tc
         self.confusion.view(-1).index_add_(0, index.reshape(-1), counts.reshape(-1))
 
-    def _sum_errors(self, outputs, targets, mask, member) -> None:
-        tasks = [self.tasks[j].name for j in self.regressed]
-        values = torch.stack([outputs[t].detach().float() for t in tasks], dim=1)  # B x Tr
+    def _sum_errors(
+        self,
+        outputs: Mapping[str, torch.Tensor],
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+        member: torch.Tensor | None,
+    ) -> None:
+        values = torch.stack(
+            [outputs[t].detach().float() for t in self.regressed_names], dim=1
+        )  # B x Tr
         labelled = mask.index_select(1, self.regressed_index)  # B x Tr
         target = targets.index_select(1, self.regressed_index)
         error = torch.where(labelled, (values - target).abs(), 0.0)  # B x Tr (NaN targets out)
@@ -167,7 +184,7 @@ class StageMetrics(Metric):
             column = self._column(task)
             for name in task.kind.metrics:
                 values[metric_key(self.stage, task.name, name, source)] = tables[name][g, column]
-        if self.losses:
+        if self.with_losses:
             means = self.loss_sum / self.samples  # 1 + T (NaN when no sample)
             suffix = "_epoch" if self.stage == "train" else ""  # train/loss is the step's
             values[f"{self.stage}/loss{suffix}"] = means[0]

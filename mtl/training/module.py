@@ -181,13 +181,15 @@ class MultiTaskModule(L.LightningModule):
         return self.net(image)  # {task: B x C_t (classification) or B (regression)}
 
     def task_losses(
-        self, outputs: dict[str, torch.Tensor], batch: dict, step: int | None = None
+        self,
+        outputs: dict[str, torch.Tensor],
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+        step: int,
     ) -> dict[str, torch.Tensor]:
-        """Masked loss of every task (exact zero for a task with no label in the batch);
-        ``step``: the optimisation step a step-dependent loss reads (default: the trainer's)."""
-        targets, mask = batch["targets"], batch["mask"]  # B x T each
-        if step is None:
-            step = self.global_step if self._trainer is not None else 0
+        """Masked loss of every task (exact zero for a task with no label in the batch), from
+        ``targets`` and ``mask`` (B x T each); ``step``: the optimisation step a step-dependent
+        loss reads."""
         return {
             name: loss(outputs[name], targets[:, j], mask[:, j], step)
             for name, j, loss in self._task_losses
@@ -223,7 +225,7 @@ class MultiTaskModule(L.LightningModule):
         network, masked task losses, weighting. Returns the total loss, the T task losses,
         the T weights applied and the outputs."""
         outputs = self(image)
-        losses = self.task_losses(outputs, {"targets": targets, "mask": mask}, step)
+        losses = self.task_losses(outputs, targets, mask, step)
         loss = torch.stack(list(losses.values()))  # T, in task order
         total, weights = self.weighting.combine(loss, present.to(loss.dtype), shared)
         return total, loss, weights, outputs

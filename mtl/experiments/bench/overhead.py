@@ -51,12 +51,14 @@ Batch = dict[str, torch.Tensor]
 
 
 def tiny_module(
-    weighting: str = "fixed", compile: bool | Literal["net", "step"] = False
+    weighting: str = "fixed",
+    compile: bool | Literal["net", "step"] = False,
+    module_class: type[MultiTaskModule] = MultiTaskModule,
 ) -> MultiTaskModule:
     """Multi-task network small enough that its compute hardly counts: one 4-channel
     convolution on 8 x 8 inputs, an 8-unit branch per task."""
     torch.manual_seed(0)
-    return MultiTaskModule(
+    return module_class(
         list(TASKS),
         backbone=BKNet(channels=((4,),), input_size=8),
         head=HeadConfig(hidden=[8]),
