@@ -44,7 +44,7 @@ def export_onnx(net: AttributeNet, preprocessing: Preprocessing, path: Path) -> 
         import onnx
     except ImportError:
         raise ImportError(
-            "ONNX export needs onnx and onnxscript: pip install 'mtl[onnx]'"
+            "ONNX export needs onnx and onnxscript: pip install 'mtl-faces[onnx]'"
         ) from None
     names = [t.name for t in net.tasks]
     batch = torch.export.Dim("batch", min=1)

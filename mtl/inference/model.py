@@ -82,14 +82,14 @@ class TorchPredictor(TensorPredictor):
 
 
 class OnnxPredictor(Predictor):
-    """An exported ONNX model run by ONNX Runtime (``pip install 'mtl[onnx]'``)."""
+    """An exported ONNX model run by ONNX Runtime (``pip install 'mtl-faces[onnx]'``)."""
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
         try:
             import onnxruntime as ort
         except ImportError:
             raise UserError(
-                f"{path}: running an ONNX model needs ONNX Runtime: pip install 'mtl[onnx]'"
+                f"{path}: running an ONNX model needs ONNX Runtime: pip install 'mtl-faces[onnx]'"
             ) from None
         providers: list = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from jsonargparse import ActionConfigFile, ActionYesNo
@@ -69,10 +70,23 @@ def save(what: str, model: Any) -> str:
         raise UserError(f"could not save the W&B {what} in {where}: {reason}") from err
 
 
+def _builder() -> ModuleType:
+    """:mod:`mtl.experiments.dashboard`, which needs the optional ``wandb-workspaces``."""
+    try:
+        from mtl.experiments import dashboard  # imports wandb; only this command needs it
+    except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] != "wandb_workspaces":
+            raise
+        raise UserError(
+            "mtl dashboard builds W&B workspaces with wandb-workspaces: "
+            "pip install 'mtl-faces[dashboard]'"
+        ) from None
+    return dashboard
+
+
 def build(args: Any, entity: str) -> tuple[Any, Any]:
     """The workspace model and, with ``--report``, the report model (nothing saved)."""
-    from mtl.experiments import dashboard  # imports wandb; only this command needs it
-
+    dashboard = _builder()
     try:
         workspace = dashboard.build_workspace(entity, args.project, args.tasks, args.name)
         report = dashboard.build_report(entity, args.project, args.tasks) if args.report else None
@@ -82,8 +96,7 @@ def build(args: Any, entity: str) -> tuple[Any, Any]:
 
 
 def dry_run(workspace: Any, report: Any, echo: Callable[[str], None] = print) -> None:
-    from mtl.experiments import dashboard
-
+    dashboard = _builder()
     spec: dict[str, Any] = {"workspace": dashboard.workspace_spec(workspace)}
     if report is not None:
         spec["report"] = dashboard.report_outline(report)
