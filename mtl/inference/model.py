@@ -168,14 +168,49 @@ def load_checkpoint_net(path: Path, ensemble: int = 0) -> tuple[AttributeNet, Pr
     return AttributeNet(nets, module.tasks).eval(), preprocessing
 
 
+SHIPPED_MODEL = Path(__file__).parent / "pretrained" / "multitask_bknet"
+"""The pretrained Multi-task BKNet installed with the package (its card: README.md there)."""
+MODEL_SUFFIXES = (".ckpt", ".onnx", ".pt", ".ts", ".torchscript")
+
+
+def is_model_folder(path: Path) -> bool:
+    """A Hub-layout folder (``save_pretrained``, ``mtl publish``)."""
+    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def is_model(path: str | Path) -> bool:
+    """A file or folder :func:`load_predictor` reads by its form (a Hub id is not told apart
+    from a relative path, so it is named with ``--model``)."""
+    path = Path(path)
+    return (path.is_file() and path.suffix in MODEL_SUFFIXES) or is_model_folder(path)
+
+
+def load_pretrained_net(name: str | Path) -> tuple[AttributeNet, Preprocessing]:
+    """A pretrained model folder or Hub id (``MultiTaskModule.from_pretrained``) as an
+    :class:`AttributeNet`, with its preprocessing."""
+    from mtl.training.module import MultiTaskModule
+
+    module = MultiTaskModule.from_pretrained(str(name))
+    preprocessing = module.preprocessing or Preprocessing.from_checkpoint({}, module.input_shape)
+    return AttributeNet([module.net], module.tasks).eval(), preprocessing
+
+
 def load_predictor(
-    path: str | Path, device: str = "auto", ensemble: int = 0, compile: bool = False
+    path: str | Path | None = None,
+    device: str = "auto",
+    ensemble: int = 0,
+    compile: bool = False,
 ) -> Predictor:
     """A predictor for a checkpoint (``.ckpt``), an ONNX file (``.onnx``) or a TorchScript file
-    (``.pt``/``.ts``), by its suffix."""
-    path, device = Path(path), resolve_device(device)
+    (``.pt``/``.ts``), by its suffix; a pretrained model folder or Hugging Face Hub id; None:
+    the shipped pretrained model."""
+    path, device = Path(path or SHIPPED_MODEL), resolve_device(device)
     if path.suffix != ".ckpt" and (ensemble or compile):
         raise UserError(f"{path}: --ensemble and --compile apply to checkpoints (.ckpt) only")
+    if path.is_dir() or (path.suffix not in MODEL_SUFFIXES and not path.exists()):
+        net, preprocessing = load_pretrained_net(path)
+        name = "shipped Multi-task BKNet" if path == SHIPPED_MODEL else "pretrained"
+        return TorchPredictor(net, preprocessing, device, compile, name)
     if path.suffix == ".onnx":
         return OnnxPredictor(path, device)
     if path.suffix in (".pt", ".ts", ".torchscript"):

@@ -22,6 +22,7 @@ from mtl.models import Backbone, BKNet, HeadConfig, MultiTaskNet
 from mtl.models.hparams import plain_hparams
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
 from mtl.training.hooks import skip_unused_batch_hooks
+from mtl.training.hub import HubModel
 from mtl.training.metrics import EVAL_STAGES, STAGES, StageMetrics, evaluation_sources
 from mtl.training.optim import ExponentialDecay, MomentumSGD, param_groups
 from mtl.training.precise_bn import PreciseBatchNorm
@@ -43,8 +44,10 @@ def _already_synced(values: Mapping[str, torch.Tensor]) -> None:
 
 
 @skip_unused_batch_hooks
-class MultiTaskModule(L.LightningModule):
-    """Learns every task of the run jointly from batches with per-task label masks."""
+class MultiTaskModule(L.LightningModule, HubModel):
+    """Learns every task of the run jointly from batches with per-task label masks. Saved and
+    loaded also as a Hugging Face Hub folder (:class:`~mtl.training.hub.HubModel`:
+    ``save_pretrained``, ``from_pretrained``, ``push_to_hub``)."""
 
     def __init__(
         self,
@@ -121,6 +124,7 @@ class MultiTaskModule(L.LightningModule):
         self.channels_last, self.compile_net = channels_last, compile
         self.compile_mode = compile_mode
         self.precise_bn = PreciseBatchNorm(precise_bn)
+        self.preprocessing: Preprocessing | None = None  # from a checkpoint or pretrained folder
         self._compiled = False
         self._compiled_objective: Callable | None = None  # compile="step": objective, compiled
         # Each task's loss, chosen once: (task, its targets column, its loss family's function).
@@ -172,8 +176,20 @@ class MultiTaskModule(L.LightningModule):
         it, so new photos get exactly the training preprocessing."""
         face_settings = getattr(self.trainer.datamodule, "face_settings", None)
         settings = face_settings() if callable(face_settings) else None
-        if settings is not None:
-            checkpoint[PREPROCESSING_KEY] = Preprocessing(settings).to_dict()
+        preprocessing = Preprocessing(settings) if settings is not None else self.preprocessing
+        if preprocessing is not None:
+            checkpoint[PREPROCESSING_KEY] = preprocessing.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the recorded preprocessing: ``save_pretrained`` writes it with the weights."""
+        if PREPROCESSING_KEY in checkpoint:
+            self.preprocessing = Preprocessing.from_dict(checkpoint[PREPROCESSING_KEY])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """C x H x W of the faces the network takes."""
+        bb = self.net.backbone
+        return (bb.in_chans, bb.input_size, bb.input_size)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.channels_last:

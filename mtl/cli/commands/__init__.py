@@ -1,6 +1,6 @@
 """Commands beside LightningCLI's fit/validate/test/predict: ``mtl prepare``, ``mtl bench``,
 ``mtl models``, ``mtl sweep``, ``mtl cv``, ``mtl report``, ``mtl dashboard``, ``mtl analyze``,
-``mtl export``.
+``mtl export``, ``mtl publish``.
 
 Each takes options the way ``mtl fit`` does (jsonargparse: typed ``--key value`` options,
 ``--config`` files, ``--help``) and returns an exit status; ``mtl cv`` passes every option it
@@ -62,6 +62,10 @@ COMMANDS: dict[str, Command] = {
         "Find every face in photos, folders and videos and predict its attributes (CSV, JSONL, "
         "annotated images and video).",
         "mtl.cli.commands.analyze",
+    ),
+    "publish": Command(
+        "A finished run as a Hugging Face Hub model folder with its model card (--repo_id: push).",
+        "mtl.cli.commands.publish",
     ),
     "export": Command(
         "Export a checkpoint to ONNX and TorchScript, with its preprocessing in the metadata.",

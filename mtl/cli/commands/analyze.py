@@ -1,7 +1,10 @@
-"""``mtl analyze MODEL INPUT...``: every face in photos, folders and videos -> its attributes.
+"""``mtl analyze [MODEL] INPUT...``: every face in photos, folders and videos -> its attributes.
 
-MODEL is a checkpoint (``.ckpt``; ``--ensemble N`` averages its last N epochs' members), an
-exported ONNX model (``.onnx``, run by ONNX Runtime) or TorchScript file (``.pt``). The faces
+MODEL (first, or ``--model``) is a checkpoint (``.ckpt``; ``--ensemble N`` averages its last N
+epochs' members), an exported ONNX model (``.onnx``, run by ONNX Runtime), a TorchScript file
+(``.pt``), or a pretrained model folder (``mtl publish``); ``--model`` also takes a Hugging Face
+Hub id. Without one, the pretrained Multi-task BKNet shipped with ``mtl`` analyses (offline;
+its model card: ``mtl/inference/pretrained/multitask_bknet/README.md``). The faces
 are cropped exactly as the model's training faces were (the preprocessing recorded in the
 model file). Writes ``OUT/faces.csv`` and ``OUT/faces.jsonl`` (one row per face), annotated
 copies under ``OUT/annotated/`` and, if anything could not be read, ``OUT/problems.csv``;
@@ -27,7 +30,7 @@ from mtl.data.faces import make_detector
 from mtl.errors import UserError
 from mtl.inference.analyze import Analyzer, Annotator, RowWriter
 from mtl.inference.media import Frame, Problem, find_media, frame_count, read_frames
-from mtl.inference.model import load_predictor, resolve_device
+from mtl.inference.model import SHIPPED_MODEL, is_model, load_predictor, resolve_device
 
 HELP = COMMANDS["analyze"].help
 
@@ -35,8 +38,10 @@ HELP = COMMANDS["analyze"].help
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="mtl analyze", description=__doc__)
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
-    parser.add_argument("model", type=Path, help="checkpoint (.ckpt), ONNX (.onnx) or .pt file")
-    parser.add_argument("inputs", type=str, nargs="+", help="photos, folders, videos")
+    parser.add_argument("inputs", type=str, nargs="+", help="[MODEL] then photos, folders, videos")
+    parser.add_argument(
+        "--model", type=str | None, default=None, help="model file, folder or Hub id"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/analyze"), help="output folder")
     parser.add_argument(
         "--detector",
@@ -59,7 +64,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(lift_model(argv))
     if args.every < 1 or args.batch_size < 1:
         raise UserError("--every and --batch_size must be at least 1")
     console = Console(stderr=True)
@@ -108,6 +113,22 @@ def main(argv: list[str]) -> int:
     return 0 if frames_done else 1
 
 
+def lift_model(argv: list[str]) -> list[str]:
+    """``argv`` with its first positional argument turned into ``--model`` when that is a model
+    file or folder (``mtl analyze MODEL INPUT...``); otherwise unchanged, and the shipped model
+    analyses. Every option here takes one value (``--key value`` or ``--key=value``)."""
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        token = argv[i]
+        if token.startswith("-"):
+            i += 1 if token in ("-h", "--help") or "=" in token else 2
+            continue
+        if is_model(token):
+            return [*argv[:i], "--model", token, *argv[i + 1 :]]
+        break
+    return argv
+
+
 def choose_detector(asked: str, trained: str, console: Console) -> str:
     """The detector to find faces with: the one asked for, else the training faces' own."""
     if asked != "auto":
@@ -129,7 +150,7 @@ def _at(problem: Problem) -> str:
 def _summary(
     console, args, model: str, files: int, frames: int, faceless: int, faces: int, seconds: float
 ) -> None:
-    table = Table(title=f"mtl analyze: {args.model.name} ({model})")
+    table = Table(title=f"mtl analyze: {Path(args.model or SHIPPED_MODEL).name} ({model})")
     for col in ("files", "frames", "faces", "frames without a face", "frames/s", "output"):
         table.add_column(col, justify="right" if col != "output" else "left")
     fps = frames / seconds if seconds > 0 else float("nan")
