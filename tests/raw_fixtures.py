@@ -129,16 +129,17 @@ def write_fer_folders(root: Path) -> dict:
 def write_utkface(root: Path) -> dict:
     folder = root / "UTKFace"
     good = {
-        "25_0_0_20170116174525125.jpg.chip.jpg": ({"age": 25.0, "gender": 1}, 40),
-        "3_1_2_20170109142408075.jpg.chip.jpg": ({"age": 3.0, "gender": 0}, 80),
+        "25_0_0_20170116174525125.jpg.chip.jpg": ({"age": 25.0, "gender": 1, "race": 0}, 40),
+        "3_1_2_20170109142408075.jpg.chip.jpg": ({"age": 3.0, "gender": 0, "race": 2}, 80),
         "61_1_20170109150557335.jpg.chip.jpg": ({"age": 61.0, "gender": 0}, 120),  # no race
-        "40_5_0_20170109150557335.jpg.chip.jpg": ({"age": 40.0}, 160),  # gender out of range
-        "200_0_1_20170109150557335.jpg.chip.jpg": ({"gender": 1}, 200),  # impossible age
+        "33_1_9_20170109150557335.jpg.chip.jpg": ({"age": 33.0, "gender": 0}, 140),  # race 9
+        "40_5_0_20170109150557335.jpg.chip.jpg": ({"age": 40.0, "race": 0}, 160),  # gender 5
+        "200_0_1_20170109150557335.jpg.chip.jpg": ({"gender": 1, "race": 1}, 200),  # age 200
     }
     for k in range(15):  # enough faces for every split of a seeded 80/10/10 split
         age, utk_gender = 5 + 6 * k, k % 2
-        name = f"{age}_{utk_gender}_0_2017011{k:02d}.jpg.chip.jpg"
-        good[name] = ({"age": float(age), "gender": 1 - utk_gender}, 0)
+        name = f"{age}_{utk_gender}_{k % 5}_2017011{k:02d}.jpg.chip.jpg"
+        good[name] = ({"age": float(age), "gender": 1 - utk_gender, "race": k % 5}, 0)
     for name, (_, value) in good.items():
         grey_jpeg(folder / name, value or 90, (50, 50))
     for name in ("abc_1_0_x.jpg.chip.jpg", "25_1.jpg.chip.jpg", "300_7_0_2017.jpg.chip.jpg"):
@@ -154,6 +155,10 @@ def write_utkface(root: Path) -> dict:
             "40_5_0_20170109150557335.jpg.chip.jpg": "label out of range",
             "200_0_1_20170109150557335.jpg.chip.jpg": "impossible age",
         },
+        "notes": [
+            "1 file names lack the race field (age/gender read)",
+            "1 file names have a race outside 0-4 (race unknown)",
+        ],
     }
 
 

@@ -92,6 +92,9 @@ def test_ddp_runs_make_exactly_one_wandb_run_each_also_under_an_agent(tmp_path):
     with next((tmp_path / "runs" / "mtl").rglob("confusion/all-smile.csv")).open() as f:
         counts = [int(v) for row in list(csv.reader(f))[1:] for v in row[1:]]
     assert sum(counts) == 6
+    # So do the subgroups, gathered from both ranks at the test's end (one collective each).
+    subgroups = record["subgroups"]["groups"]
+    assert sum(g["count"] for g in subgroups if g["task"] == "gender") == 6
     checkpoint = next((tmp_path / "runs" / "mtl").rglob("last.ckpt"))
     run("validate", f"--ckpt_path={checkpoint}")
     run("test", f"--ckpt_path={checkpoint}", "--ensemble=2")

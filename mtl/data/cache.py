@@ -197,8 +197,8 @@ def read_labels(path: Path) -> dict[str, np.ndarray]:
     }
     for name, column in LABEL_COLUMNS.items():
         if column.dtype == "class":
-            values = [int(r[name]) if r[name] else -1 for r in rows]
+            values = [int(r[name]) if r.get(name) else -1 for r in rows]
             table[name] = np.array(values, dtype=np.int64)
         else:
-            table[name] = np.array([float(r[name]) if r[name] else np.nan for r in rows])
+            table[name] = np.array([float(r[name]) if r.get(name) else np.nan for r in rows])
     return table

@@ -8,6 +8,9 @@ registry order (:mod:`mtl.tasks`). Each sample becomes a dict; default collation
                                        regression task; NaN where the sample has no label)
     mask     bool     B x T           (True where the sample is labelled for the task)
     source   int64    B               (index of the source the sample came from)
+    attributes int64  B x A           (what describes the face, :data:`ATTRIBUTES`: gender,
+                                       age in whole years, race; -1 where unknown; for metrics
+                                       per subgroup, never a training target)
 
 Class indices are exact in float32; losses and metrics of classification tasks take
 ``targets[:, j].long()`` on the masked rows.
@@ -24,6 +27,9 @@ from torch.utils.data import Dataset
 from mtl.data.device import FaceArrays
 from mtl.tasks import Task
 
+ATTRIBUTES: tuple[str, ...] = ("gender", "age", "race")
+"""The label columns every sample carries as ``attributes`` (age in whole years)."""
+
 Transform = Callable[[np.ndarray], np.ndarray]
 """An image transform on one ``H x W`` (or ``H x W x C``) uint8 array."""
 
@@ -32,6 +38,17 @@ def targets_for(table: dict[str, np.ndarray], tasks: Sequence[Task]) -> np.ndarr
     """N x T float targets of ``tasks`` from a label table (the face cache's columns)."""
     columns = [task.targets(table[task.column]) for task in tasks]
     return np.stack(columns, axis=1).astype(np.float32)  # N x T, NaN where unlabelled
+
+
+def attributes_for(table: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """N x A int64 :data:`ATTRIBUTES` from a label table (-1 where unknown or absent)."""
+    columns = []
+    for name in ATTRIBUTES:
+        values = np.asarray(table.get(name, np.full(n, -1)))
+        if values.dtype.kind == "f":
+            values = np.where(np.isnan(values), -1, np.floor(np.nan_to_num(values)))
+        columns.append(values.astype(np.int64))
+    return np.stack(columns, axis=1)  # N x A
 
 
 class FaceArrayDataset(Dataset):
@@ -43,6 +60,7 @@ class FaceArrayDataset(Dataset):
         targets: np.ndarray,
         source: int = 0,
         transform: Transform | None = None,
+        attributes: np.ndarray | None = None,
     ) -> None:
         if images.dtype != np.uint8 or images.ndim not in (3, 4):
             raise ValueError(
@@ -54,6 +72,9 @@ class FaceArrayDataset(Dataset):
         self.targets = torch.as_tensor(targets, dtype=torch.float32)  # N x T
         self.mask = ~torch.isnan(self.targets)  # N x T
         self.source = torch.tensor(source, dtype=torch.long)  # the same for every item
+        if attributes is None:
+            attributes = np.full((len(images), len(ATTRIBUTES)), -1)
+        self.attributes = torch.as_tensor(attributes, dtype=torch.long)  # N x A
         self.transform = transform
 
     def __len__(self) -> int:
@@ -70,6 +91,7 @@ class FaceArrayDataset(Dataset):
             "targets": self.targets[index],
             "mask": self.mask[index],
             "source": self.source,
+            "attributes": self.attributes[index],
         }
 
     def arrays(self) -> FaceArrays:

@@ -75,6 +75,8 @@ def strata(table: dict[str, np.ndarray]) -> np.ndarray:
     :class:`~mtl.tasks.LabelColumn`; an unknown label is a stratum value of its own)."""
     keys = []
     for name, column in LABEL_COLUMNS.items():
+        if not column.stratify:
+            continue
         values = table[name]
         if column.dtype == "value":
             capped = np.minimum(np.nan_to_num(values), column.strata_max)

@@ -55,6 +55,7 @@ __all__ = [
     "Metric",
     "REGRESSION",
     "Reading",
+    "RACES",
     "Regression",
     "SMILE",
     "TASK_NAMES",
@@ -81,15 +82,23 @@ class LabelColumn:
     """A label column of every face cache (``labels.csv``); tasks read their targets from one.
 
     ``class`` columns hold a class index (-1 when unknown), ``value`` columns a number (NaN when
-    unknown). Splits are stratified by every column; a value column in bins of ``strata_width``
-    (values at or above ``strata_max`` share one bin).
+    unknown). Splits are stratified by every ``stratify`` column; a value column in bins of
+    ``strata_width`` (values at or above ``strata_max`` share one bin). A column no task reads
+    (``race``) only describes faces, for metrics per subgroup; it does not stratify, so adding
+    it left every split as it was.
     """
 
     name: str
     dtype: Literal["class", "value"]
     strata_width: float = 1.0
     strata_max: float = float("inf")
+    stratify: bool = True
+    class_names: tuple[str, ...] = ()
 
+
+RACES: tuple[str, ...] = ("white", "black", "asian", "indian", "other")
+"""UTKFace's race labels 0-4, as its authors name them (a face's perceived group, not a fact
+about the person); used only to report metrics per subgroup."""
 
 LABEL_COLUMNS: dict[str, LabelColumn] = {
     c.name: c
@@ -98,6 +107,7 @@ LABEL_COLUMNS: dict[str, LabelColumn] = {
         LabelColumn("emotion", "class"),
         LabelColumn("gender", "class"),
         LabelColumn("age", "value", strata_width=10, strata_max=80),  # years, decades to 80+
+        LabelColumn("race", "class", stratify=False, class_names=RACES),  # UTKFace's five
     )
 }
 

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from mtl.training.callbacks import ResultsTable, ResumeState
 from mtl.training.ensemble import CheckpointEnsemble
 from mtl.training.evaluation import ConfusionMatrices, PredictionSamples
+from mtl.training.subgroups import SubgroupMetrics
 from mtl.training.summary import RunSummary
 
 
@@ -18,7 +19,8 @@ def default_callbacks(trainer: Namespace, ensemble: int = 0) -> list[Callback]:
     """The project's callbacks, minus those the trainer options rule out: no checkpointing,
     or a ModelCheckpoint of the user's own, drops the default ModelCheckpoint; ``ensemble``
     epochs > 0 adds the checkpoint ensemble."""
-    callbacks: list[Callback] = [ResultsTable(), ResumeState(), ConfusionMatrices(), RunSummary()]
+    callbacks: list[Callback] = [ResultsTable(), ResumeState(), ConfusionMatrices(),
+                                 SubgroupMetrics(), RunSummary()]  # fmt: skip
     if ensemble:
         callbacks.append(CheckpointEnsemble(ensemble))
     if trainer.get("logger") is not False:  # Lightning's LR monitor needs a logger

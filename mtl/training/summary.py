@@ -32,6 +32,7 @@ from mtl.training.evaluation import ConfusionMatrices, write_confusion_csv
 from mtl.training.hooks import skip_unused_batch_hooks
 from mtl.training.identity import RunIdentity
 from mtl.training.run_file import MODELS, RUN_FILE, result_rows
+from mtl.training.subgroups import Gap, SubgroupMetrics, as_record
 
 
 def scalars(metrics: dict, prefixes: tuple[str, ...]) -> dict[str, float]:
@@ -165,7 +166,12 @@ class RunSummary(L.Callback):
         run_folder = self.folder(trainer)
         if run_folder is None:
             return
-        self.update_run_file(run_folder, trainer, pl_module, test=metrics)
+        subgroups = next((c for c in trainer.callbacks if isinstance(c, SubgroupMetrics)), None)
+        fields = {"test": metrics}
+        if subgroups is not None and subgroups.rows:
+            Console().print(gaps_table(subgroups.gaps, subgroups.min_faces))
+            fields["subgroups"] = as_record(subgroups.rows, subgroups.gaps)
+        self.update_run_file(run_folder, trainer, pl_module, **fields)
         folder = run_folder / "test"
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "results.csv").open("w", newline="") as f:
@@ -173,6 +179,20 @@ class RunSummary(L.Callback):
             writer.writeheader()
             writer.writerows(rows)
         self.write_confusions(trainer, folder / "confusion")
+        if "subgroups" in fields:
+            self.write_subgroups(trainer, fields["subgroups"]["groups"], folder / "subgroups.csv")
+
+    def write_subgroups(self, trainer: L.Trainer, groups: list[dict], path: Path) -> None:
+        """``test/subgroups.csv``, and a table on W&B (``test/subgroups``)."""
+        columns = ["source", "task", "partition", "group", "count", "value"]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(groups)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                data = [[g[c] for c in columns] for g in groups]
+                logger.log_table("test/subgroups", columns=columns, data=data)
 
     def write_confusions(self, trainer: L.Trainer, folder: Path) -> None:
         matrices = next((c for c in trainer.callbacks if isinstance(c, ConfusionMatrices)), None)
@@ -192,6 +212,18 @@ class RunSummary(L.Callback):
             if isinstance(logger, WandbLogger):
                 for key, stem in images:
                     logger.log_image(key, [str(folder / f"{stem}.png")], step=trainer.global_step)
+
+
+def gaps_table(gaps: list[Gap], min_faces: int) -> Table:
+    """Per task and partition: the best and worst subgroup and the gap between them."""
+    table = Table(title=f"Test accuracy per subgroup (subgroups of {min_faces}+ faces)")
+    for column in ("source", "task", "subgroups of", "best", "worst", "gap", "subgroups"):
+        table.add_column(column, justify="right" if column in ("gap", "subgroups") else "left")
+    for g in gaps:
+        gap = "-" if g.gap is None else f"{g.gap:.4f}"
+        table.add_row(g.source, g.task, g.partition, g.best or "-", g.worst or "-", gap,
+                      str(g.groups))  # fmt: skip
+    return table
 
 
 def results_table(rows: list[dict]) -> Table:

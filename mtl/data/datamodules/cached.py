@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from mtl.data import cache as C
 from mtl.data import splits as S
 from mtl.data.datamodules.base import FaceDataModule, SourceData
-from mtl.data.datasets import FaceArrayDataset, targets_for
+from mtl.data.datasets import FaceArrayDataset, attributes_for, targets_for
 from mtl.data.faces import FaceSettings
 from mtl.data.prepare import locate, prepare
 from mtl.data.readers.base import Reader
@@ -153,6 +153,7 @@ class CachedDataModule(FaceDataModule):
         plan = S.load_or_plan(self.cache.path, table, self.split_fractions, self.k_folds, self.seed)
         masks = self.select(plan)
         targets = targets_for(table, self.tasks)  # N x T, NaN where unlabelled
+        attributes = attributes_for(table, len(targets))  # N x A, -1 where unknown
         labelled = ~np.isnan(targets).all(axis=1)  # items with a label for this run
         if not labelled.all():
             rank_zero_info(
@@ -167,7 +168,8 @@ class CachedDataModule(FaceDataModule):
 
         def dataset(mask: np.ndarray, transform: Augment | None = None) -> FaceArrayDataset:
             idx = np.flatnonzero(mask)
-            return FaceArrayDataset(self.cache.images[idx], targets[idx], 0, transform)
+            images = self.cache.images[idx]
+            return FaceArrayDataset(images, targets[idx], 0, transform, attributes[idx])
 
         splits = {name: dataset(masks[name]) for name in ("val", "test")}
         splits["train"] = dataset(masks["train"], augment)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mtl.data.datamodules.base import SPLIT_NAMES, FaceDataModule, SourceData
-from mtl.data.datasets import FaceArrayDataset, targets_for
+from mtl.data.datasets import FaceArrayDataset, attributes_for, targets_for
 from mtl.data.faces import FaceSettings
 from mtl.data.splits import assign_folds
 from mtl.data.synthetic_faces import FaceAttributes, render_faces, sample_attributes
@@ -116,15 +116,16 @@ class SyntheticDataModule(FaceDataModule):
         folded = self.val_fold is not None and split != "test"
         images, table = self.generate(index, "train" if folded else split)
         targets = targets_for(table, self.tasks)  # N x T
+        attributes = attributes_for(table, len(images))  # N x A
         if folded:
             table["id"] = np.arange(len(images))
             held_out = assign_folds(table, table["id"], self.k_folds, self.seed) == self.val_fold
             keep = held_out if split == "val" else ~held_out  # N
-            images, targets = images[keep], targets[keep]
+            images, targets, attributes = images[keep], targets[keep], attributes[keep]
         augment = None
         if split == "train" and self.augmentation is not None:
             augment = Augment(self.augmentation, self.image_size, self.seed, spec.name)
-        return FaceArrayDataset(images, targets, source, augment)
+        return FaceArrayDataset(images, targets, source, augment, attributes)
 
     def load_sources(self, stage: str | None) -> list[SourceData]:
         # Sources that label none of the run's tasks would only add all-masked samples.

@@ -13,7 +13,7 @@ from typing import Literal
 from rich.console import Console
 
 from mtl.errors import UserError
-from mtl.experiments.report import render
+from mtl.experiments.report import render, subgroups
 from mtl.experiments.report.runs import find_runs
 from mtl.experiments.report.table import all_columns, experiments
 
@@ -68,8 +68,13 @@ def build_report(
     plots = ["bars.png", "curves.png"]
     if render.deltas_chart(out / "deltas.png", found):
         plots.append("deltas.png")
+    if subgroups.chart(out / "subgroups.png", found):
+        plots.append("subgroups.png")
     how = render.how_markdown(found)
-    (out / "report.md").write_text(f"{text}\n## How each row ran\n\n{how}")
+    per_subgroup = subgroups.markdown(found)  # "" when no run measured subgroups
+    (out / "report.md").write_text(
+        f"{text}\n## How each row ran\n\n{how}" + (per_subgroup and f"\n{per_subgroup}")
+    )
     console.print(render.rich_table(rows, columns, f"{stage} results ({len(found_runs)} runs)"))
     console.print(f"written: {out}/report.md, report.csv, {', '.join(plots)}")
     if into is not None:
@@ -77,7 +82,9 @@ def build_report(
             f"![{name.removesuffix('.png')}]({os.path.relpath(out / name, into.parent)})"
             for name in plots
         )
-        block = f"{text}\n### How each row ran\n\n{how}\n{images}\n"
+        sub = per_subgroup.replace("## Accuracy", "### Accuracy")
+        sub = sub and f"{sub}\n"
+        block = f"{text}\n### How each row ran\n\n{how}\n{sub}{images}\n"
         into.write_text(render.splice(into.read_text(), block, str(into)))
         console.print(f"written: the report block of {into}")
     return text

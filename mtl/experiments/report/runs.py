@@ -46,6 +46,7 @@ class Run:
     wandb_id: str | None = None  # its W&B run id, if it logged to W&B
     config: dict = field(default_factory=dict)  # the resolved config (data, model, trainer)
     how: dict = field(default_factory=dict)  # epochs, fit_seconds, ran: {precision, hardware …}
+    subgroups: dict = field(default_factory=dict)  # run.json's: {groups: [...], gaps: [...]}
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -90,7 +91,8 @@ def local_run(folder: Path) -> Run:
     origin = str(folder / RUN_FILE)
     how = {k: record[k] for k in ("epochs", "fit_seconds", "ran") if k in record}
     identity = record.get("identity", {})
-    return Run(folder.name, identity, metrics, curves, origin, wandb_id, config, how)
+    subgroups = record.get("subgroups") or {}
+    return Run(folder.name, identity, metrics, curves, origin, wandb_id, config, how, subgroups)
 
 
 def wandb_offline_run(path: Path, notes: list[str] | None = None) -> Run:

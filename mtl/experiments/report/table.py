@@ -77,6 +77,7 @@ class Experiment:
     curves: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
     how: list[dict] = field(default_factory=list)  # per run: epochs, fit_seconds, ran
     config: dict[str, str] = field(default_factory=dict)  # its first run's config items
+    subgroups: list[list[dict]] = field(default_factory=list)  # per run: accuracy per subgroup
     label: str = ""
 
     @property
@@ -179,6 +180,8 @@ def experiments(
             if model == "final":
                 for name, curve in run.curves.items():
                     experiment.curves.setdefault(name, []).append(curve)
+                if run.subgroups.get("groups"):
+                    experiment.subgroups.append(run.subgroups["groups"])
 
     def order(e: Experiment) -> tuple:  # single-task first; the final model before its ensemble
         rest = [v for f, v in e.fields.items() if f != "model"]
