@@ -17,8 +17,12 @@ from mtl.data.device import DeviceFaces, FaceArrays
 from mtl.data.transforms import Augmentation
 from mtl.experiments.bench.overhead import tiny_module
 from mtl.losses import WEIGHTINGS
+from mtl.losses.weighting import JacobianAggregation
 from tests.conftest import fit_tiny
 from tests.host_reads import HostReads
+
+ASYNC = sorted(n for n, w in WEIGHTINGS.items() if not w.reads_host)
+"""Every weighting but TorchJD's aggregators, whose solvers run on the host (documented)."""
 
 
 def guarded_fit(weighting: str, steps: int, log_every: int) -> list:
@@ -40,7 +44,13 @@ def guarded_fit(weighting: str, steps: int, log_every: int) -> list:
     return found
 
 
-@pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
+def test_only_the_gradient_aggregators_wait_for_the_device():
+    reading = {n for n, w in WEIGHTINGS.items() if w.reads_host}
+    assert reading == {n for n, w in WEIGHTINGS.items() if issubclass(w, JacobianAggregation)}
+    assert {"upgrad", "mgda", "cagrad"} <= reading
+
+
+@pytest.mark.parametrize("weighting", ASYNC)
 def test_a_training_step_reads_nothing_on_the_host(weighting):
     """Every weighting, batches in which tasks are missing from some rows and, for a batch
     of 4, from whole batches."""
@@ -82,7 +92,7 @@ class SyncErrors(L.Callback):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
+@pytest.mark.parametrize("weighting", ASYNC)
 def test_a_training_step_never_synchronises_with_the_gpu(weighting):
     try:
         fit_tiny(tiny_module(weighting), 6, accelerator="gpu", log_every_n_steps=1000,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from mtl.losses import (
     Weighting,
     masked_cross_entropy,
 )
+from mtl.losses.weighting import GeometricLossStrategy, JacobianAggregation, RandomLossWeighting
 
 TASKS = ["smile", "emotion", "age_years"]
 VARIANTS = {
@@ -220,6 +223,60 @@ def test_gradnorm_takes_weight_from_the_task_with_the_larger_gradient():
     assert all(b < a for a, b in zip(falling, falling[1:], strict=False)), falling
 
 
+def test_geometric_loss_strategy_has_the_geometric_means_value_and_gradient():
+    p = nn.Parameter(torch.tensor([1.0, 2.0, 3.0]))
+    losses = {"a": p[0] ** 2 + 1, "b": 2 * p[1], "c": p[2] * 0 + 5}  # c absent below
+    present = torch.tensor([True, True, False])
+    total = GeometricLossStrategy(["a", "b", "c"])(losses, present)
+    expected = ((p[0] ** 2 + 1) * (2 * p[1])).sqrt()  # c neither enters nor gets a weight
+    assert total.item() == pytest.approx(expected.item())
+    (grad,) = torch.autograd.grad(total, p)
+    torch.testing.assert_close(grad, torch.autograd.grad(expected, p)[0])
+
+
+def test_random_loss_weighting_draws_a_softmax_over_the_present_tasks():
+    present = torch.tensor([True, False, True])
+    a, b = RandomLossWeighting(TASKS, seed=3), RandomLossWeighting(TASKS, seed=3)
+    draws = []
+    for _ in range(3):
+        losses = {t: torch.tensor(1.0, requires_grad=True) for t in TASKS}
+        a(losses, present)
+        b(losses, present)
+        torch.testing.assert_close(a.last_weights, b.last_weights)  # seeded: every rank alike
+        assert a.last_weights[1] == 0 and a.last_weights.sum().item() == pytest.approx(1.0)
+        draws.append(a.last_weights.clone())
+    assert not torch.equal(draws[0], draws[1])  # a new draw every step
+    a.eval()
+    a({t: torch.tensor(1.0) for t in TASKS}, present)
+    assert a.last_weights.tolist() == [0.5, 0.0, 0.5]  # outside training: the expectation
+
+
+@pytest.mark.parametrize("name", sorted(n for n, w in REGISTRY.items()
+                                        if issubclass(w, JacobianAggregation)))  # fmt: skip
+def test_an_aggregator_ignores_an_absent_task_as_if_the_run_lacked_it(name):
+    """The absent task's row is not in the Jacobian: the shared gradient equals the one of a
+    run without that task, and its recorded weight is 0."""
+    with_absent, toy = REGISTRY[name](TASKS), Toy(TASKS, absent="emotion")
+    kept = [t for t in TASKS if t != "emotion"]
+    without, small = REGISTRY[name](kept), Toy(kept)
+    small.load_state_dict(toy.state_dict(), strict=False)
+    small.x, small.targets = toy.x, {t: toy.targets[t] for t in kept}
+    torch.testing.assert_close(shared_grad(with_absent, toy), shared_grad(without, small))
+    assert with_absent.weights()["emotion"] == 0
+
+
+def test_upgrad_moves_along_the_aggregators_direction():
+    from torchjd.aggregation import UPGrad as TorchJDUPGrad
+
+    p = nn.Parameter(torch.zeros(2))
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])  # conflicting
+    total = REGISTRY["upgrad"](["a", "b"])({"a": p @ a + 3, "b": p @ b + 4}, None, [p])
+    total.backward()
+    assert total.item() == pytest.approx(7.0)  # the value is the plain sum
+    torch.testing.assert_close(p.grad, TorchJDUPGrad()(torch.stack([a, b])))
+    assert p.grad @ a >= -1e-6 and p.grad @ b >= -1e-6  # no task's loss rises
+
+
 CLI_OPTIONS = {
     "uncertainty": ["--model.weighting.clamp=[-4, 4]"],
     "kang": ["--model.weighting.form=softmax"],
@@ -259,9 +316,10 @@ def test_the_registry_holds_every_weighting_and_its_contract():
     classes = {
         c for c in vars(package).values() if isinstance(c, type) and issubclass(c, Weighting)
     }
-    assert set(REGISTRY.values()) == classes - {Weighting}  # each registered where defined
+    concrete = {c for c in classes if not inspect.isabstract(c)}  # not Weighting, bases
+    assert set(REGISTRY.values()) == concrete  # each registered where defined
     for name, cls in REGISTRY.items():
-        assert cls.name == name and "combine" in vars(cls)  # implements the one contract
+        assert cls.name == name and cls.combine is not Weighting.combine  # the one contract
         weighting = cls(TASKS)
         total = weighting({t: torch.tensor(1.0) for t in TASKS})
         assert total.ndim == 0
