@@ -144,7 +144,9 @@ class RunSummary(L.Callback):
         path = folder / RUN_FILE
         record = json.loads(path.read_text()) if path.is_file() else {}
         identity = RunIdentity.of(pl_module, trainer.datamodule)
-        record |= {"identity": identity.as_config(), "epochs": trainer.current_epoch}
+        record |= {"identity": identity.as_config()}
+        if trainer.state.fn == "fit" or "epochs" not in record:  # a later test keeps the fit's
+            record["epochs"] = trainer.current_epoch
         record |= {"run_ids": run_ids(trainer)} | fields
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1, allow_nan=True))
