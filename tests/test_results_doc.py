@@ -43,7 +43,9 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
     assert "Δ vs single-task [95 % CI] (pairs)" in table
     assert "paper: Sang & Cuong" in table
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", table)
-    assert {Path(link).name for link in links} == {"bars.png", "curves.png", "deltas.png"}
+    plots = {"bars.png", "curves.png", "deltas.png", "subgroups.png"}
+    assert {Path(link).name for link in links} == plots
+    assert "| utkface | gender | gender x age | female, 0-15 |" in table  # per subgroup
     for link in links:  # every plot is written inside docs/, beside the committed files
         plot = (copy / link).resolve()
         assert plot.is_relative_to(copy.resolve()) and plot.stat().st_size > 0
