@@ -251,8 +251,10 @@ def test_random_loss_weighting_draws_a_softmax_over_the_present_tasks():
     assert a.last_weights.tolist() == [0.5, 0.0, 0.5]  # outside training: the expectation
 
 
-@pytest.mark.parametrize("name", sorted(n for n, w in REGISTRY.items()
-                                        if issubclass(w, JacobianAggregation)))  # fmt: skip
+AGGREGATORS = sorted(n for n, w in REGISTRY.items() if issubclass(w, JacobianAggregation))
+
+
+@pytest.mark.parametrize("name", AGGREGATORS)
 def test_an_aggregator_ignores_an_absent_task_as_if_the_run_lacked_it(name):
     """The absent task's row is not in the Jacobian: the shared gradient equals the one of a
     run without that task, and its recorded weight is 0."""
@@ -263,6 +265,34 @@ def test_an_aggregator_ignores_an_absent_task_as_if_the_run_lacked_it(name):
     small.x, small.targets = toy.x, {t: toy.targets[t] for t in kept}
     torch.testing.assert_close(shared_grad(with_absent, toy), shared_grad(without, small))
     assert with_absent.weights()["emotion"] == 0
+
+
+@pytest.mark.parametrize("name", AGGREGATORS)
+def test_each_aggregator_moves_along_its_torchjd_direction(name):
+    jacobian = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))  # K x P
+    weighting = REGISTRY[name](TASKS)
+    direction, _ = weighting.aggregate(jacobian, TASKS)
+    if weighting.random:  # GradDrop: the same seeded draw for the same step and tasks
+        torch.testing.assert_close(direction, weighting.aggregate(jacobian, TASKS)[0])
+    else:
+        torch.testing.assert_close(direction, weighting.aggregator(jacobian))
+
+
+@pytest.mark.parametrize("name", AGGREGATORS)
+def test_a_task_labelled_only_on_another_rank_is_dropped_too(name):
+    """Under DDP a task present in the global batch may be missing from this rank's part: its
+    loss is an exact zero (an all-zero Jacobian row), and it is dropped like an absent task."""
+    toy = Toy(TASKS, absent="emotion")
+    everywhere = torch.ones(len(TASKS), dtype=torch.bool)  # "present" on another rank
+    weighting = REGISTRY[name](TASKS)
+    total = weighting(toy.losses(), everywhere, list(toy.shared.parameters()))
+    grad = torch.autograd.grad(total, toy.shared.weight)[0]
+    kept = [t for t in TASKS if t != "emotion"]
+    without, small = REGISTRY[name](kept), Toy(kept)
+    small.load_state_dict(toy.state_dict(), strict=False)
+    small.x, small.targets = toy.x, {t: toy.targets[t] for t in kept}
+    torch.testing.assert_close(grad, shared_grad(without, small))
+    assert weighting.weights()["emotion"] == 0 and grad.abs().sum() > 0
 
 
 def test_upgrad_moves_along_the_aggregators_direction():
@@ -324,3 +354,16 @@ def test_the_registry_holds_every_weighting_and_its_contract():
         total = weighting({t: torch.tensor(1.0) for t in TASKS})
         assert total.ndim == 0
         assert set(weighting.weights()) == set(TASKS)  # kept by the base class
+
+
+def test_cagrad_without_its_solver_says_which_extra_to_install(monkeypatch):
+    import torchjd.aggregation
+
+    from mtl.errors import ConfigError
+
+    def missing(**kwargs):
+        raise ImportError("CAGradWeighting requires ['cvxpy', 'clarabel'] to be installed")
+
+    monkeypatch.setattr(torchjd.aggregation, "CAGrad", missing)
+    with pytest.raises(ConfigError, match=r"mtl-faces\[cagrad\]"):
+        REGISTRY["cagrad"](TASKS)

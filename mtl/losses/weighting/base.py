@@ -87,5 +87,28 @@ class Weighting(nn.Module, ABC):
         return torch.stack([losses[t] for t in self.tasks])  # T
 
 
+class CountsSteps(nn.Module):
+    """A training-step count kept twice: a buffer, so checkpoints carry it, and a host int,
+    so a weighting seeds its draws or orders by it without reading the device. Mix in before
+    :class:`Weighting`; call :meth:`init_steps` in ``__init__`` and :meth:`advance` per step."""
+
+    _step: int
+
+    def init_steps(self) -> None:
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._step = 0
+
+    def advance(self) -> None:
+        self.step += 1
+        self._step += 1
+
+    def _load_from_state_dict(
+        self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "step" in state_dict:  # read once, when a checkpoint is loaded
+            self._step = int(state_dict[prefix + "step"])
+
+
 WeightingCallable = Callable[[Sequence[str]], Weighting]
 """What configs give: a Weighting class (plus its init args) to be built with the task names."""

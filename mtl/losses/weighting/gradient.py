@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from mtl.losses.weighting.base import Weighting
+from mtl.losses.weighting.base import CountsSteps, Weighting
 
 
 def _zero_valued(term: torch.Tensor) -> torch.Tensor:
@@ -74,7 +73,7 @@ class GradNorm(Weighting, name="gradnorm"):
         return total + _zero_valued(grad_loss), weight
 
 
-class PCGrad(Weighting, name="pcgrad"):
+class PCGrad(CountsSteps, Weighting, name="pcgrad"):
     """PCGrad (Yu et al. 2020): project each task's shared gradient off the others' where they
     conflict (negative dot product), in a random task order, then sum.
 
@@ -88,15 +87,7 @@ class PCGrad(Weighting, name="pcgrad"):
     def __init__(self, tasks: Sequence[str], seed: int = 0) -> None:
         super().__init__(tasks)
         self.seed = seed
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self._step = 0  # the same count on the host: the order is drawn there, without a read
-
-    def _load_from_state_dict(
-        self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any
-    ) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if prefix + "step" in state_dict:  # read once, when a checkpoint is loaded
-            self._step = int(state_dict[prefix + "step"])
+        self.init_steps()  # the order is drawn on the host from the step, without a read
 
     def combine(
         self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
@@ -111,8 +102,7 @@ class PCGrad(Weighting, name="pcgrad"):
         correction = projected.sum(0) - grads.sum(0)  # P
         pieces = zip(correction.split([p.numel() for p in params]), params, strict=True)
         surrogate = sum((c.view_as(p) * p).sum() for c, p in pieces)
-        self.step += 1
-        self._step += 1
+        self.advance()
         return total + _zero_valued(surrogate), weight
 
     def _order(self, task: str, others: Sequence[str]) -> list[int]:

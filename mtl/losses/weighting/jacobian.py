@@ -13,8 +13,9 @@ parameters is the aggregator's direction (the correction term is zero in value).
 their small K x K problems on the host (quadratic programs, iterations to convergence): these
 weightings wait for the device once per step (``reads_host``), unlike the loss-based ones.
 
-**DDP.** They act per rank: each rank aggregates the Jacobian of its own batch, and DDP then
-averages the ranks' directions. That is not the aggregation of the global batch's Jacobian (a
+**DDP.** They act per rank: each rank aggregates the Jacobian of its own batch (a task labelled
+on another rank only has an all-zero row here, which is dropped like an absent task's), and DDP
+then averages the ranks' directions. That is not the aggregation of the global batch's Jacobian (a
 non-linear function of it), so a DDP run differs from one device; every rank keeps identical
 weights, as with GradNorm and PCGrad (tests/test_ddp.py).
 """
@@ -23,25 +24,24 @@ from __future__ import annotations
 
 import zlib
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from mtl.losses.weighting.base import Weighting
+from mtl.errors import ConfigError
+from mtl.losses.weighting.base import CountsSteps, Weighting
 from mtl.losses.weighting.gradient import _grad, _trainable, _zero_valued
 
 
 def _aggregation() -> Any:
-    try:
-        import torchjd.aggregation as aggregation
-    except ImportError:  # pragma: no cover - a core dependency
-        raise ImportError("the TorchJD weightings need torchjd: pip install torchjd") from None
+    import torchjd.aggregation as aggregation
+
     return aggregation
 
 
-class JacobianAggregation(Weighting):
+class JacobianAggregation(CountsSteps, Weighting):
     """The shared parameters move along ``aggregator(J)``, J the present tasks' K x P Jacobian.
     Subclasses name the TorchJD aggregator (:meth:`make_aggregator`)."""
 
@@ -49,46 +49,41 @@ class JacobianAggregation(Weighting):
     reads_host: ClassVar[bool] = True
     random: ClassVar[bool] = False  # draws random numbers: seeded per (seed, step, tasks)
 
-    def __init__(self, tasks: Sequence[str], seed: int = 0) -> None:
+    def __init__(self, tasks: Sequence[str], seed: int = 0, **options: Any) -> None:
         super().__init__(tasks)
         self.seed = seed
-        self.aggregator = self.make_aggregator()
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self._step = 0  # the same count on the host
+        self.aggregator = self.make_aggregator(**options)
+        self.init_steps()
 
     @abstractmethod
-    def make_aggregator(self) -> nn.Module:
-        """The TorchJD aggregator."""
-
-    def _load_from_state_dict(
-        self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any
-    ) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if prefix + "step" in state_dict:  # read once, when a checkpoint is loaded
-            self._step = int(state_dict[prefix + "step"])
+    def make_aggregator(self, **options: Any) -> nn.Module:
+        """The TorchJD aggregator, with the subclass's ``options``."""
 
     def combine(
         self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
         total = loss.sum()
-        weight = (present > 0).to(loss.dtype)  # T: 1 for every contributing task
         if not _trainable(shared, total):
-            return total, weight
-        rows = torch.nonzero(present > 0).flatten().tolist()  # host read: the present tasks
+            return total, (present > 0).to(loss.dtype)
+        self.advance()  # every rank, every training step: the seeded draws stay in step
+        params = list(shared)
+        candidates = torch.nonzero(present > 0).flatten().tolist()  # host read: present tasks
+        grads = [torch.cat([g.reshape(-1) for g in _grad(loss[i], params)]) for i in candidates]
+        # A task present in the global batch but not in this rank's part (DDP) has an exact
+        # zero loss and an all-zero row here: dropped, as if absent (a zero row would get a
+        # weight, and stops MGDA and CAGrad).
+        norms = torch.stack([g.norm() for g in grads]).tolist() if grads else []  # host read
+        rows = [i for i, n in zip(candidates, norms, strict=True) if n > 0]
+        weight = torch.zeros_like(loss)  # T: 0 for every task without a row
         if not rows:
             return total, weight
-        params = list(shared)
-        jacobian = torch.stack([torch.cat([g.reshape(-1) for g in _grad(loss[i], params)])
-                                for i in rows])  # fmt: skip  # K x P
-        with torch.autocast(jacobian.device.type, enabled=False):  # solvers need fp32
-            direction, weights = self.aggregate(
-                jacobian.detach().float(), [self.tasks[i] for i in rows]
-            )  # P, K (or None)
-        self.step += 1
-        self._step += 1
-        if weights is not None:
-            index = torch.tensor(rows, device=loss.device)
-            weight = torch.zeros_like(loss).index_put((index,), weights.detach().to(loss.dtype))
+        jacobian = torch.stack([g for g, n in zip(grads, norms, strict=True) if n > 0])  # K x P
+        with torch.autocast(jacobian.device.type, enabled=False):  # the solvers need fp32
+            names = [self.tasks[i] for i in rows]
+            direction, weights = self.aggregate(jacobian.detach().float(), names)  # P, K|None
+        index = torch.tensor(rows, device=loss.device)
+        applied = torch.ones(len(rows)) if weights is None else weights.detach()  # K
+        weight = weight.index_put((index,), applied.to(loss.device, loss.dtype))
         correction = direction - jacobian.sum(0)  # P: what the plain sum's gradient lacks
         pieces = zip(correction.split([p.numel() for p in params]), params, strict=True)
         surrogate = sum((c.view_as(p) * p).sum() for c, p in pieces)
@@ -110,10 +105,9 @@ class JacobianAggregation(Weighting):
         return self._aggregate(jacobian)
 
     def _aggregate(self, jacobian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        weighting: Callable | None = getattr(self.aggregator, "weighting", None)
-        if weighting is None:  # GradDrop, ConFIG: not a weighted sum of the rows
-            return self.aggregator(jacobian), None
-        weights = weighting(jacobian)  # K
+        if not isinstance(self.aggregator, _aggregation().WeightedAggregator):
+            return self.aggregator(jacobian), None  # GradDrop, ConFIG: not a weighted sum
+        weights = self.aggregator.weighting(jacobian)  # K
         return weights @ jacobian, weights
 
 
@@ -121,7 +115,7 @@ class UPGrad(JacobianAggregation, name="upgrad"):
     """UPGrad (Quinton & Rey 2024): each row projected onto the dual cone of all rows, then
     averaged: a direction that decreases no present task's loss."""
 
-    def make_aggregator(self) -> nn.Module:
+    def make_aggregator(self, **options: Any) -> nn.Module:
         return _aggregation().UPGrad()
 
 
@@ -129,7 +123,7 @@ class MGDA(JacobianAggregation, name="mgda"):
     """MGDA (Désidéri 2012; Sener & Koltun 2018): the minimum-norm point of the rows' convex
     hull."""
 
-    def make_aggregator(self) -> nn.Module:
+    def make_aggregator(self, **options: Any) -> nn.Module:
         return _aggregation().MGDA()
 
 
@@ -138,18 +132,20 @@ class CAGrad(JacobianAggregation, name="cagrad"):
     times its norm to raise the worst task's improvement."""
 
     def __init__(self, tasks: Sequence[str], c: float = 0.5, seed: int = 0) -> None:
-        self.c = c
-        super().__init__(tasks, seed)
+        super().__init__(tasks, seed, c=c)
 
-    def make_aggregator(self) -> nn.Module:
-        return _aggregation().CAGrad(c=self.c)
+    def make_aggregator(self, c: float) -> nn.Module:  # type: ignore[override]
+        try:
+            return _aggregation().CAGrad(c=c)
+        except ImportError as err:  # its solver (cvxpy) is an extra
+            raise ConfigError(f"CAGrad: {err}; pip install 'mtl-faces[cagrad]'") from None
 
 
 class IMTLG(JacobianAggregation, name="imtlg"):
     """IMTL-G (Liu et al. 2021): the combination whose projections on every task's unit
     gradient are equal."""
 
-    def make_aggregator(self) -> nn.Module:
+    def make_aggregator(self, **options: Any) -> nn.Module:
         return _aggregation().IMTLG()
 
 
@@ -157,14 +153,14 @@ class AlignedMTL(JacobianAggregation, name="alignedmtl"):
     """Aligned-MTL (Senushkin et al. 2023): the rows made orthogonal with equal norms (the
     smallest singular value's scale) before they are summed."""
 
-    def make_aggregator(self) -> nn.Module:
+    def make_aggregator(self, **options: Any) -> nn.Module:
         return _aggregation().AlignedMTL()
 
 
 class DualProj(JacobianAggregation, name="dualproj"):
     """DualProj (Quinton & Rey 2024): the mean gradient projected onto the rows' dual cone."""
 
-    def make_aggregator(self) -> nn.Module:
+    def make_aggregator(self, **options: Any) -> nn.Module:
         return _aggregation().DualProj()
 
 
@@ -174,7 +170,7 @@ class GradDrop(JacobianAggregation, name="graddrop"):
 
     random = True
 
-    def make_aggregator(self) -> nn.Module:
+    def make_aggregator(self, **options: Any) -> nn.Module:
         return _aggregation().GradDrop()
 
 
@@ -182,7 +178,7 @@ class ConFIG(JacobianAggregation, name="config"):
     """ConFIG (Liu et al. 2024): the direction with equal positive cosine to every row,
     scaled by the rows' projections on it."""
 
-    def make_aggregator(self) -> nn.Module:
+    def make_aggregator(self, **options: Any) -> nn.Module:
         return _aggregation().ConFIG()
 
 
@@ -191,8 +187,7 @@ class FairGrad(JacobianAggregation, name="fairgrad"):
     improvements."""
 
     def __init__(self, tasks: Sequence[str], alpha: float = 1.0, seed: int = 0) -> None:
-        self.alpha = alpha
-        super().__init__(tasks, seed)
+        super().__init__(tasks, seed, alpha=alpha)
 
-    def make_aggregator(self) -> nn.Module:
-        return _aggregation().FairGrad(alpha=self.alpha)
+    def make_aggregator(self, alpha: float) -> nn.Module:  # type: ignore[override]
+        return _aggregation().FairGrad(alpha=alpha)

@@ -10,16 +10,16 @@ validation losses are not random.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from mtl.losses.weighting.base import Weighting
+from mtl.losses.weighting.base import CountsSteps, Weighting
 
 
-class RandomLossWeighting(Weighting, name="rlw"):
+class RandomLossWeighting(CountsSteps, Weighting, name="rlw"):
     """Weights drawn afresh every step: softmax of a standard normal over the present tasks."""
 
     def __init__(self, tasks: Sequence[str], seed: int = 0) -> None:
@@ -27,27 +27,18 @@ class RandomLossWeighting(Weighting, name="rlw"):
         self.seed = seed
         # Draws go to tasks in name order: the weights follow a task, not its list position.
         self._by_name = [sorted(self.tasks).index(t) for t in self.tasks]
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self._step = 0  # the same count on the host: the draw needs no device read
-
-    def _load_from_state_dict(
-        self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any
-    ) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if prefix + "step" in state_dict:  # read once, when a checkpoint is loaded
-            self._step = int(state_dict[prefix + "step"])
+        self.init_steps()  # the draw is seeded on the host, without a device read
 
     def combine(
         self, loss: torch.Tensor, present: torch.Tensor, shared: Sequence[nn.Parameter] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:  # T losses -> (total, T weights)
         mask = present > 0  # T
         if self.training and torch.is_grad_enabled():
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self._step)
+            g = torch.Generator().manual_seed(zlib.crc32(f"rlw:{self.seed}:{self._step}".encode()))
             z = torch.randn(len(self.tasks), generator=g)[self._by_name]  # T, in task order
             z = z.to(loss.device, non_blocking=True)
             weight = torch.softmax(torch.where(mask, z, -torch.inf), dim=0)  # T
-            self.step += 1
-            self._step += 1
+            self.advance()
         else:
             weight = mask.to(loss.dtype) / mask.sum().clamp(min=1)
         weight = torch.where(mask, weight, 0.0)  # no present task: zeros, not NaN
