@@ -81,6 +81,20 @@ def test_overrides_at_load_and_a_missing_folder_or_hub_id_are_clear(run, tmp_pat
         MultiTaskModule.from_pretrained(tmp_path / "empty")
     with pytest.raises(UserError, match="not loaded from the Hugging Face Hub"):
         MultiTaskModule.from_pretrained("nobody-here/no-such-model")
+    with pytest.raises(UserError, match="not a Hub id"):
+        MultiTaskModule.from_pretrained(tmp_path / "typo" / "hub")  # a mistyped folder
+
+
+def test_a_config_naming_an_untrusted_class_is_refused(run, tmp_path):
+    trained = MultiTaskModule.load_from_checkpoint(run / "checkpoints/last.ckpt", weights_only=True)
+    trained.save_pretrained(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["backbone"]["class_path"].endswith("BKNet")  # resolved, not null
+    assert config["head"]["hidden"] == [64, 64]
+    config["optimizer"] = {"class_path": "os.system", "init_args": {}}
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="os.system, outside mtl"):
+        MultiTaskModule.from_pretrained(tmp_path / "model")
 
 
 def test_publish_writes_the_folder_and_a_card_from_run_json(run, tmp_path):
@@ -106,13 +120,18 @@ def test_publish_pushes_with_the_hub_api(run, tmp_path, monkeypatch):
         return type("Url", (), {"repo_id": repo_id})()
 
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
-        pushed.update(repo_id=repo_id, files={p.name for p in Path(folder_path).iterdir()})
+        folder = Path(folder_path)
+        pushed.update(repo_id=repo_id, files={p.name for p in folder.iterdir()},
+                      config=json.loads((folder / "config.json").read_text()),
+                      card=(folder / "README.md").read_text())  # fmt: skip
         return f"https://huggingface.co/{repo_id}/commit/1"
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     main(["publish", str(run), "--out", str(tmp_path / "hub"), "--repo_id", "me/m"])
-    assert pushed == {"repo_id": "me/m", "files": FILES}
+    assert (pushed["repo_id"], pushed["files"]) == ("me/m", FILES)
+    assert pushed["config"]["torch_dtype"] == "float16"  # the folder written, as it is
+    assert "## Test metrics" in pushed["card"] and "| s_smile | smile | acc |" in pushed["card"]
 
 
 def test_shipped_model_card_and_size():
@@ -146,3 +165,5 @@ def test_the_first_argument_is_the_model_only_when_it_is_one(run, tmp_path):
         "a.jpg",
     ]
     assert lift_model(["a.jpg", ckpt]) == ["a.jpg", ckpt]  # only the first positional
+    with pytest.raises(UserError, match="model file not found: .*lst.ckpt"):
+        lift_model([str(run / "checkpoints/lst.ckpt"), "a.jpg"])  # never the shipped model

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import torch
+from huggingface_hub import HfApi
 
 from mtl.errors import UserError
 from mtl.training.module import MultiTaskModule
@@ -24,10 +25,10 @@ def find_run(path: Path) -> tuple[Path, dict | None]:
     elif path.is_dir():
         checkpoint, folder = path / "checkpoints" / "last.ckpt", path
         if not checkpoint.is_file():
-            found = sorted(path.glob("checkpoints/*.ckpt"))
+            found = sorted(path.glob("checkpoints/*.ckpt"), key=lambda p: p.stat().st_mtime)
             if not found:
                 raise UserError(f"{path}: no checkpoints/*.ckpt in this run folder")
-            checkpoint = found[-1]
+            checkpoint = found[-1]  # the latest written
     else:
         raise UserError(f"{path}: neither a run folder nor a .ckpt file")
     run_file = folder / RUN_FILE
@@ -50,8 +51,10 @@ def publish(
     module.save_pretrained(out, dtype=DTYPES[dtype], run=record)
     if repo_id is None:
         return out, None
-    try:
-        url = module.push_to_hub(repo_id, private=private)
+    try:  # the folder just written, as it is (push_to_hub would save it again, in fp32)
+        api = HfApi()
+        repo = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        url = api.upload_folder(repo_id=repo, folder_path=out, commit_message="mtl publish")
     except Exception as err:  # no token, no network, no access: each means "not published"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"could not push to the Hub repository {repo_id}: {first}") from err

@@ -40,6 +40,7 @@ class MultiTaskNet(nn.Module):
         if not tasks:
             raise ValueError("MultiTaskNet needs at least one task")
         head = head or backbone.default_head or HeadConfig()
+        self.head_config = head  # resolved: what a saved config names
         self.task_names = [t.name for t in tasks]
         self.backbone = backbone
         outputs = {t.name: t.num_classes for t in tasks}

@@ -18,15 +18,24 @@ from typing import Any
 import torch
 from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download
 from huggingface_hub.constants import CONFIG_NAME, SAFETENSORS_SINGLE_FILE
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+)
 from safetensors.torch import load_file, save_file
 
 from mtl.data.preprocessing import Preprocessing
 from mtl.errors import UserError
+from mtl.models.hparams import to_plain
 
 PREPROCESSING = "preprocessing"
 """``config.json`` entry: :meth:`Preprocessing.to_dict` of the training faces."""
 VERSION = "mtl_version"
+TRUSTED = ("mtl.", "torch.", "lightning.", "timm.")
+"""Packages whose classes a ``config.json`` may name (building the model imports and calls
+them): a downloaded config naming anything else is refused unless trusted explicitly."""
 TAGS = ["mtl", "face-attributes", "multi-task", "smile", "emotion", "gender", "age"]
 
 
@@ -49,9 +58,12 @@ class HubModel(ModelHubMixin, library_name="mtl", tags=TAGS, pipeline_tag="image
         """The mixin's ``save_pretrained``, with the weights' floating-point ``dtype``
         (``torch.float16`` halves the file) and the finished ``run`` (its ``run.json``: test
         metrics, how it ran) that the model card reports."""
-        self._hub_dtype = dtype
         card = {**(kwargs.pop("model_card_kwargs", None) or {}), "run": run}
-        return super().save_pretrained(save_directory, model_card_kwargs=card, **kwargs)
+        self._hub_dtype = dtype  # read by _save_pretrained, which the mixin calls
+        try:
+            return super().save_pretrained(save_directory, model_card_kwargs=card, **kwargs)
+        finally:
+            del self._hub_dtype
 
     def _save_pretrained(self, save_directory: Path) -> None:
         dtype = getattr(self, "_hub_dtype", torch.float32)
@@ -66,10 +78,12 @@ class HubModel(ModelHubMixin, library_name="mtl", tags=TAGS, pipeline_tag="image
         )
 
     def hub_config(self) -> dict[str, Any]:
-        """``config.json``: the hyper-parameters, the preprocessing and the version."""
+        """``config.json``: the hyper-parameters (the backbone and head resolved, so the model
+        does not depend on later defaults), the preprocessing and the version."""
         from mtl import __version__
 
         hparams = {k: v for k, v in dict(self.hparams).items() if k != "_instantiator"}
+        hparams |= to_plain({"backbone": self.net.backbone, "head": self.net.head_config})
         preprocessing = self.preprocessing or Preprocessing.from_checkpoint({}, self.input_shape)
         return {**hparams, PREPROCESSING: preprocessing.to_dict(), VERSION: __version__}
 
@@ -85,6 +99,10 @@ class HubModel(ModelHubMixin, library_name="mtl", tags=TAGS, pipeline_tag="image
         cannot be fetched (offline, unknown, private) is a one-line error."""
         try:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except HFValidationError:
+            raise UserError(
+                f"{pretrained_model_name_or_path}: no such folder, and not a Hub id (owner/name)"
+            ) from None
         except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise UserError(
@@ -104,10 +122,13 @@ class HubModel(ModelHubMixin, library_name="mtl", tags=TAGS, pipeline_tag="image
         token: str | bool | None,
         config: dict | None = None,
         map_location: str = "cpu",
+        trust_config: bool = False,
         **model_kwargs: Any,
     ) -> HubModel:
         """Rebuild from ``config.json`` (``model_kwargs`` override its values) and load the
-        weights, cast to the module's own dtype. A folder on disk needs no network."""
+        weights, cast to the module's own dtype. A folder on disk needs no network. The
+        config's classes are imported and called, so only those of :data:`TRUSTED` packages
+        are, unless ``trust_config``."""
         folder = Path(model_id)
         if folder.is_dir():
             weights = folder / SAFETENSORS_SINGLE_FILE
@@ -129,6 +150,8 @@ class HubModel(ModelHubMixin, library_name="mtl", tags=TAGS, pipeline_tag="image
             weights = Path(file)
             if config is None:
                 raise UserError(f"{model_id}: the Hub repository has no {CONFIG_NAME}")
+        if not trust_config:
+            check_class_paths(config, model_id)
         state = load_file(str(weights), device=str(map_location))
         return cls.from_config(config, state, **model_kwargs)
 
@@ -146,3 +169,19 @@ class HubModel(ModelHubMixin, library_name="mtl", tags=TAGS, pipeline_tag="image
         if PREPROCESSING in config:
             module.preprocessing = Preprocessing.from_dict(config[PREPROCESSING])
         return module.eval()
+
+
+def check_class_paths(config: Any, where: str) -> None:
+    """Refuse a config naming a class outside :data:`TRUSTED` (anywhere in it)."""
+    if isinstance(config, dict):
+        path = config.get("class_path")
+        if isinstance(path, str) and not path.startswith(TRUSTED):
+            raise UserError(
+                f"{where}: config.json names {path}, outside {', '.join(TRUSTED)}; if you trust "
+                "it, load with from_pretrained(..., trust_config=True)"
+            )
+        for value in config.values():
+            check_class_paths(value, where)
+    elif isinstance(config, list):
+        for value in config:
+            check_class_paths(value, where)

@@ -69,7 +69,7 @@ def model_card(config: dict[str, Any], run: dict | None, info: Any) -> ModelCard
             "",
             _summary(config),
             _data(sources, licence),
-            _metrics(rows, run),
+            _metrics(rows, run, config),
             _training(config, run),
             USE,
             _how_to_use(),
@@ -125,7 +125,7 @@ def _data(sources: list[str], licence: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _metrics(rows: list[dict], run: dict) -> str:
+def _metrics(rows: list[dict], run: dict, config: dict) -> str:
     lines = ["## Test metrics", ""]
     if not rows:
         return "\n".join([*lines, "Not recorded.", ""])
@@ -137,6 +137,9 @@ def _metrics(rows: list[dict], run: dict) -> str:
     held_out = f" (where split into folds: held-out fold {fold})" if fold is not None else ""
     note = f"The final weights on each dataset's test split{held_out}; `all`: every test face"
     lines += ["", note + " of the datasets labelling the task."]
+    if config.get("torch_dtype", "float32") != "float32":
+        lines += ["", f"Measured with the run's float32 weights; these are stored in "
+                  f"{config['torch_dtype']} (class probabilities within about 1e-3)."]  # fmt: skip
     groups = run.get("subgroups")
     lines += ["", _subgroups(groups) if groups else "Per-subgroup metrics: not computed."]
     return "\n".join(lines) + "\n"
@@ -146,7 +149,8 @@ def _subgroups(subgroups: dict) -> str:
     lines = ["### Per subgroup", "",
              "Test accuracy on each subgroup of the faces a dataset describes (UTKFace: gender x "
              "age group, and race as its authors label it), and the gap between the best and the "
-             "worst subgroup with enough faces to judge:", "",
+             "worst subgroup with enough faces to judge (classification tasks; a subgroup of "
+             "fewer than 30 test faces gets no verdict):", "",
              "| dataset | task | subgroups of | best | worst | gap |",
              "|---|---|---|---|---|---:|"]  # fmt: skip
     for g in subgroups.get("gaps", []):

@@ -30,7 +30,13 @@ from mtl.data.faces import make_detector
 from mtl.errors import UserError
 from mtl.inference.analyze import Analyzer, Annotator, RowWriter
 from mtl.inference.media import Frame, Problem, find_media, frame_count, read_frames
-from mtl.inference.model import SHIPPED_MODEL, is_model, load_predictor, resolve_device
+from mtl.inference.model import (
+    MODEL_SUFFIXES,
+    SHIPPED_MODEL,
+    is_model,
+    load_predictor,
+    resolve_device,
+)
 
 HELP = COMMANDS["analyze"].help
 
@@ -125,6 +131,8 @@ def lift_model(argv: list[str]) -> list[str]:
             continue
         if is_model(token):
             return [*argv[:i], "--model", token, *argv[i + 1 :]]
+        if Path(token).suffix in MODEL_SUFFIXES:  # a mistyped model: never the shipped one
+            raise UserError(f"model file not found: {token}")
         break
     return argv
 
