@@ -1,5 +1,7 @@
 """Test accuracy per subgroup of faces, and the gap between the best and the worst subgroup.
 
+Classification tasks only: a regression (``age_years``) has no subgroup figures yet.
+
 Where a source describes its faces by several attributes (UTKFace: gender, age and race on every
 face; :data:`mtl.data.datasets.ATTRIBUTES`), a test also measures every classification task the
 source labels on each subgroup of each :data:`PARTITIONS` entry: gender x age group, and race.
@@ -131,12 +133,12 @@ class SubgroupMetrics(L.Callback):
 
     def __init__(self, min_faces: int = MIN_FACES) -> None:
         self.min_faces = min_faces
+        self.seen: list[dict[str, np.ndarray]] = []  # this rank's test batches, on the host
         self.rows: list[SubgroupRow] = []
         self.gaps: list[Gap] = []
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.seen: list[dict[str, np.ndarray]] = []
-        self.rows, self.gaps = [], []
+        self.seen, self.rows, self.gaps = [], [], []
 
     def on_test_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: dict,

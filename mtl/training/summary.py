@@ -182,19 +182,22 @@ class RunSummary(L.Callback):
             writer.writerows(rows)
         self.write_confusions(trainer, folder / "confusion")
         if "subgroups" in fields:
-            self.write_subgroups(trainer, fields["subgroups"]["groups"], folder / "subgroups.csv")
+            self.write_subgroups(trainer, fields["subgroups"], folder / "subgroups.csv")
 
-    def write_subgroups(self, trainer: L.Trainer, groups: list[dict], path: Path) -> None:
-        """``test/subgroups.csv``, and a table on W&B (``test/subgroups``)."""
-        columns = ["source", "task", "partition", "group", "count", "value"]
+    def write_subgroups(self, trainer: L.Trainer, record: dict, path: Path) -> None:
+        """``test/subgroups.csv``, and two tables on W&B: every subgroup
+        (``test/subgroups``) and the gaps (``test/subgroup_gaps``)."""
+        groups, gaps = record["groups"], record["gaps"]
         with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
+            writer = csv.DictWriter(f, fieldnames=list(groups[0]))
             writer.writeheader()
             writer.writerows(groups)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                data = [[g[c] for c in columns] for g in groups]
-                logger.log_table("test/subgroups", columns=columns, data=data)
+                for key, rows in (("test/subgroups", groups), ("test/subgroup_gaps", gaps)):
+                    columns = list(rows[0]) if rows else []
+                    data = [[r[c] for c in columns] for r in rows]
+                    logger.log_table(key, columns=columns, data=data)
 
     def write_confusions(self, trainer: L.Trainer, folder: Path) -> None:
         matrices = next((c for c in trainer.callbacks if isinstance(c, ConfusionMatrices)), None)
