@@ -50,3 +50,17 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
         plot = (copy / link).resolve()
         assert plot.is_relative_to(copy.resolve()) and plot.stat().st_size > 0
         assert (REPO / "docs" / link).is_file()  # and committed
+
+
+def test_weightings_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch):
+    doc = REPO / "docs" / "weightings.md"
+    committed = doc.read_text()
+    copy = tmp_path / "docs"
+    shutil.copytree(REPO / "docs", copy)
+    monkeypatch.chdir(tmp_path)
+    main(the_command(committed))
+    regenerated = (copy / "weightings.md").read_text()
+    assert regenerated == committed
+    rows = [line for line in block(regenerated).splitlines() if line.startswith("| multi-task")]
+    weightings = {line.split(" · ")[1].split(" |")[0] for line in rows}
+    assert len(weightings) == 17  # every registered weighting
