@@ -14,7 +14,7 @@ from mtl.losses import WEIGHTINGS
 from mtl.training.module import MultiTaskModule
 from tests.conftest import fit_tiny
 
-CAPTURABLE = sorted(n for n, w in WEIGHTINGS.items() if not w.needs_shared_params)
+CAPTURABLE = sorted(n for n, w in WEIGHTINGS.items() if w.captures_step)
 
 
 @pytest.mark.parametrize("weighting", CAPTURABLE)
@@ -55,8 +55,16 @@ def test_training_through_the_compiled_step_matches_the_eager_step(weighting, mo
     assert module.weighting.last_weights.shape == (4,)
 
 
-def test_a_gradient_weighting_keeps_the_step_eager_and_says_so(monkeypatch):
+@pytest.mark.parametrize("weighting", ["pcgrad", "rlw"])
+def test_a_gradient_or_host_drawn_weighting_keeps_the_step_eager_and_says_so(
+    weighting, monkeypatch
+):
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
     with pytest.warns(UserWarning, match="only the network is compiled"):
-        _, module = fit("step", "pcgrad", steps=1)
+        _, module = fit("step", weighting, steps=1)
     assert module._compiled_objective is None
+
+
+def test_only_gradient_and_host_drawn_weightings_stay_out_of_the_graph():
+    eager = {n for n, w in WEIGHTINGS.items() if not w.captures_step}
+    assert eager == {n for n, w in WEIGHTINGS.items() if w.needs_shared_params} | {"rlw"}

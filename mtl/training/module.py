@@ -161,11 +161,11 @@ class MultiTaskModule(L.LightningModule, HubModel):
             self.net.to(memory_format=torch.channels_last)
         if self.compile_net and not self._compiled:
             self.net.compile(mode=self.compile_mode)
-            if self.compile_net == "step" and self.weighting.needs_shared_params:
+            if self.compile_net == "step" and not self.weighting.captures_step:
                 rank_zero_warn(
                     f"model.compile=step: the {self.weighting.name} weighting takes gradients "
-                    "inside the step, which torch.compile cannot capture; only the network "
-                    "is compiled"
+                    "or draws on the host inside the step, which torch.compile cannot capture "
+                    "as one graph; only the network is compiled"
                 )
             elif self.compile_net == "step":
                 self._compiled_objective = torch.compile(self.objective, mode=self.compile_mode)

@@ -30,6 +30,7 @@ class Weighting(nn.Module, ABC):
 
     needs_shared_params: ClassVar[bool] = False
     reads_host: ClassVar[bool] = False  # waits for the device in its step (TorchJD's solvers)
+    captures_step: ClassVar[bool] = True  # compile="step" takes it into the step's one graph
     name: ClassVar[str] = ""
 
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:

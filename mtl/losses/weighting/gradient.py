@@ -41,6 +41,7 @@ class GradNorm(Weighting, name="gradnorm"):
     layer tracks the mean norm times (relative inverse training rate)^alpha."""
 
     needs_shared_params = True
+    captures_step = False  # gradients inside the step
 
     def __init__(self, tasks: Sequence[str], alpha: float = 1.5) -> None:
         super().__init__(tasks)
@@ -83,6 +84,7 @@ class PCGrad(CountsSteps, Weighting, name="pcgrad"):
     decision waits for the device (the projection coefficient is clamped, not tested)."""
 
     needs_shared_params = True
+    captures_step = False  # gradients inside the step
 
     def __init__(self, tasks: Sequence[str], seed: int = 0) -> None:
         super().__init__(tasks)

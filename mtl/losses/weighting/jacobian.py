@@ -46,6 +46,7 @@ class JacobianAggregation(CountsSteps, Weighting):
     Subclasses name the TorchJD aggregator (:meth:`make_aggregator`)."""
 
     needs_shared_params = True
+    captures_step = False  # gradients and host solvers inside the step
     reads_host: ClassVar[bool] = True
     random: ClassVar[bool] = False  # draws random numbers: seeded per (seed, step, tasks)
 

@@ -22,6 +22,8 @@ from mtl.losses.weighting.base import CountsSteps, Weighting
 class RandomLossWeighting(CountsSteps, Weighting, name="rlw"):
     """Weights drawn afresh every step: softmax of a standard normal over the present tasks."""
 
+    captures_step = False  # a host generator per step: compile="step" keeps the step eager
+
     def __init__(self, tasks: Sequence[str], seed: int = 0) -> None:
         super().__init__(tasks)
         self.seed = seed
