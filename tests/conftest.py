@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import warnings
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,21 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in tmp_path so that ``runs/`` (logs, checkpoints) lands there, not in the repo."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def _sigint_ignored() -> bool:
+    """SIGINT ignored by this process at the OS level (also by a C library, which Python's
+    ``signal.getsignal`` would not show): children would inherit it."""
+    with open("/proc/self/status") as status:
+        mask = next((line.split()[1] for line in status if line.startswith("SigIgn:")), "0")
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.fixture(autouse=True)
+def sigint_kept(request: pytest.FixtureRequest):
+    """Name (as a warning) any test after which this process ignores Ctrl-C, and restore it:
+    the sweep runner's interrupt test starts a worker that would inherit the ignore."""
+    yield
+    if os.path.exists("/proc/self/status") and _sigint_ignored():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        warnings.warn(f"{request.node.nodeid} left SIGINT ignored (restored)", stacklevel=1)

@@ -204,9 +204,17 @@ def test_a_restarted_sweep_does_not_rerun_finished_trials_sqlite(tmp_path):
     assert best == {"lr": 0.5}  # the lowest loss
 
 
+def _interruptible() -> None:
+    """In the child before exec: Ctrl-C at its default, as in a terminal. A process that starts
+    with SIGINT ignored (inherited from this one, should anything in the test run have set
+    that) never gets KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def runner_process(path: Path, *more: str) -> subprocess.Popen:
     argv = [sys.executable, "-m", "mtl", *sweep_args(path, *more)]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)  # fmt: skip
 
 
 def test_an_interrupted_trial_runs_again_after_a_restart(tmp_path):
