@@ -29,7 +29,6 @@ from sklearn.metrics import accuracy_score
 from mtl.data.datasets import ATTRIBUTES
 from mtl.tasks import DEFAULT_AGE_EDGES, GENDERS, RACES, Task, age_group_names
 from mtl.training.hooks import skip_unused_batch_hooks
-from mtl.training.metrics import evaluation_sources
 
 PARTITIONS: dict[str, tuple[str, ...]] = {"gender x age": ("gender", "age"), "race": ("race",)}
 """Each way of splitting faces into subgroups: its name and the attributes it crosses."""
@@ -136,9 +135,13 @@ class SubgroupMetrics(L.Callback):
         self.seen: list[dict[str, np.ndarray]] = []  # this rank's test batches, on the host
         self.rows: list[SubgroupRow] = []
         self.gaps: list[Gap] = []
+        self.classified: list[Task] = []  # the run's classification tasks, set per test
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.seen, self.rows, self.gaps = [], [], []
+        # The classification columns, as the test metrics already hold them (chosen once).
+        self.metrics = pl_module.stage_metrics("test")
+        self.classified = [pl_module.tasks[j] for j in self.metrics.classified]
 
     def on_test_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: dict,
@@ -146,11 +149,10 @@ class SubgroupMetrics(L.Callback):
     ) -> None:  # fmt: skip
         if not isinstance(outputs, dict) or "attributes" not in batch:
             return
-        classified = [t for t in pl_module.tasks if t.class_names]
-        predicted = torch.stack([outputs[t.name].argmax(1) for t in classified], 1)  # B x Tc
-        columns = [pl_module.task_names.index(t.name) for t in classified]
-        seen = {"predicted": predicted, "targets": batch["targets"][:, columns],
-                "mask": batch["mask"][:, columns], "source": batch["source"],
+        predicted = torch.stack([outputs[t.name].argmax(1) for t in self.classified], 1)  # B x Tc
+        columns = self.metrics.classified_index  # Tc
+        seen = {"predicted": predicted, "targets": batch["targets"].index_select(1, columns),
+                "mask": batch["mask"].index_select(1, columns), "source": batch["source"],
                 "attributes": batch["attributes"]}  # fmt: skip
         described = (batch["attributes"] >= 0).any(1).cpu().numpy()  # test only: host read
         self.seen.append({k: v.cpu().numpy()[described] for k, v in seen.items()})
@@ -165,9 +167,8 @@ class SubgroupMetrics(L.Callback):
         if not seen:
             return
         merged = {k: np.concatenate([s[k] for s in seen]) for k in seen[0]}
-        sources = list(evaluation_sources(trainer.datamodule, "test"))
-        classified = [t for t in pl_module.tasks if t.class_names]
-        self.rows, self.gaps = measure(merged, sources, classified, self.min_faces)
+        sources = self.metrics.source_names
+        self.rows, self.gaps = measure(merged, sources, self.classified, self.min_faces)
 
 
 def measure(
