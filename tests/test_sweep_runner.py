@@ -21,11 +21,12 @@ import yaml
 
 from mtl.cli import main
 from mtl.experiments.sweep import results
+from mtl.experiments.sweep import runner as runner_module
 from mtl.experiments.sweep.bayes import suggest
 from mtl.experiments.sweep.command import build_command
 from mtl.experiments.sweep.config import SweepConfig
 from mtl.experiments.sweep.params import draw, grid, sample
-from mtl.experiments.sweep.runner import open_storage
+from mtl.experiments.sweep.runner import SweepRunner, open_storage
 from tests import raw_fixtures as F
 
 # --- what to run next: pure functions -------------------------------------------------------
@@ -245,8 +246,38 @@ def test_two_workers_share_one_sweep_without_running_a_trial_twice(tmp_path):
         assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
     rows = done(path)
     assert sorted(r["lr"] for r in rows) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # each point once
-    owners = {t.user_attrs["pid"] for t in study(path).trials if t.state.name == "COMPLETE"}
+    finished = [t for t in study(path).trials if t.state.name == "COMPLETE"]
+    owners = {t.user_attrs["worker"]["pid"] for t in finished}
     assert len(owners) == 2  # both workers ran trials
+
+
+def test_a_starting_worker_leaves_other_workers_trials_alone(tmp_path, monkeypatch):
+    """A worker starting while another has just asked for a trial (its owner not yet written)
+    must not fail it; an ownerless trial left past the grace, or one whose worker of this host
+    is gone, is failed and its grid point queued again (found by CI: two workers at once)."""
+    path = write_fake_sweep(tmp_path, parameters={"lr": {"values": [0.5, 0.25, 0.125]}})
+    url = f"journal:{tmp_path / 'study.journal'}"
+    config = SweepConfig.load(path)
+    first = SweepRunner(config, url, tmp_path / "out", echo=lambda _: None)
+    asked = first.study.ask()  # between ask and naming its owner
+    dead = first.study.ask()
+    dead.set_user_attr("worker", {"host": socket.gethostname(), "pid": dead_pid()})
+    SweepRunner(config, url, tmp_path / "out", echo=lambda _: None)
+    states = {t.number: t.state.name for t in study(path, url).trials}
+    assert states[asked.number] == "RUNNING" and states[dead.number] == "FAIL"
+    monkeypatch.setattr(runner_module, "OWNERLESS_GRACE_S", -1.0)  # now long past
+    SweepRunner(config, url, tmp_path / "out", echo=lambda _: None)
+    trials = study(path, url).trials
+    assert trials[asked.number].state.name == "FAIL"
+    waiting = [t.user_attrs["grid_index"] for t in trials if t.state.name == "WAITING"]
+    assert sorted(waiting) == [0, 1, 2]  # every point still to run exactly once
+
+
+def dead_pid() -> int:
+    """The pid of a process of this host that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_two_workers_on_an_empty_face_cache_run_both_trials(tmp_path):

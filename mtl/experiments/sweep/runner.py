@@ -27,6 +27,7 @@ import subprocess
 import time
 import zlib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,10 @@ from mtl.experiments.sweep.config import SweepConfig
 from mtl.experiments.sweep.params import grid
 from mtl.experiments.sweep.plan import TrialRecord
 from mtl.experiments.sweep.trial import alive, kill_group, metric_values, summary
+
+OWNERLESS_GRACE_S = 60.0
+"""A running trial with no owner recorded yet is another worker's, between asking for it and
+writing its name; only after this long is it taken for one whose worker died in between."""
 
 TRIAL_DIR_VAR = "MTL_TRIAL_DIR"
 """Set for every trial: its folder. An ``mtl`` command gets its loggers pointed there; any
@@ -120,10 +125,15 @@ class SweepRunner:
         heartbeat stopped (then its callback queues them again)."""
         if isinstance(self.storage, optuna.storages.RDBStorage):
             optuna.storages.fail_stale_trials(self.study)
+        now = datetime.now()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            attrs = trial.user_attrs
-            orphan = "host" not in attrs
-            if orphan or (attrs["host"] == self.worker["host"] and not alive(attrs["pid"])):
+            owner = trial.user_attrs.get("worker")
+            if owner is None:  # asked a moment ago, or its worker died before naming itself
+                started = trial.datetime_start or now
+                gone = (now - started).total_seconds() > OWNERLESS_GRACE_S
+            else:
+                gone = owner["host"] == self.worker["host"] and not alive(owner["pid"])
+            if gone:
                 self._give_up(trial, "its worker is gone")
 
     def _give_up(self, trial: optuna.Trial | FrozenTrial, why: str) -> None:
@@ -168,8 +178,7 @@ class SweepRunner:
         grid = self.config.method == "grid"
         while plan.finished(self.config, self.records(), grid) is None:
             trial = self.study.ask()
-            for key, value in self.worker.items():  # the owner, before anything else
-                trial.set_user_attr(key, value)
+            trial.set_user_attr("worker", self.worker)  # the owner, in one write, first
             asked = TrialRecord(trial.number, "running", trial.user_attrs.get("grid_index"))
             refused = plan.refusal(self.config, self.records(), asked, grid)
             if refused is None:
