@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import zlib
 
 import pytest
 import torch
@@ -19,7 +20,12 @@ from mtl.losses import (
     Weighting,
     masked_cross_entropy,
 )
-from mtl.losses.weighting import GeometricLossStrategy, JacobianAggregation, RandomLossWeighting
+from mtl.losses.weighting import (
+    GeometricLossStrategy,
+    JacobianAggregation,
+    RandomLossWeighting,
+    TaskStateAggregation,
+)
 
 TASKS = ["smile", "emotion", "age_years"]
 VARIANTS = {
@@ -267,7 +273,11 @@ def test_an_aggregator_ignores_an_absent_task_as_if_the_run_lacked_it(name):
     assert with_absent.weights()["emotion"] == 0
 
 
-@pytest.mark.parametrize("name", AGGREGATORS)
+STATELESS = [n for n in AGGREGATORS if not issubclass(REGISTRY[n], TaskStateAggregation)]
+STATEFUL = sorted(set(AGGREGATORS) - set(STATELESS))
+
+
+@pytest.mark.parametrize("name", STATELESS)
 def test_each_aggregator_moves_along_its_torchjd_direction(name):
     jacobian = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))  # K x P
     weighting = REGISTRY[name](TASKS)
@@ -293,6 +303,62 @@ def test_a_task_labelled_only_on_another_rank_is_dropped_too(name):
     small.x, small.targets = toy.x, {t: toy.targets[t] for t in kept}
     torch.testing.assert_close(grad, shared_grad(without, small))
     assert weighting.weights()["emotion"] == 0 and grad.abs().sum() > 0
+
+
+def seeded(weighting: JacobianAggregation, names: list[str]):
+    """The global generator as ``weighting.aggregate`` seeds it for a random aggregator."""
+    key = f"{weighting.seed}:{weighting._step}:{','.join(sorted(names))}"
+    return zlib.crc32(key.encode())
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_a_stateful_aggregator_carries_its_state_as_torchjd_does(name):
+    """With every task present, step after step, the direction is TorchJD's own aggregator's
+    (fed the rows in the order of the tasks' names), state included."""
+    weighting = REGISTRY[name](TASKS)
+    reference = weighting.make_aggregator(**({"beta": 0.5} if name == "gradvac" else
+                                             {"max_norm": 1.0, "optim_niter": 20}))  # fmt: skip
+    order = sorted(range(len(TASKS)), key=TASKS.__getitem__)
+    g = torch.Generator().manual_seed(0)
+    for step in range(4):
+        jacobian = torch.randn(3, 50, generator=g) + torch.arange(3.0)[:, None]  # K x P
+        ours, _ = weighting.aggregate(jacobian, TASKS)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seeded(weighting, TASKS))
+            theirs = reference(jacobian[order])
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5, msg=f"step {step}")
+        weighting.advance()
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_an_absent_task_keeps_its_state_until_it_is_labelled_again(name):
+    weighting, toy = REGISTRY[name](TASKS), Toy(TASKS)
+    run(weighting, toy, steps=2)
+    before = {k: v.clone() for k, v in weighting.state_dict().items()}
+    toy.mask["emotion"][:] = False
+    run(weighting, toy, steps=2)
+    e = TASKS.index("emotion")
+    if name == "nashmtl":
+        alpha = weighting.alpha
+        assert alpha[e] == before["alpha"][e] and not torch.equal(alpha, before["alpha"])
+    else:
+        target, old = weighting.cosine_target, before["cosine_target"]
+        assert torch.equal(target[e], old[e]) and torch.equal(target[:, e], old[:, e])
+        assert not torch.equal(target, old)
+    assert weighting.weights()["emotion"] == 0
+
+
+def test_nashmtl_without_its_solver_says_which_extra_to_install(monkeypatch):
+    import torchjd.aggregation
+
+    from mtl.errors import ConfigError
+
+    def missing(**kwargs):
+        raise ImportError("_NashMTLWeighting requires ['cvxpy', 'ecos'] to be installed")
+
+    monkeypatch.setattr(torchjd.aggregation, "NashMTL", missing)
+    with pytest.raises(ConfigError, match=r"mtl-faces\[nashmtl\]"):
+        REGISTRY["nashmtl"](TASKS)
 
 
 def test_upgrad_moves_along_the_aggregators_direction():

@@ -17,6 +17,7 @@ from mtl.losses.weighting.jacobian import (
     JacobianAggregation,
     UPGrad,
 )
+from mtl.losses.weighting.jacobian_state import GradVac, NashMTL, TaskStateAggregation
 from mtl.losses.weighting.kang import KangWeighting
 from mtl.losses.weighting.random_weights import RandomLossWeighting
 from mtl.losses.weighting.uncertainty import UncertaintyWeighting
@@ -32,8 +33,11 @@ __all__ = [
     "FairGrad",
     "GeometricLossStrategy",
     "GradDrop",
+    "GradVac",
     "JacobianAggregation",
+    "NashMTL",
     "RandomLossWeighting",
+    "TaskStateAggregation",
     "UPGrad",
     "DynamicWeightAverage",
     "FixedWeighting",

@@ -1,5 +1,6 @@
 """Gradient aggregators from TorchJD (UPGrad, MGDA, CAGrad, IMTL-G, Aligned-MTL, DualProj,
-GradDrop, ConFIG, FairGrad), as weightings that work with partially labelled batches.
+GradDrop, ConFIG, FairGrad), as weightings that work with partially labelled batches; the
+stateful ones (Nash-MTL, GradVac) are in :mod:`~mtl.losses.weighting.jacobian_state`.
 
 Each training step takes the gradient of every task **labelled in the batch** with respect to
 the shared parameters (one backward pass per such task), stacks them into a Jacobian (K x P, K
@@ -102,14 +103,23 @@ class JacobianAggregation(CountsSteps, Weighting):
             devices = [jacobian.device] if jacobian.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(zlib.crc32(key.encode()))
-                return self._aggregate(jacobian)
-        return self._aggregate(jacobian)
+                return self._aggregate(jacobian, names)
+        return self._aggregate(jacobian, names)
 
-    def _aggregate(self, jacobian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if not isinstance(self.aggregator, _aggregation().WeightedAggregator):
-            return self.aggregator(jacobian), None  # GradDrop, ConFIG: not a weighted sum
-        weights = self.aggregator.weighting(jacobian)  # K
-        return weights @ jacobian, weights
+    def _aggregate(
+        self, jacobian: torch.Tensor, names: Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return apply_aggregator(self.aggregator, jacobian)
+
+
+def apply_aggregator(
+    aggregator: nn.Module, jacobian: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """K x P -> (the P direction, the K row weights where ``aggregator`` has them)."""
+    if not isinstance(aggregator, _aggregation().WeightedAggregator):
+        return aggregator(jacobian), None  # GradDrop, ConFIG: not a weighted sum
+    weights = aggregator.weighting(jacobian)  # K
+    return weights @ jacobian, weights
 
 
 class UPGrad(JacobianAggregation, name="upgrad"):
