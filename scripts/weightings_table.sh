@@ -6,7 +6,7 @@
 #   scripts/weightings_table.sh [OUT] [EPOCHS] [STEPS]     # defaults: runs/weightings 3 60
 #
 # A finished run is skipped when the script is run again. On 2 CPU cores (bf16) the default
-# budget takes about 45 minutes; its accuracies come from one seed after a few thousand
+# budget takes about 50 minutes; its accuracies come from one seed after a few thousand
 # images per source: they show that each weighting trains with partial labels and what it
 # costs per step, not which one is best (the papers train for 250 epochs).
 set -euo pipefail
@@ -39,7 +39,7 @@ for task in smile emotion gender age; do
 done
 for weighting in FixedWeighting UncertaintyWeighting KangWeighting DynamicWeightAverage \
     GradNorm PCGrad RandomLossWeighting GeometricLossStrategy UPGrad MGDA CAGrad IMTLG \
-    AlignedMTL DualProj GradDrop ConFIG FairGrad; do
+    AlignedMTL DualProj GradDrop ConFIG FairGrad NashMTL GradVac; do
   run "multi_$weighting" "--model.weighting=$weighting"
 done
 mtl report "$out" --stage val --out "$out/report"
