@@ -348,19 +348,6 @@ def test_an_absent_task_keeps_its_state_until_it_is_labelled_again(name):
     assert weighting.weights()["emotion"] == 0
 
 
-def test_nashmtl_without_its_solver_says_which_extra_to_install(monkeypatch):
-    import torchjd.aggregation
-
-    from mtl.errors import ConfigError
-
-    def missing(**kwargs):
-        raise ImportError("_NashMTLWeighting requires ['cvxpy', 'ecos'] to be installed")
-
-    monkeypatch.setattr(torchjd.aggregation, "NashMTL", missing)
-    with pytest.raises(ConfigError, match=r"mtl-faces\[nashmtl\]"):
-        REGISTRY["nashmtl"](TASKS)
-
-
 def test_upgrad_moves_along_the_aggregators_direction():
     from torchjd.aggregation import UPGrad as TorchJDUPGrad
 
@@ -422,14 +409,16 @@ def test_the_registry_holds_every_weighting_and_its_contract():
         assert set(weighting.weights()) == set(TASKS)  # kept by the base class
 
 
-def test_cagrad_without_its_solver_says_which_extra_to_install(monkeypatch):
+@pytest.mark.parametrize(("name", "torchjd_class"), [("cagrad", "CAGrad"), ("nashmtl", "NashMTL")])
+def test_an_aggregator_without_its_solver_says_which_extra_to_install(name, torchjd_class,
+                                                                      monkeypatch):  # fmt: skip
     import torchjd.aggregation
 
     from mtl.errors import ConfigError
 
     def missing(**kwargs):
-        raise ImportError("CAGradWeighting requires ['cvxpy', 'clarabel'] to be installed")
+        raise ImportError(f"{torchjd_class}Weighting requires ['cvxpy'] to be installed")
 
-    monkeypatch.setattr(torchjd.aggregation, "CAGrad", missing)
-    with pytest.raises(ConfigError, match=r"mtl-faces\[cagrad\]"):
-        REGISTRY["cagrad"](TASKS)
+    monkeypatch.setattr(torchjd.aggregation, torchjd_class, missing)
+    with pytest.raises(ConfigError, match=rf"mtl-faces\[{name}\]"):
+        REGISTRY[name](TASKS)
