@@ -273,6 +273,22 @@ def test_a_starting_worker_leaves_other_workers_trials_alone(tmp_path, monkeypat
     assert sorted(waiting) == [0, 1, 2]  # every point still to run exactly once
 
 
+def test_a_trial_closed_by_another_worker_while_it_ran_is_said_and_runs_again(tmp_path):
+    """Workers whose clocks disagree may take a just-asked trial for an orphan: its owner says
+    so when the trial ends, instead of stopping on Optuna's error, and its point is queued."""
+    path = write_fake_sweep(tmp_path, parameters={"lr": {"values": [0.5, 0.25]}})
+    url = f"journal:{tmp_path / 'study.journal'}"
+    said: list[str] = []
+    owner = SweepRunner(SweepConfig.load(path), url, tmp_path / "out", echo=said.append)
+    trial, _ = owner.next_trial()
+    owner._give_up(trial, "taken for an orphan")  # what the other worker does
+    owner._record(trial, 0, optuna.trial.TrialState.COMPLETE, tmp_path / "trial")
+    assert "another worker closed it" in said[-1]
+    waiting = [t.user_attrs["grid_index"] for t in study(path, url).trials if t.state.name ==
+               "WAITING"]  # fmt: skip
+    assert trial.user_attrs["grid_index"] in waiting
+
+
 def dead_pid() -> int:
     """The pid of a process of this host that has exited."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
@@ -45,9 +46,13 @@ from mtl.experiments.sweep.params import grid
 from mtl.experiments.sweep.plan import TrialRecord
 from mtl.experiments.sweep.trial import alive, kill_group, metric_values, summary
 
-OWNERLESS_GRACE_S = 60.0
+OWNERLESS_GRACE_S = 600.0
 """A running trial with no owner recorded yet is another worker's, between asking for it and
-writing its name; only after this long is it taken for one whose worker died in between."""
+writing its name (a moment); only after this long is it taken for one whose worker died in
+between. The age is read from the trial's start time, written with the asking host's clock:
+workers sharing a sweep need clocks that agree (and, on RDB storage, one time zone). If they
+do not, a just-asked trial may be failed by another worker: its owner then sees that and
+asks again, and its point is queued again, so nothing is lost."""
 
 TRIAL_DIR_VAR = "MTL_TRIAL_DIR"
 """Set for every trial: its folder. An ``mtl`` command gets its loggers pointed there; any
@@ -178,7 +183,10 @@ class SweepRunner:
         grid = self.config.method == "grid"
         while plan.finished(self.config, self.records(), grid) is None:
             trial = self.study.ask()
-            trial.set_user_attr("worker", self.worker)  # the owner, in one write, first
+            try:
+                trial.set_user_attr("worker", self.worker)  # the owner, in one write, first
+            except UpdateFinishedTrialError:  # taken for an orphan by another worker: re-queued
+                continue
             asked = TrialRecord(trial.number, "running", trial.user_attrs.get("grid_index"))
             refused = plan.refusal(self.config, self.records(), asked, grid)
             if refused is None:
@@ -261,6 +269,15 @@ class SweepRunner:
     def _record(
         self, trial: optuna.Trial, returncode: int, state: TrialState, folder: Path
     ) -> None:
+        try:
+            self._tell(trial, returncode, state, folder)
+        except UpdateFinishedTrialError:  # failed meanwhile by another worker, which re-queued it
+            self.echo(
+                f"trial {trial.number}: another worker closed it while it ran (see the sweep "
+                f"guide on workers' clocks); its point runs again, this result is in {folder}"
+            )
+
+    def _tell(self, trial: optuna.Trial, returncode: int, state: TrialState, folder: Path) -> None:
         metrics = folder / "logs" / "metrics.csv"
         trial.set_user_attr("summary", summary(metrics))
         values = metric_values(metrics, self.config.ledger_metric)

@@ -61,9 +61,12 @@ def kill_group(process: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None
 
 
 def alive(pid: int) -> bool:
-    """Whether a process of this host still runs."""
+    """Whether a process of this host still runs (another user's included: signalling it is
+    refused, but it exists)."""
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError, OverflowError):
+    except PermissionError:
+        return True
+    except (ProcessLookupError, OverflowError):
         return False
     return True
