@@ -7,6 +7,8 @@ import zlib
 
 import pytest
 import torch
+import torchjd.aggregation
+import yaml
 from torch import nn
 
 from mtl.losses import WEIGHTINGS as REGISTRY
@@ -305,29 +307,64 @@ def test_a_task_labelled_only_on_another_rank_is_dropped_too(name):
     assert weighting.weights()["emotion"] == 0 and grad.abs().sum() > 0
 
 
-def seeded(weighting: JacobianAggregation, names: list[str]):
-    """The global generator as ``weighting.aggregate`` seeds it for a random aggregator."""
+def seeded(weighting: JacobianAggregation, names: list[str]) -> int:
+    """The seed ``weighting.aggregate`` gives the global generator for a random aggregator."""
     key = f"{weighting.seed}:{weighting._step}:{','.join(sorted(names))}"
     return zlib.crc32(key.encode())
 
 
+def torchjd_direction(weighting, reference, jacobian: torch.Tensor, names: list[str]):
+    """TorchJD's ``reference`` aggregator on the rows in the order of the tasks' names, drawing
+    what ``weighting`` would."""
+    order = sorted(range(len(names)), key=names.__getitem__)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeded(weighting, names))
+        return reference(jacobian[order])
+
+
 @pytest.mark.parametrize("name", STATEFUL)
+@pytest.mark.filterwarnings("ignore:You are solving a parameterized problem")
 def test_a_stateful_aggregator_carries_its_state_as_torchjd_does(name):
     """With every task present, step after step, the direction is TorchJD's own aggregator's
     (fed the rows in the order of the tasks' names), state included."""
     weighting = REGISTRY[name](TASKS)
-    reference = weighting.make_aggregator(**({"beta": 0.5} if name == "gradvac" else
-                                             {"max_norm": 1.0, "optim_niter": 20}))  # fmt: skip
-    order = sorted(range(len(TASKS)), key=TASKS.__getitem__)
+    reference = weighting.make_aggregator(**weighting.options)
     g = torch.Generator().manual_seed(0)
     for step in range(4):
         jacobian = torch.randn(3, 50, generator=g) + torch.arange(3.0)[:, None]  # K x P
         ours, _ = weighting.aggregate(jacobian, TASKS)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seeded(weighting, TASKS))
-            theirs = reference(jacobian[order])
+        theirs = torchjd_direction(weighting, reference, jacobian, TASKS)
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5, msg=f"step {step}")
         weighting.advance()
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+@pytest.mark.filterwarnings("ignore:You are solving a parameterized problem")
+def test_a_stateful_aggregator_hands_the_present_tasks_their_own_state(name):
+    """After steps with every task, a step without one: TorchJD's aggregator for the two rows,
+    given those two tasks' state, gives the same direction and the same new state, which is
+    written back at those tasks' places."""
+    weighting, toy = REGISTRY[name](TASKS), Toy(TASKS)
+    run(weighting, toy, steps=3)
+    names = [t for t in TASKS if t != "emotion"]  # smile, age_years
+    index = [TASKS.index(t) for t in sorted(names)]  # by name: age_years, smile
+    if name == "nashmtl":
+        reference = torchjd.aggregation.NashMTL(n_tasks=2, **weighting.options)
+        reference.weighting.prvs_alpha = weighting.alpha[index].numpy().copy()
+    else:
+        reference = weighting.make_aggregator(**weighting.options)
+        reference.gramian_weighting._phi_t = weighting.cosine_target[index][:, index].clone()
+        reference.gramian_weighting._state_key = (2, torch.float32)
+    jacobian = torch.randn(2, 50, generator=torch.Generator().manual_seed(3))  # K x P
+    theirs = torchjd_direction(weighting, reference, jacobian, names)
+    ours, _ = weighting.aggregate(jacobian, names)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    if name == "nashmtl":
+        new = torch.as_tensor(reference.weighting.prvs_alpha).float()
+        torch.testing.assert_close(weighting.alpha[index], new, rtol=1e-4, atol=1e-6)
+    else:
+        new = reference.gramian_weighting._phi_t
+        torch.testing.assert_close(weighting.cosine_target[index][:, index], new)
 
 
 @pytest.mark.parametrize("name", STATEFUL)
@@ -409,16 +446,26 @@ def test_the_registry_holds_every_weighting_and_its_contract():
         assert set(weighting.weights()) == set(TASKS)  # kept by the base class
 
 
-@pytest.mark.parametrize(("name", "torchjd_class"), [("cagrad", "CAGrad"), ("nashmtl", "NashMTL")])
-def test_an_aggregator_without_its_solver_says_which_extra_to_install(name, torchjd_class,
-                                                                      monkeypatch):  # fmt: skip
-    import torchjd.aggregation
+SOLVER_EXTRAS = {"cagrad": "CAGrad", "nashmtl": "NashMTL"}
+"""Weightings whose TorchJD class needs an extra, and that class."""
 
+
+@pytest.mark.parametrize("name", sorted(SOLVER_EXTRAS))
+def test_an_aggregator_without_its_solver_says_which_extra_to_install(name, monkeypatch):
     from mtl.errors import ConfigError
 
     def missing(**kwargs):
-        raise ImportError(f"{torchjd_class}Weighting requires ['cvxpy'] to be installed")
+        raise ImportError(f"{SOLVER_EXTRAS[name]}Weighting requires ['cvxpy'] to be installed")
 
-    monkeypatch.setattr(torchjd.aggregation, torchjd_class, missing)
+    monkeypatch.setattr(torchjd.aggregation, SOLVER_EXTRAS[name], missing)
     with pytest.raises(ConfigError, match=rf"mtl-faces\[{name}\]"):
         REGISTRY[name](TASKS)
+
+
+def test_the_weightings_sweep_lists_every_weighting():
+    from .conftest import REPO
+
+    spec = yaml.safe_load((REPO / "sweeps" / "weightings.yaml").read_text())
+    values = spec["parameters"]["model.weighting"]["values"]
+    listed = {v if isinstance(v, str) else v["class_path"] for v in values}
+    assert listed == {w.__name__ for w in REGISTRY.values()}

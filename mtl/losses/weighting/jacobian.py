@@ -148,8 +148,8 @@ class CAGrad(JacobianAggregation, name="cagrad"):
     def make_aggregator(self, c: float) -> nn.Module:  # type: ignore[override]
         try:
             return _aggregation().CAGrad(c=c)
-        except ImportError as err:  # its solver (cvxpy) is an extra
-            raise ConfigError(f"CAGrad: {err}; pip install 'mtl-faces[cagrad]'") from None
+        except ImportError:  # its solver (cvxpy) is an extra
+            raise ConfigError("CAGrad needs cvxpy: pip install 'mtl-faces[cagrad]'") from None
 
 
 class IMTLG(JacobianAggregation, name="imtlg"):
