@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RetryFailedTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from mtl.errors import UserError
@@ -72,7 +72,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         url,
         heartbeat_interval=30,
         grace_period=120,
-        heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=3),
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
     )
 
 
