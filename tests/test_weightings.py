@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import zlib
 
 import pytest
 import torch
@@ -307,18 +306,12 @@ def test_a_task_labelled_only_on_another_rank_is_dropped_too(name):
     assert weighting.weights()["emotion"] == 0 and grad.abs().sum() > 0
 
 
-def seeded(weighting: JacobianAggregation, names: list[str]) -> int:
-    """The seed ``weighting.aggregate`` gives the global generator for a random aggregator."""
-    key = f"{weighting.seed}:{weighting._step}:{','.join(sorted(names))}"
-    return zlib.crc32(key.encode())
-
-
 def torchjd_direction(weighting, reference, jacobian: torch.Tensor, names: list[str]):
     """TorchJD's ``reference`` aggregator on the rows in the order of the tasks' names, drawing
     what ``weighting`` would."""
     order = sorted(range(len(names)), key=names.__getitem__)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seeded(weighting, names))
+        torch.manual_seed(weighting.draw_seed(names))
         return reference(jacobian[order])
 
 

@@ -53,7 +53,7 @@ class JacobianAggregation(CountsSteps, Weighting):
 
     def __init__(self, tasks: Sequence[str], seed: int = 0, **options: Any) -> None:
         super().__init__(tasks)
-        self.seed = seed
+        self.seed, self.options = seed, options  # options: the aggregator's, as given
         self.aggregator = self.make_aggregator(**options)
         self.init_steps()
 
@@ -99,12 +99,15 @@ class JacobianAggregation(CountsSteps, Weighting):
         the step and the present tasks' names: reproducible, the same on every DDP rank, and
         independent of the order the run lists its tasks in."""
         if self.random:
-            key = f"{self.seed}:{self._step}:{','.join(sorted(names))}"
             devices = [jacobian.device] if jacobian.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(zlib.crc32(key.encode()))
+                torch.manual_seed(self.draw_seed(names))
                 return self._aggregate(jacobian, names)
         return self._aggregate(jacobian, names)
+
+    def draw_seed(self, names: Sequence[str]) -> int:
+        """The seed of this step's draws for the present tasks ``names``."""
+        return zlib.crc32(f"{self.seed}:{self._step}:{','.join(sorted(names))}".encode())
 
     def _aggregate(
         self, jacobian: torch.Tensor, names: Sequence[str]

@@ -93,13 +93,12 @@ class NashMTL(TaskStateAggregation, name="nashmtl"):
     def __init__(
         self, tasks: Sequence[str], max_norm: float = 1.0, optim_niter: int = 20, seed: int = 0
     ) -> None:
-        self.options = {"max_norm": max_norm, "optim_niter": optim_niter}
-        super().__init__(tasks, seed, **self.options)
+        super().__init__(tasks, seed, max_norm=max_norm, optim_niter=optim_niter)
         self.by_rows: dict[int, nn.Module] = {len(self.tasks): self.aggregator}
         self.register_buffer("alpha", torch.ones(len(self.tasks)))  # T bargaining weights
 
-    def make_aggregator(self, max_norm: float, optim_niter: int) -> nn.Module:  # type: ignore[override]
-        return self._nash(len(self.tasks), max_norm=max_norm, optim_niter=optim_niter)
+    def make_aggregator(self, **options: Any) -> nn.Module:
+        return self._nash(len(self.tasks), **options)
 
     @staticmethod
     def _nash(rows: int, **options: Any) -> nn.Module:
@@ -141,8 +140,7 @@ class GradVac(TaskStateAggregation, name="gradvac"):
     state_names = ("cosine_target",)
 
     def __init__(self, tasks: Sequence[str], beta: float = 0.5, seed: int = 0) -> None:
-        self.options = {"beta": beta}
-        super().__init__(tasks, seed, **self.options)
+        super().__init__(tasks, seed, beta=beta)
         t = len(self.tasks)
         self.register_buffer("cosine_target", torch.zeros(t, t))  # T x T EMA targets
 
