@@ -81,6 +81,8 @@ class StageMetrics(Metric):
         self.classified = [j for j, t in enumerate(self.tasks) if _reads(t, CONFUSION_METRICS)]
         self.regressed = [j for j, t in enumerate(self.tasks) if _reads(t, ERROR_METRICS)]
         self.classified_names = [self.tasks[j].name for j in self.classified]
+        # Every column classified (no regression): the batch's columns are used as they are.
+        self.all_classified = self.classified == list(range(len(self.tasks)))
         self.regressed_names = [self.tasks[j].name for j in self.regressed]
         classes = max([self.tasks[j].num_classes for j in self.classified], default=1)
         groups = 1 + len(self.source_names)  # every source together, then each source
@@ -121,7 +123,7 @@ class StageMetrics(Metric):
         if self.with_losses and losses is not None:
             n = len(mask)
             self.loss_sum.add_(losses.detach().float(), alpha=n)
-            self.samples += n
+            self.samples.add_(n)  # in place: no Module.__setattr__ per batch
 
     def _membership(self, batch: Mapping[str, torch.Tensor], n: int) -> torch.Tensor | None:
         """B x G long: 1 where a row counts in a group (every row in group 0, "all sources"; a
@@ -145,8 +147,10 @@ class StageMetrics(Metric):
         predicted = torch.stack(
             [outputs[t].argmax(dim=1) for t in self.classified_names], dim=1
         )  # B x Tc
-        labelled = mask.index_select(1, self.classified_index)  # B x Tc
-        truth = torch.where(labelled, targets.index_select(1, self.classified_index), 0).long()
+        if not self.all_classified:
+            mask, targets = (x.index_select(1, self.classified_index) for x in (mask, targets))
+        labelled = mask  # B x Tc
+        truth = torch.where(labelled, targets, 0).long()  # B x Tc
         c = self.classes
         index = self.task_offset + truth * c + predicted  # B x Tc, cells of one group's state
         counts = labelled.long()  # B x Tc
