@@ -1,0 +1,44 @@
+"""Values logged on a logging step reach the loggers, the progress bar and the callbacks, and
+Lightning does not keep collecting them on the steps after it."""
+
+from __future__ import annotations
+
+import csv
+
+import lightning as L
+
+from mtl.experiments.bench.overhead import tiny_module
+from mtl.training.loggers import CSVLogger
+from tests.conftest import fit_tiny
+
+
+class HeldStepValues(L.Callback):
+    """After each training step: the names of the values logged in ``training_step`` that
+    Lightning's store still holds (and so collects again after every step)."""
+
+    def __init__(self) -> None:
+        self.held: list[list[str]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        items = trainer._results.valid_items()
+        self.held.append(sorted(v.meta.name for _, v in items if v.meta.fx == "training_step"))
+
+
+def test_a_logging_steps_values_are_logged_once_and_then_dropped(tmp_path):
+    module = tiny_module("uncertainty")
+    held = HeldStepValues()
+    logger = CSVLogger(save_dir=tmp_path, name="", version="logs")
+    fit_tiny(module, 7, log_every_n_steps=3, logger=logger, callbacks=[held])
+
+    names = ["train/loss"]
+    names += [f"train/{t}/{v}" for v in ("loss", "weight") for t in module.task_names]
+    logged = sorted(names)
+    assert held.held == [[], [], logged, [], [], logged, []]  # steps 2 and 5 log (every 3)
+
+    rows = list(csv.DictReader((tmp_path / "logs" / "metrics.csv").open()))
+    steps = {int(r["step"]) for r in rows if r.get("train/loss")}
+    assert steps == {2, 5}
+    assert all(r[n] for r in rows if r.get("train/loss") for n in names)
+    trainer = module.trainer
+    assert "train/loss" in trainer.callback_metrics  # kept for callbacks and the progress bar
+    assert "train/loss" in trainer.progress_bar_metrics
