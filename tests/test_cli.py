@@ -190,6 +190,16 @@ def test_optimizer_and_schedule_are_selectable_from_config(override, optimizer, 
         assert configs[0].monitor == "val/loss"
 
 
+@pytest.mark.parametrize(
+    ("override", "profiler"),
+    [([], "NoProfiler"), (["--trainer.profiler=simple"], "SimpleProfiler")],
+)
+def test_fit_profiles_nothing_cheaply_unless_a_profiler_is_asked_for(override, profiler, in_tmp):
+    cli = run_cli([*tiny_fit_args(train=16, val=8, test=8), *override])
+    assert type(cli.trainer.profiler).__name__ == profiler
+    assert cli.trainer.state.finished
+
+
 def test_a_timm_backbone_is_selectable_from_the_command_line(in_tmp):
     args = [a for a in tiny_fit_args(train=16, val=8, test=8) if not a.startswith("--model.")]
     cli = run_cli([*args, "--model.backbone=TimmBackbone", "--model.backbone.model_name=resnet18"])

@@ -155,6 +155,7 @@ def trainer_defaults() -> dict:
             "class_path": "mtl.training.loggers.CSVLogger",
             "init_args": {"save_dir": RUNS_DIR, "name": "mtl"},
         },
+        "profiler": {"class_path": "mtl.training.profiler.NoProfiler"},
     }
 
 

@@ -115,6 +115,7 @@ def framework_throughput(
     """Images/s of ``Trainer.fit`` as ``mtl fit`` runs it (no checkpoint files, no bar)."""
     from mtl.training.defaults import default_callbacks
     from mtl.training.loggers import CSVLogger
+    from mtl.training.profiler import NoProfiler
 
     module = make_module(dm, speedups, seed)
     timer = StepTimer(warmup, steps)
@@ -131,6 +132,7 @@ def framework_throughput(
             enable_progress_bar=False,
             enable_model_summary=False,
             logger=CSVLogger(save_dir=logs, name="bench"),
+            profiler=NoProfiler(),
             callbacks=callbacks,
             default_root_dir=logs,
         )
