@@ -115,5 +115,6 @@ def test_bench_overhead_compares_the_framework_with_a_bare_loop_and_lightning(tm
     assert sides == ["bare loop", "Lightning alone", "framework (fixed)", "framework (dwa)"]
     for row in result["results"]:
         assert row["ms_per_step"] > 0 and row["mean_ms_per_step"] > 0
+        assert row["ms_per_step"] == min(row["rounds_ms"])
         assert (row["within"] is None) == (not row["side"].startswith("framework"))
     assert "host ms per training step" in capsys.readouterr().err

@@ -101,11 +101,16 @@ def overhead_parser() -> ArgumentParser:
 
     parser = ArgumentParser(description=overhead.__doc__)
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="options from a file")
-    parser.add_argument("--steps", type=PositiveInt, default=1000, help="timed steps per side")
+    parser.add_argument(
+        "--steps", type=PositiveInt, default=500, help="timed steps per side and round"
+    )
     parser.add_argument("--warmup", type=PositiveInt, default=100, help="untimed steps first")
     parser.add_argument("--batch_size", type=PositiveInt, default=4)
     parser.add_argument(
-        "--rounds", type=PositiveInt, default=5, help="alternate the sides; report medians"
+        "--rounds",
+        type=PositiveInt,
+        default=11,
+        help="alternate the sides; each side's quietest round counts",
     )
     parser.add_argument("--threads", type=PositiveInt, default=1, help="torch threads")
     parser.add_argument(
