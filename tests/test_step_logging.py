@@ -1,14 +1,17 @@
 """Values logged on a logging step reach the loggers, the progress bar and the callbacks, and
-Lightning does not keep collecting them on the steps after it."""
+Lightning does not keep collecting them on the steps after it; values a subclass logs in
+``training_step`` are left as Lightning keeps them."""
 
 from __future__ import annotations
 
 import csv
 
 import lightning as L
+import torch
 
 from mtl.experiments.bench.overhead import tiny_module
 from mtl.training.loggers import CSVLogger
+from mtl.training.module import MultiTaskModule
 from tests.conftest import fit_tiny
 
 
@@ -17,11 +20,20 @@ class HeldStepValues(L.Callback):
     Lightning's store still holds (and so collects again after every step)."""
 
     def __init__(self) -> None:
-        self.held: list[list[str]] = []
+        self.names: list[list[str]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         items = trainer._results.valid_items()
-        self.held.append(sorted(v.meta.name for _, v in items if v.meta.fx == "training_step"))
+        self.names.append(sorted(v.meta.name for _, v in items if v.meta.fx == "training_step"))
+
+
+class LogsItsOwn(MultiTaskModule):
+    """Logs an epoch total and a step value of its own in ``training_step``."""
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.log("extra/sum", float(batch_idx), on_step=False, on_epoch=True, reduce_fx="sum")
+        self.log("extra/step", float(batch_idx), on_step=True, on_epoch=False)
+        return super().training_step(batch, batch_idx)
 
 
 def test_a_logging_steps_values_are_logged_once_and_then_dropped(tmp_path):
@@ -33,7 +45,7 @@ def test_a_logging_steps_values_are_logged_once_and_then_dropped(tmp_path):
     names = ["train/loss"]
     names += [f"train/{t}/{v}" for v in ("loss", "weight") for t in module.task_names]
     logged = sorted(names)
-    assert held.held == [[], [], logged, [], [], logged, []]  # steps 2 and 5 log (every 3)
+    assert held.names == [[], [], logged, [], [], logged, []]  # steps 2 and 5 log (every 3)
 
     rows = list(csv.DictReader((tmp_path / "logs" / "metrics.csv").open()))
     steps = {int(r["step"]) for r in rows if r.get("train/loss")}
@@ -42,3 +54,13 @@ def test_a_logging_steps_values_are_logged_once_and_then_dropped(tmp_path):
     trainer = module.trainer
     assert "train/loss" in trainer.callback_metrics  # kept for callbacks and the progress bar
     assert "train/loss" in trainer.progress_bar_metrics
+
+
+def test_values_a_subclass_logs_in_the_training_step_are_kept():
+    module = tiny_module(module_class=LogsItsOwn)
+    held = HeldStepValues()
+    fit_tiny(module, 7, log_every_n_steps=3, callbacks=[held])
+    assert all({"extra/sum", "extra/step"} <= set(names) for names in held.names)
+    metrics = module.trainer.callback_metrics
+    assert metrics["extra/sum"].item() == sum(range(7))  # the epoch total, every step counted
+    assert metrics["extra/step"].item() == 6
