@@ -114,9 +114,10 @@ IGNORED_KEYS = {
     "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
     "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
-    "ensemble", "config",
+    "ensemble", "config", "profiler",
 }  # fmt: skip
-"""Config keys that tell repetitions or machines apart, not experiments."""
+"""Config keys that tell repetitions or machines apart, or how a run was watched, not
+experiments."""
 
 
 def config_items(config: object, prefix: str = "") -> dict[str, str]:
