@@ -103,7 +103,9 @@ def test_one_renderer_prints_every_table_and_writes_the_record(tmp_path):
     show(BenchResult([table], {"rows": rows}, ["a note"]), console, tmp_path / "r.json")
     text = console.export_text()
     assert "1.2" in text and "20.0" in text and text.rstrip().endswith("a note")
-    assert json.loads((tmp_path / "r.json").read_text()) == {"rows": rows}
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record.pop("measured").keys() == {"date", "commit", "dirty", "mtl", "torch"}
+    assert record == {"rows": rows}
 
 
 def test_bench_overhead_compares_the_framework_with_a_bare_loop_and_lightning(tmp_path, capsys):
@@ -116,5 +118,22 @@ def test_bench_overhead_compares_the_framework_with_a_bare_loop_and_lightning(tm
     for row in result["results"]:
         assert row["ms_per_step"] > 0 and row["mean_ms_per_step"] > 0
         assert row["ms_per_step"] == min(row["rounds_ms"])
+        assert len(row["rounds_median_ms"]) == 1
         assert (row["within"] is None) == (not row["side"].startswith("framework"))
+    assert result["clock"] == "thread CPU time"
     assert "host ms per training step" in capsys.readouterr().err
+
+
+def test_overhead_takes_the_quietest_rounds_and_keeps_the_paired_median():
+    from mtl.experiments.bench.overhead import Steps, _row, step_ms
+
+    assert step_ms([0.0, 0.001, 0.003, 0.006]) == pytest.approx(Steps(1.0, 2.0, 2.0))
+    times = {  # quiet, median, mean per round; the second round of both sides was slowed down
+        "bare": [Steps(1.0, 1.1, 1.2), Steps(2.0, 2.2, 2.4), Steps(1.1, 1.2, 1.3)],
+        "fixed": [Steps(1.5, 1.7, 1.9), Steps(3.0, 3.3, 3.6), Steps(1.4, 1.5, 1.6)],
+    }
+    row = _row("framework (fixed)", "fixed", times, framework=True)
+    assert row["ms_per_step"] == 1.4 and row["mean_ms_per_step"] == 1.6  # its quietest round
+    assert row["above_bare_ms"] == pytest.approx(0.4)  # 1.4 against the bare loop's 1.0
+    assert row["above_bare_paired_ms"] == pytest.approx(0.6)  # median of 0.6, 1.1, 0.3
+    assert row["within"] is True

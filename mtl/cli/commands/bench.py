@@ -112,7 +112,12 @@ def overhead_parser() -> ArgumentParser:
         default=11,
         help="alternate the sides; each side's quietest round counts",
     )
-    parser.add_argument("--threads", type=PositiveInt, default=1, help="torch threads")
+    parser.add_argument(
+        "--threads",
+        type=PositiveInt,
+        default=1,
+        help="torch threads (1: the thread's CPU time is measured; more: wall time)",
+    )
     parser.add_argument(
         "--weightings",
         type=list[str],

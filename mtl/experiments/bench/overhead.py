@@ -20,16 +20,16 @@ The data path is not timed here (``mtl bench data`` and ``mtl bench train`` meas
 side iterates the same list of ready batches.
 
 **How it is timed.** Host time is the training thread's CPU time (``time.thread_time``; with
-one thread every side computes on that thread), so the guest's own other work does not count.
-What still varies is the machine under it: on a shared virtual machine other guests slow
-everything down, for fractions of a second or for seconds (in one run the bare loop's round
-medians went from 1.41 to 2.91 ms a step, and the median of the rounds' differences to it
-from 0.56 to 0.70 ms between two runs of the same code). Interference only ever adds time, so
-the figures take the quiet end, as ``timeit`` advises for the same reason: a round's figure is
-its quiet step, the 10th percentile of its steps (not a minimum, which one lucky step sets);
-a side's figure is its quietest round; the overhead is the difference of the quietest rounds.
-Measured so, repeated runs agreed within 0.03 ms. The JSON also keeps every round and
-``paired``, the median over rounds of each round's difference to the bare loop of that round.
+one torch thread every side computes on that thread, so the guest's own other work does not
+count; with more threads, wall time). What still varies is the machine under it: on a shared
+virtual machine other guests slow everything down, for fractions of a second or for whole
+rounds, and such a slow period moves a median by more than the differences measured here.
+Interference only ever adds time, so the figures take the quiet end, as ``timeit`` advises for
+the same reason: a round's figure is its quiet step, the 10th percentile of its steps (not its
+minimum, which one lucky step sets); a side's figure is its quietest round; the overhead is
+the difference of the quietest rounds. The JSON keeps every round's quiet and median step, and
+``paired``: the median over rounds of each round's median-step difference to the bare loop,
+the estimate of the first measurements (docs: guide/speed.md shows both).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import lightning as L
 import torch
@@ -124,24 +124,37 @@ QUIET_QUANTILE = 0.1
 """A round's figure: this quantile of its step times (module docstring)."""
 
 
-def step_ms(stamps: Sequence[float]) -> tuple[float, float]:
-    """(quiet, mean) milliseconds between consecutive step starts: the quiet step, the figure
-    compared (module docstring), and the mean, which also counts the logging steps (one in 50)
-    and the steps the machine slowed down."""
+Clock = Callable[[], float]
+"""Seconds: ``time.thread_time`` with one torch thread, ``time.perf_counter`` with more (the
+other threads' CPU time would not count)."""
+
+
+class Steps(NamedTuple):
+    """One side's round, milliseconds per step."""
+
+    quiet: float  # the QUIET_QUANTILE step: the figure compared (module docstring)
+    median: float  # the typical step: what the paired estimate compares
+    mean: float  # also the logging steps (one in 50) and the steps the machine slowed down
+
+
+def step_ms(stamps: Sequence[float]) -> Steps:
+    """The milliseconds between consecutive step starts, summarised."""
     steps = sorted(b - a for a, b in itertools.pairwise(stamps))
     quiet = steps[int(QUIET_QUANTILE * (len(steps) - 1))]
-    return quiet * 1e3, statistics.fmean(steps) * 1e3
+    return Steps(quiet * 1e3, statistics.median(steps) * 1e3, statistics.fmean(steps) * 1e3)
 
 
-def bare_ms(batches: Sequence[Batch], steps: int, warmup: int) -> tuple[float, float]:
-    """(quiet, mean) milliseconds per step of the hand-written loop."""
+def bare_ms(
+    batches: Sequence[Batch], steps: int, warmup: int, clock: Clock = time.thread_time
+) -> Steps:
+    """Milliseconds per step of the hand-written loop."""
     module = tiny_module()
     net, tasks = module.net.train(), module.tasks
     optimizer = _sgd(net.parameters())
     stamps = []
     for i, batch in enumerate(Cycle(batches, warmup + steps + 1)):
         if i >= warmup:
-            stamps.append(time.thread_time())
+            stamps.append(clock())
         optimizer.zero_grad(set_to_none=True)
         loss = bare_loss(net(batch["image"]), batch["targets"], batch["mask"], tasks)
         loss.backward()
@@ -152,12 +165,12 @@ def bare_ms(batches: Sequence[Batch], steps: int, warmup: int) -> tuple[float, f
 class StepClock(L.Callback):
     """The start time of every training step after ``warmup``."""
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.stamps = warmup, []
+    def __init__(self, warmup: int, clock: Clock = time.thread_time) -> None:
+        self.warmup, self.clock, self.stamps = warmup, clock, []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step >= self.warmup:
-            self.stamps.append(time.thread_time())
+            self.stamps.append(self.clock())
 
 
 class BareStepModule(L.LightningModule):
@@ -195,14 +208,15 @@ def fit_ms(
     steps: int,
     warmup: int,
     as_mtl_fit: bool,
-) -> tuple[float, float]:
-    """(quiet, mean) milliseconds per step of ``Trainer.fit`` (with ``mtl fit``'s callbacks
-    and CSV logger when ``as_mtl_fit``)."""
+    clock: Clock = time.thread_time,
+) -> Steps:
+    """Milliseconds per step of ``Trainer.fit`` (with ``mtl fit``'s callbacks, CSV logger and
+    profiler when ``as_mtl_fit``; Lightning's defaults otherwise)."""
     from mtl.training.defaults import default_callbacks
     from mtl.training.loggers import CSVLogger
     from mtl.training.profiler import NoProfiler
 
-    clock = StepClock(warmup)
+    stamps = StepClock(warmup, clock)
     with tempfile.TemporaryDirectory(prefix="mtl-bench-overhead-") as logs, _quiet_fit():
         callbacks = default_callbacks(Namespace(enable_checkpointing=False)) if as_mtl_fit else []
         trainer = L.Trainer(
@@ -216,11 +230,11 @@ def fit_ms(
             enable_model_summary=False,
             logger=CSVLogger(save_dir=logs, name="bench") if as_mtl_fit else False,
             profiler=NoProfiler() if as_mtl_fit else None,
-            callbacks=[*callbacks, clock],
+            callbacks=[*callbacks, stamps],
             default_root_dir=logs,
         )
         trainer.fit(module, train_dataloaders=Cycle(batches, warmup + steps + 2))
-    return step_ms(clock.stamps)
+    return step_ms(stamps.stamps)
 
 
 def bench_overhead(
@@ -239,26 +253,30 @@ def bench_overhead(
     unknown = set(weightings) - set(WEIGHTINGS)
     if unknown:
         raise ValueError(f"unknown weighting(s) {sorted(unknown)}; known: {sorted(WEIGHTINGS)}")
+    clock, clock_name = (
+        (time.thread_time, "thread CPU time") if threads == 1 else (time.perf_counter, "wall time")
+    )
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         batches = tiny_batches(tiny_module().tasks, batch_size)
-        times: dict[str, list[tuple[float, float]]] = {"bare": [], "lightning": []}
+        times: dict[str, list[Steps]] = {"bare": [], "lightning": []}
         times |= {w: [] for w in weightings}
         for r in range(rounds):
             echo(f"round {r + 1}/{rounds}: bare loop, Lightning alone, framework …")
-            times["bare"].append(bare_ms(batches, steps, warmup))
-            times["lightning"].append(fit_ms(BareStepModule(), batches, steps, warmup, False))
+            times["bare"].append(bare_ms(batches, steps, warmup, clock))
+            lightning = fit_ms(BareStepModule(), batches, steps, warmup, False, clock)
+            times["lightning"].append(lightning)
             for w in weightings:
                 module = tiny_module(w, compile)
-                times[w].append(fit_ms(module, batches, steps, warmup, True))
+                times[w].append(fit_ms(module, batches, steps, warmup, True, clock))
     finally:
         torch.set_num_threads(previous)
     rows = [_row("bare loop", "bare", times), _row("Lightning alone", "lightning", times)]
     rows += [_row(f"framework ({w})", w, times, framework=True) for w in weightings]
     title = (
         f"mtl bench overhead: host ms per training step, tiny Multi-task network, batch "
-        f"{batch_size}, {len(TASKS)} tasks, {threads} thread(s), thread CPU time, quiet step "
+        f"{batch_size}, {len(TASKS)} tasks, {threads} thread(s), {clock_name}, quiet step "
         f"(10th percentile) of the quietest of {rounds} rounds of {steps} steps"
         + (f", framework compile={compile}" if compile else "")
     )
@@ -279,7 +297,7 @@ def bench_overhead(
         "threads": threads,
         "compile": compile,
         "allowed_ms": OVERHEAD_ALLOWED_MS,
-        "clock": "thread CPU time",
+        "clock": clock_name,
         "quiet_quantile": QUIET_QUANTILE,
         "results": rows,
     }
@@ -287,22 +305,23 @@ def bench_overhead(
 
 
 def _row(
-    side: str, key: str, times: dict[str, list[tuple[float, float]]], framework: bool = False
+    side: str, key: str, times: dict[str, list[Steps]], framework: bool = False
 ) -> dict[str, Any]:
-    """A side's quietest round (its quiet step and that round's mean) and that round's
-    excess over the bare loop's quietest; also the median over rounds of the difference to the
-    bare loop of the same round (``paired``)."""
-    quiet = [t for t, _ in times[key]]
-    bare = [b for b, _ in times["bare"]]
-    quietest = min(range(len(quiet)), key=quiet.__getitem__)
-    above = quiet[quietest] - min(bare)
-    paired = statistics.median(t - b for t, b in zip(quiet, bare, strict=True))
+    """A side's quietest round (its quiet step and that round's mean) and that round's excess
+    over the bare loop's quietest round; also ``paired``, the median over rounds of the
+    difference between this side's median step and the bare loop's in the same round (the
+    estimate of the first measurements, kept for comparison)."""
+    rounds, bare = times[key], times["bare"]
+    quietest = min(rounds, key=lambda r: r.quiet)
+    above = quietest.quiet - min(b.quiet for b in bare)
+    paired = statistics.median(r.median - b.median for r, b in zip(rounds, bare, strict=True))
     return {
         "side": side,
-        "ms_per_step": round(quiet[quietest], 4),
-        "mean_ms_per_step": round(times[key][quietest][1], 4),
+        "ms_per_step": round(quietest.quiet, 4),
+        "mean_ms_per_step": round(quietest.mean, 4),
         "above_bare_ms": round(above, 4),
         "above_bare_paired_ms": round(paired, 4),
         "within": (above <= OVERHEAD_ALLOWED_MS) if framework else None,
-        "rounds_ms": [round(t, 4) for t in quiet],
+        "rounds_ms": [round(r.quiet, 4) for r in rounds],
+        "rounds_median_ms": [round(r.median, 4) for r in rounds],
     }

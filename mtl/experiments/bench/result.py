@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,37 @@ def show(result: BenchResult, console: Console, json_path: Path | None = None) -
     for note in result.notes:
         console.print(note)
     if json_path is not None:
-        json_path.write_text(json.dumps(result.record, indent=2))
+        record = result.record | {"measured": provenance()}
+        json_path.write_text(json.dumps(record, indent=2))
+
+
+def provenance() -> dict[str, Any]:
+    """When, and with which code, a record was measured, so that a figure quoted in the docs
+    can be traced to it: UTC time, the git commit of the ``mtl`` source (None outside a git
+    checkout; ``dirty`` when it has uncommitted changes), and the versions of mtl and torch."""
+    import torch
+
+    from mtl import __version__
+
+    source = Path(__file__).resolve().parent
+    commit, dirty = _git(source, "rev-parse", "HEAD"), _git(source, "status", "--porcelain")
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "dirty": bool(dirty) if commit is not None else None,
+        "mtl": __version__,
+        "torch": torch.__version__,
+    }
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """A git command's output in ``folder``, or None where git or a checkout is missing."""
+    try:
+        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True,
+                              timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
 
 
 def verdict(ok: bool) -> str:
