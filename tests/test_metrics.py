@@ -79,6 +79,23 @@ def test_every_metric_agrees_with_torchmetrics_over_all_sources_and_per_source()
     assert "val/a/emotion/acc" not in values and "val/b/age_years/mae" not in values
 
 
+def test_classification_tasks_alone_count_as_beside_a_regression():
+    """With no regression the batch's columns are counted as they are (no column selection):
+    the same figures as the mixed task set's, which selects its classified columns."""
+    data = list(batches(4))
+    mixed = StageMetrics(TASKS, "val", SOURCES)
+    alone = StageMetrics(build_tasks(["smile", "emotion"]), "val", {"a": ["smile"], "b": []})
+    for outputs, batch in data:
+        mixed.update(outputs, batch)
+        columns = {k: batch[k][:, :2] for k in ("targets", "mask")}
+        alone.update({t: outputs[t] for t in ("smile", "emotion")}, batch | columns)
+    assert alone.all_classified and not mixed.all_classified
+    expected, values = mixed.compute(), alone.compute()
+    assert "val/smile/acc" in values and "val/a/smile/f1" in values
+    for key, value in values.items():
+        assert torch.equal(value, expected[key]) or (value.isnan() and expected[key].isnan())
+
+
 def test_the_mean_losses_are_weighted_by_batch_size_and_named_per_stage():
     train, val = StageMetrics(TASKS, "train"), StageMetrics(TASKS, "val")
     for metrics in (train, val):

@@ -81,7 +81,7 @@ class StageMetrics(Metric):
         self.classified = [j for j, t in enumerate(self.tasks) if _reads(t, CONFUSION_METRICS)]
         self.regressed = [j for j, t in enumerate(self.tasks) if _reads(t, ERROR_METRICS)]
         self.classified_names = [self.tasks[j].name for j in self.classified]
-        # Every column classified (no regression): the batch's columns are used as they are.
+        # Every column of the batch is a classification: the columns are counted as they are.
         self.all_classified = self.classified == list(range(len(self.tasks)))
         self.regressed_names = [self.tasks[j].name for j in self.regressed]
         classes = max([self.tasks[j].num_classes for j in self.classified], default=1)
@@ -149,7 +149,7 @@ class StageMetrics(Metric):
         )  # B x Tc
         if not self.all_classified:
             mask, targets = (x.index_select(1, self.classified_index) for x in (mask, targets))
-        labelled = mask  # B x Tc
+        labelled = mask  # B x Tc: the classified columns only
         truth = torch.where(labelled, targets, 0).long()  # B x Tc
         c = self.classes
         index = self.task_offset + truth * c + predicted  # B x Tc, cells of one group's state
