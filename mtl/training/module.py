@@ -292,9 +292,9 @@ class MultiTaskModule(L.LightningModule, HubModel):
         """Drop this module's step values (:attr:`_step_log_names`) from Lightning's store of
         logged values once they have reached the loggers, the progress bar and
         ``trainer.callback_metrics`` (which keep them). Lightning keeps a step's logged values
-        until the epoch ends and collects every kept value again after every step, which was
-        most of the 0.15 ms per step this saves (``mtl bench overhead``). Values a subclass
-        logs in ``training_step`` are left alone. The store is Lightning's private
+        until the epoch ends and collects every kept value again after every step, host time
+        that ``mtl bench overhead`` counts. Values a subclass logs in ``training_step`` are
+        left alone. The store is Lightning's private
         ``_ResultCollection`` (keys ``"<hook>.<name>"``), so ``tests/test_step_logging.py``
         checks that the values are dropped, and that others are kept."""
         results = self.trainer._results
