@@ -137,3 +137,20 @@ def test_overhead_takes_the_quietest_rounds_and_keeps_the_paired_median():
     assert row["above_bare_ms"] == pytest.approx(0.4)  # 1.4 against the bare loop's 1.0
     assert row["above_bare_paired_ms"] == pytest.approx(0.6)  # median of 0.6, 1.1, 0.3
     assert row["within"] is True
+
+
+def test_a_record_outside_a_git_checkout_names_no_commit(tmp_path, monkeypatch):
+    from mtl.experiments.bench import result
+
+    assert result._git(tmp_path, "rev-parse", "HEAD") is None  # tmp_path: no repository
+    monkeypatch.setattr(result, "_git", lambda folder, *args: None)  # installed, no git
+    measured = result.provenance()
+    assert measured["commit"] is None and measured["dirty"] is None
+    assert measured["date"].endswith("+00:00")
+
+
+def test_overhead_with_more_than_one_thread_is_timed_in_wall_time():
+    from mtl.experiments.bench.overhead import bench_overhead
+
+    result = bench_overhead(steps=3, warmup=1, rounds=1, threads=2, echo=lambda line: None)
+    assert result.record["clock"] == "wall time"

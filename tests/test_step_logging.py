@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 
 import lightning as L
+import pytest
 import torch
 
 from mtl.experiments.bench.overhead import tiny_module
@@ -51,6 +52,13 @@ def test_a_logging_steps_values_are_logged_once_and_then_dropped(tmp_path):
     steps = {int(r["step"]) for r in rows if r.get("train/loss")}
     assert steps == {2, 5}
     assert all(r[n] for r in rows if r.get("train/loss") for n in names)
+    fixed = tiny_module("fixed")  # each value under its own name: fixed weights are all 1
+    fit_tiny(fixed, 3, log_every_n_steps=3, logger=CSVLogger(save_dir=tmp_path, name="f"))
+    (row,) = [r for r in csv.DictReader(next(tmp_path.glob("f/*/metrics.csv")).open())
+              if r.get("train/loss")]  # fmt: skip
+    assert all(float(row[f"train/{t}/weight"]) == 1.0 for t in fixed.task_names)
+    losses = sum(float(row[f"train/{t}/loss"]) for t in fixed.task_names)
+    assert losses == pytest.approx(float(row["train/loss"]), rel=1e-5)  # the total of mu_t L_t
     trainer = module.trainer
     assert "train/loss" in trainer.callback_metrics  # kept for callbacks and the progress bar
     assert "train/loss" in trainer.progress_bar_metrics
@@ -60,7 +68,9 @@ def test_values_a_subclass_logs_in_the_training_step_are_kept():
     module = tiny_module(module_class=LogsItsOwn)
     held = HeldStepValues()
     fit_tiny(module, 7, log_every_n_steps=3, callbacks=[held])
-    assert all({"extra/sum", "extra/step"} <= set(names) for names in held.names)
+    own = sorted(["extra/step", "extra/sum", *module._step_log_names])
+    extra = ["extra/step", "extra/sum"]
+    assert held.names == [extra, extra, own, extra, extra, own, extra]  # the module's dropped
     metrics = module.trainer.callback_metrics
     assert metrics["extra/sum"].item() == sum(range(7))  # the epoch total, every step counted
     assert metrics["extra/step"].item() == 6

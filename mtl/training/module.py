@@ -294,9 +294,9 @@ class MultiTaskModule(L.LightningModule, HubModel):
         ``trainer.callback_metrics`` (which keep them). Lightning keeps a step's logged values
         until the epoch ends and collects every kept value again after every step, host time
         that ``mtl bench overhead`` counts. Values a subclass logs in ``training_step`` are
-        left alone. The store is Lightning's private
-        ``_ResultCollection`` (keys ``"<hook>.<name>"``), so ``tests/test_step_logging.py``
-        checks that the values are dropped, and that others are kept."""
+        left alone. The store is Lightning's private ``_ResultCollection`` (keys
+        ``"<hook>.<name>"``), so ``tests/test_step_logging.py`` checks that the values are
+        dropped, and that others are kept."""
         results = self.trainer._results
         if results is not None:
             for name in self._step_log_names:

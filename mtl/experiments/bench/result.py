@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +59,23 @@ def show(result: BenchResult, console: Console, json_path: Path | None = None) -
 
 def provenance() -> dict[str, Any]:
     """When, and with which code, a record was measured, so that a figure quoted in the docs
-    can be traced to it: UTC time, the git commit of the ``mtl`` source (None outside a git
-    checkout; ``dirty`` when it has uncommitted changes), and the versions of mtl and torch."""
+    can be traced to it: UTC time, the git commit of the ``mtl`` source and whether its tracked
+    files had uncommitted changes (both None where ``mtl`` is not run from a git checkout of
+    itself, e.g. installed in a virtual environment that lies inside another repository), and
+    the versions of mtl and torch."""
     import torch
 
     from mtl import __version__
 
-    source = Path(__file__).resolve().parent
-    commit, dirty = _git(source, "rev-parse", "HEAD"), _git(source, "status", "--porcelain")
+    here = Path(__file__).resolve()
+    package = here.parents[2]  # mtl/
+    ours = _git(here.parent, "ls-files", "--error-unmatch", here.name) is not None
+    commit = _git(package, "rev-parse", "HEAD") if ours else None
+    changes = _git(package, "status", "--porcelain", "--untracked-files=no", "--", ".")
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
-        "dirty": bool(dirty) if commit is not None else None,
+        "dirty": bool(changes) if commit is not None and changes is not None else None,
         "mtl": __version__,
         "torch": torch.__version__,
     }
@@ -77,8 +83,10 @@ def provenance() -> dict[str, Any]:
 
 def _git(folder: Path, *args: str) -> str | None:
     """A git command's output in ``folder``, or None where git or a checkout is missing."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
+    command = ["git", "--no-optional-locks", *args]
     try:
-        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True,
+        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
                               timeout=10, check=True)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
