@@ -130,7 +130,6 @@ class MultiTaskModule(L.LightningModule, HubModel):
         # What a logging step logs: total loss, then each task's loss, then each task's weight.
         self._step_log_names = ["train/loss", *(f"train/{t}/loss" for t in self.task_names)]
         self._step_log_names += [f"train/{t}/weight" for t in self.weighting.tasks]
-        self._step_values_logged = False  # Lightning holds the last logging step's values
         # Each task's loss, chosen once: (task, its targets column, its loss family's function).
         family = {"classification": self._classification_loss, "regression": self._regression_loss}
         self._task_losses = [
@@ -278,7 +277,7 @@ class MultiTaskModule(L.LightningModule, HubModel):
         mid-epoch averages that epoch's steps after the resume)."""
         every = self.trainer.log_every_n_steps
         if not every or (self.global_step + 1) % every:
-            if self._step_values_logged:
+            if every and self.global_step % every == 0:  # the step after a logging step
                 self._forget_step_values()
             return
         values = torch.cat([step_losses, self.weighting.last_weights.float()]).cpu()  # 1 + 2T
@@ -286,7 +285,6 @@ class MultiTaskModule(L.LightningModule, HubModel):
         self.log(total, values[0], prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
         self.log_dict(dict(zip(others, values[1:], strict=True)), on_step=True, on_epoch=False,
                       batch_size=n)  # fmt: skip
-        self._step_values_logged = True
 
     def _forget_step_values(self) -> None:
         """Drop this module's step values (:attr:`_step_log_names`) from Lightning's store of
@@ -303,7 +301,6 @@ class MultiTaskModule(L.LightningModule, HubModel):
                 value = results.get(f"training_step.{name}")
                 if value is not None:
                     value.reset()
-        self._step_values_logged = False
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         self.precise_bn.remember(batch["image"])
