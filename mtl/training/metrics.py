@@ -147,9 +147,9 @@ class StageMetrics(Metric):
         predicted = torch.stack(
             [outputs[t].argmax(dim=1) for t in self.classified_names], dim=1
         )  # B x Tc
+        labelled = mask  # B x T; with a regression, the classified columns only: B x Tc
         if not self.all_classified:
-            mask, targets = (x.index_select(1, self.classified_index) for x in (mask, targets))
-        labelled = mask  # B x Tc: the classified columns only
+            labelled, targets = (x.index_select(1, self.classified_index) for x in (mask, targets))
         truth = torch.where(labelled, targets, 0).long()  # B x Tc
         c = self.classes
         index = self.task_offset + truth * c + predicted  # B x Tc, cells of one group's state
