@@ -72,9 +72,14 @@ def confusion_png(matrix: torch.Tensor, class_names: list[str], title: str, path
 
 def hardware(trainer: L.Trainer) -> str:
     """The machine a run trained on, in words: the GPU's name, or the CPU's model."""
-    root = trainer.strategy.root_device
-    if root.type == "cuda":
-        return torch.cuda.get_device_name(root)
+    return device_name(trainer.strategy.root_device)
+
+
+def device_name(device: torch.device) -> str:
+    """A device in words: a GPU's name, or this machine's CPU model (``/proc/cpuinfo``'s, else
+    the platform's); what run files and benchmark records say a figure was measured on."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -54,6 +54,7 @@ from mtl.losses import WEIGHTINGS
 from mtl.models import BKNet, HeadConfig
 from mtl.tasks import Task
 from mtl.training.module import MultiTaskModule
+from mtl.training.summary import device_name
 
 TASKS = ("smile", "emotion", "gender", "age")
 OVERHEAD_ALLOWED_MS = 0.5
@@ -294,6 +295,7 @@ def bench_overhead(
     record = {
         "batch_size": batch_size,
         "steps": steps,
+        "device": f"{device_name(torch.device('cpu'))} (CPU), {threads} thread(s)",
         "threads": threads,
         "compile": compile,
         "allowed_ms": OVERHEAD_ALLOWED_MS,

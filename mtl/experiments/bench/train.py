@@ -37,6 +37,7 @@ from mtl.experiments.bench.common import autocast, synchronize, timed
 from mtl.experiments.bench.result import BenchResult, Column, Table, verdict
 from mtl.tasks import REGRESSION, Task
 from mtl.training.module import MultiTaskModule
+from mtl.training.summary import device_name
 
 DATASETS = ("genki4k", "fer2013", "utkface")
 
@@ -299,7 +300,8 @@ def bench_train(
             }
         )
     sources = ", ".join(dm.source_names)
-    where = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
+    where = device_name(torch.device("cuda" if gpu else "cpu"))
+    where += "" if gpu else f" (CPU), {torch.get_num_threads()} threads"
     title = (
         f"mtl bench train: Multi-task BKNet, batch {batch_size}, {steps} timed "
         f"steps per side (median of {rounds}), {where}; framework data: {sources}"
