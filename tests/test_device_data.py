@@ -1,14 +1,23 @@
 """``data.device_data``: the training faces on the device, batches gathered and augmented there
-with the CPU path's augmentation."""
+with the CPU path's augmentation; by default wherever the faces fit."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import torch
 
-from mtl.cli import main
+from mtl.cli import main, run_cli
 from mtl.data import SyntheticDataModule, SyntheticSource
-from mtl.data.device import DeviceAugment, DeviceFaces, FaceArrays
+from mtl.data.device import (
+    MEMORY_SHARE,
+    DeviceAugment,
+    DeviceFaces,
+    FaceArrays,
+    choose_data_path,
+)
 from mtl.data.transforms import Augmentation
 from tests.conftest import tiny_fit_args
 
@@ -89,3 +98,98 @@ def test_a_device_data_datamodule_serves_the_batch_contract():
 def test_fit_with_device_data_and_channels_last(in_tmp):
     cli_args = tiny_fit_args() + ["--data.device_data=true", "--model.channels_last=true"]
     main(cli_args)
+
+
+class Faces:
+    """A training set as :func:`choose_data_path` sees it: ``arrays()``, or the reason it has
+    none."""
+
+    def __init__(self, n: int, shape: tuple[int, ...] = (48, 48), refuse: str = "") -> None:
+        self.images, self.refuse = np.zeros((n, *shape), np.uint8), refuse
+
+    def arrays(self) -> FaceArrays:
+        if self.refuse:
+            raise ValueError(self.refuse)
+        return FaceArrays(self.images, torch.zeros(len(self.images), 1), Augmentation())
+
+
+def test_the_default_path_is_in_memory_where_the_faces_fit(monkeypatch):
+    cpu = torch.device("cpu")
+    faces = [Faces(100), Faces(60)]  # 160 x 48 x 48 bytes
+    need = 160 * 48 * 48
+    monkeypatch.setattr("mtl.data.device.total_memory", lambda device: int(need / MEMORY_SHARE))
+    path = choose_data_path(faces, cpu)
+    assert path.in_memory and "on the cpu" in path.reason
+    # every process on the machine holds its own copy: two DDP ranks need twice the memory
+    two = choose_data_path(faces, cpu, processes=2)
+    assert not two.in_memory and "x 2 processes exceed 25%" in two.reason
+    monkeypatch.setattr("mtl.data.device.total_memory", lambda device: None)
+    assert "unknown" in choose_data_path(faces, cpu).reason
+
+
+def test_faces_the_memory_path_cannot_serve_go_through_the_dataloader():
+    cpu = torch.device("cpu")
+    refused = choose_data_path([Faces(4), Faces(4, refuse="cannot reproduce Blur")], cpu)
+    assert not refused.in_memory and refused.reason == "cannot reproduce Blur"
+    mixed = choose_data_path([Faces(4), Faces(4, (48, 48, 3))], cpu)
+    assert not mixed.in_memory and "faces of one shape" in mixed.reason
+
+
+def test_without_augmentation_both_paths_make_the_same_batches():
+    """The default moved training from the DataLoader to the memory path: with no augmentation
+    (the synthetic data's default) every batch is the same, so what a test measured holds."""
+    small = [SyntheticSource("a", ["smile"], 20, 4, 4), SyntheticSource("b", ["age"], 12, 4, 4)]
+    batches = {}
+    for device_data in (False, True):
+        dm = SyntheticDataModule(small, batch_size=8, device_data=device_data)
+        dm.setup("fit")
+        batches[device_data] = [dm.on_after_batch_transfer(b, 0) for b in dm.train_dataloader()]
+    assert len(batches[False]) == len(batches[True]) == 5  # 2 sources x 20 (balanced) / 8
+    for loader, memory in zip(batches[False], batches[True], strict=True):
+        for key in ("image", "targets", "mask", "source"):
+            torch.testing.assert_close(loader[key], memory[key], rtol=0, atol=0, equal_nan=True)
+
+
+def ran(folder) -> dict:
+    return json.loads((folder / "runs" / "mtl" / "version_0" / "run.json").read_text())["ran"]
+
+
+def test_a_run_says_its_data_path_and_a_resume_keeps_it(in_tmp, monkeypatch):
+    args = [*tiny_fit_args(train=32, val=8, test=8), "--data.batch_size=16"]
+    first = run_cli(args)
+    assert first.datamodule.data_path.in_memory
+    assert ran(in_tmp)["training_data"].startswith("faces in memory")
+    ckpt = in_tmp / "runs" / "mtl" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["SyntheticDataModule"] == {"in_memory": True}
+    # resumed where the faces would no longer fit: the checkpoint's path, not a new choice
+    monkeypatch.setattr("mtl.data.device.total_memory", lambda device: 1)
+    resumed = run_cli([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])
+    assert resumed.datamodule.data_path.in_memory
+    assert resumed.datamodule.data_path.reason == "as the checkpoint was trained"
+    # a fresh run there chooses the DataLoader; data.device_data always wins
+    fresh = run_cli(args)
+    assert not fresh.datamodule.data_path.in_memory
+    forced = run_cli([*args, "--trainer.max_epochs=3", "--ckpt_path=last",
+                      "--data.device_data=false"])  # fmt: skip
+    assert not forced.datamodule.data_path.in_memory
+
+
+@pytest.mark.parametrize("device_data", [True, False])
+def test_an_explicit_device_data_is_not_second_guessed(device_data, monkeypatch):
+    monkeypatch.setattr("mtl.data.device.total_memory", lambda device: 1 if device_data else 2**40)
+    small = [SyntheticSource("s", train=8, val=4, test=4)]
+    dm = SyntheticDataModule(small, device_data=device_data)
+    dm.setup("fit")
+    assert dm.training_data_path().in_memory is device_data
+
+
+def test_outside_a_trainer_the_dataloader_serves_finished_batches():
+    """A DataModule iterated by hand gets the batch contract, not indices; a benchmark that
+    wants the memory path names the device it would train on."""
+    dm = SyntheticDataModule([SyntheticSource("s", train=16, val=4, test=4)], batch_size=8)
+    dm.setup("fit")
+    assert isinstance(next(iter(dm.train_dataloader())), dict)
+    assert dm.data_path is None  # nothing decided for a later Trainer
+    assert dm.training_data_path(torch.device("cpu")).in_memory
+    indices = next(iter(dm.train_dataloader()))
+    assert dm.on_after_batch_transfer(indices, 0)["image"].shape == (8, 1, 48, 48)

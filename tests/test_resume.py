@@ -20,7 +20,8 @@ initial losses, PCGrad's step) that a resume must restore exactly."""
 
 
 def fit(folder: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> None:
-    """One CLI fit in ``folder``: dropout, augmentation in two workers, every random stream."""
+    """One CLI fit in ``folder``: dropout, augmentation, every random stream; two DataLoader
+    workers (evaluation only, unless ``--data.device_data=false``)."""
     folder.mkdir(exist_ok=True)
     monkeypatch.chdir(folder)
     args = [
@@ -54,7 +55,16 @@ def history(folder: Path) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
 def test_kill_and_resume_equals_an_uninterrupted_run(weighting, tmp_path, monkeypatch):
-    extra = WEIGHTINGS[weighting]
+    """On the default data path: the faces in memory, batches augmented there."""
+    kill_and_resume(tmp_path, monkeypatch, *WEIGHTINGS[weighting])
+
+
+def test_kill_and_resume_on_the_dataloader_path(tmp_path, monkeypatch):
+    """Augmentation in two DataLoader workers (albumentations' streams per worker)."""
+    kill_and_resume(tmp_path, monkeypatch, "--data.device_data=false")
+
+
+def kill_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> None:
     fit(tmp_path / "straight", monkeypatch, *extra, "--trainer.max_epochs=3")
     fit(tmp_path / "resumed", monkeypatch, *extra, "--trainer.max_epochs=1")  # killed here
     fit(tmp_path / "resumed", monkeypatch, *extra, "--trainer.max_epochs=3", "--ckpt_path=last")

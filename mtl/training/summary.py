@@ -91,8 +91,10 @@ def device_name(device: torch.device) -> str:
 
 def how_it_ran(trainer: L.Trainer) -> dict:
     """The facts that make a run's speed and numerics, as ``run.json`` records them."""
+    data_path = getattr(trainer.datamodule, "data_path", None)
     return {
         "precision": str(trainer.precision),
+        "training_data": None if data_path is None else data_path.describe(),
         "device": trainer.strategy.root_device.type,
         "hardware": hardware(trainer),
         "devices": trainer.num_devices * trainer.num_nodes,

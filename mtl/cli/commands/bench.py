@@ -43,6 +43,12 @@ def build_parser() -> ArgumentParser:
     )
     data.add_argument("--batch_size", type=int, default=128)
     data.add_argument("--workers", type=int, default=2, help="DataLoader workers for loading")
+    data.add_argument(
+        "--device_data",
+        type=bool | None,
+        default=None,
+        help="faces in memory, batches augmented there (default: as mtl fit chooses)",
+    )
     data.add_argument("--max_batches", type=int, default=200, help="loader batches to time")
     data.add_argument("--train_steps", type=int, default=20)
     data.add_argument("--json", type=Path | None, default=None, help="also write results here")
@@ -78,7 +84,8 @@ def train_parser() -> ArgumentParser:
         "--device_data",
         type=bool | None,
         default=None,
-        help="framework faces on the device, augmented there (default: on a GPU only)",
+        help="framework faces in the device's memory, augmented there (default: as mtl fit "
+        "chooses, wherever they fit)",
     )
     parser.add_argument(
         "--variants",
@@ -190,7 +197,7 @@ def main(argv: list[str]) -> int:
         datasets = data_benchmark.find_datasets(args.data_root, args.roots)
         result = data_benchmark.bench_data(
             datasets, args.out, args.batch_size, args.workers, args.max_batches,
-            args.train_steps,
+            args.train_steps, args.device_data,
         )  # fmt: skip
     show(result, console, args.json)
     return 0

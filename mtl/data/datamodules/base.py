@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from mtl.data.datasets import WithSource
-from mtl.data.device import DeviceFaces
+from mtl.data.device import DataPath, DeviceFaces, choose_data_path
 from mtl.data.faces import FaceSettings
 from mtl.data.sampler import Balance, BalancedSourceSampler, InterleavedSampler, source_counts
 from mtl.errors import ConfigError
@@ -68,7 +69,7 @@ class FaceDataModule(L.LightningDataModule):
         seed: int = 0,
         balance: Balance = "equal",
         weights: list[float] | None = None,
-        device_data: bool = False,
+        device_data: bool | None = None,
     ) -> None:
         """
         Args:
@@ -83,9 +84,12 @@ class FaceDataModule(L.LightningDataModule):
                 so each fills the same share (Sang & Cuong); ``proportional`` uses every sample
                 once; ``weights`` gives source i the share ``weights[i] / sum(weights)``.
             weights: per-source shares for ``balance: weights``, in :attr:`source_names` order.
-            device_data: hold every training face on the accelerator and gather and augment
-                batches there (:mod:`mtl.data.device`): on a GPU, training is then not bound
-                by CPU workers. ``num_workers`` then only serves evaluation.
+            device_data: hold every training face on the training device (the GPU, or the
+                CPU's memory) and gather and augment each batch there as tensor operations
+                (:mod:`mtl.data.device`), so training is not bound by per-sample augmentation in
+                DataLoader workers; ``num_workers`` then only serves evaluation. None (default):
+                wherever the faces fit (:func:`~mtl.data.device.choose_data_path`); ``false``:
+                the DataLoader's per-sample augmentation (albumentations).
         """
         super().__init__()
         if batch_size < 1:
@@ -93,6 +97,7 @@ class FaceDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.balance, self.weights = balance, weights
         self.device_data = device_data
+        self.data_path: DataPath | None = None  # resolved when training starts
         self.device_faces: DeviceFaces | None = None
         self.age_edges: list[int] = list(age_edges)
         self.requested_tasks = None if tasks is None else list(tasks)
@@ -221,9 +226,43 @@ class FaceDataModule(L.LightningDataModule):
         trainer = self.trainer
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
+    def training_data_path(self, device: torch.device | None = None) -> DataPath:
+        """How training batches are made: ``device_data`` when set, else chosen once for the
+        faces and the training device (rank 0's choice on every DDP rank), else the resumed
+        checkpoint's; said once on the console. Outside a Trainer the faces stay in the
+        DataLoader unless a ``device`` is given (nothing would turn indices into batches)."""
+        if self.data_path is not None:
+            return self.data_path
+        trainer = self.trainer
+        if self.device_data is not None:
+            path = DataPath(self.device_data, f"data.device_data={str(self.device_data).lower()}")
+        elif trainer is not None:
+            device = trainer.strategy.root_device
+            processes = trainer.num_devices if device.type == "cpu" else 1
+            chosen = choose_data_path([s.train for s in self.sources], device, processes)
+            path = trainer.strategy.broadcast(chosen)  # every rank calls it, once
+        elif device is not None:
+            path = choose_data_path([s.train for s in self.sources], device)
+        else:
+            return DataPath(False, "no Trainer and no device to hold the faces on")
+        self.data_path = path
+        other = "false" if path.in_memory else "true"
+        rank_zero_info(
+            f"mtl: training data: {path.describe()}; --data.device_data={other} to change it"
+        )
+        return path
+
+    def state_dict(self) -> dict[str, bool]:
+        """The training data path, so a resumed run keeps it wherever it lands."""
+        return {} if self.data_path is None else {"in_memory": self.data_path.in_memory}
+
+    def load_state_dict(self, state_dict: dict[str, bool]) -> None:
+        if self.device_data is None and "in_memory" in state_dict:
+            self.data_path = DataPath(state_dict["in_memory"], "as the checkpoint was trained")
+
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator()
-        if not self.device_data:
+        if not self.training_data_path().in_memory:
             return self._loader(self.split("train"), self.train_sampler(generator), generator)
         if self.device_faces is None:
             arrays = [s.train.arrays() for s in self.sources]  # type: ignore[attr-defined]

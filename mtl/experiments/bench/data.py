@@ -1,8 +1,8 @@
 """``mtl bench data``: can the data pipeline feed training? Measures, per real dataset:
 
 1. prepare throughput (images/s of ``mtl prepare`` into a fresh cache);
-2. loading throughput from the cache (samples/s through the training DataLoader, with
-   augmentation, as training sees it);
+2. loading throughput from the cache (samples/s of augmented training batches, made as
+   ``mtl fit`` makes them: the faces in memory where they fit, else the DataLoader's workers);
 
 and the training throughput of the multi-task BKNet (samples/s of forward + backward + SGD step,
 all four tasks, in the precision ``mtl fit`` chooses here).
@@ -48,10 +48,13 @@ def training_throughput(batch_size: int, steps: int, warmup: int = 3) -> float:
 
 
 def loading_throughput(dm: CachedDataModule, max_batches: int) -> tuple[float, int]:
-    """Steady-state samples/s of the dataset's augmented training loader (first batch excluded)."""
+    """Steady-state samples/s of the dataset's augmented training batches (first batch excluded),
+    on the data path training would take."""
     dm.setup("fit")
+    dm.training_data_path(torch.device("cpu"))  # as mtl fit on this CPU would choose
     samples, start = 0, None
     for i, batch in enumerate(dm.train_dataloader()):
+        batch = dm.on_after_batch_transfer(batch, 0)  # in memory: indices -> augmented faces
         if i == 0:
             start = time.perf_counter()  # workers are up and the first batch is out
             continue
@@ -84,6 +87,7 @@ def bench_data(
     workers: int = 2,
     max_batches: int = 200,
     train_steps: int = 20,
+    device_data: bool | None = None,
 ) -> BenchResult:
     """Prepare (into ``out``, or a temporary folder) and load each dataset, then time
     training."""
@@ -97,12 +101,14 @@ def bench_data(
                 batch_size=batch_size,
                 num_workers=workers,
                 augmentation=Augmentation(),
+                device_data=device_data,
             )
             started = time.time()
             dm.prepare_data()  # builds the cache, or reuses a complete one
             cache = dm.cache
             fresh = (cache.path / "manifest.json").stat().st_mtime >= started
             load, n = loading_throughput(dm, max_batches)
+            in_memory = dm.training_data_path().in_memory
             counts = cache.manifest["counts"]
             rows.append(
                 {
@@ -113,6 +119,7 @@ def bench_data(
                     "scanned": counts["scanned"],
                     "load_samples_per_s": round(load, 1),
                     "load_samples_timed": n,
+                    "data_path": "in memory" if in_memory else f"{workers} workers",
                     "prepared_now": fresh,
                 }
             )
@@ -130,6 +137,7 @@ def bench_data(
             "prepare img/s",
             lambda r: f"{r['prepare_images_per_s']}" + ("" if r["prepared_now"] else "*"),
         ),
+        Column("data path", lambda r: r["data_path"], left=True),
         Column("load samples/s", lambda r: f"{r['load_samples_per_s']:.0f}"),
         Column("load / train", lambda r: f"{r['ratio']:.1f}x"),
         Column(f">= {REQUIRED_RATIO:g}x", lambda r: verdict(r["ratio"] >= REQUIRED_RATIO)),

@@ -7,7 +7,9 @@ same speed-ups, one after the other in one process:
 * **framework**: ``Trainer.fit`` exactly as ``mtl fit`` runs it, minus checkpoint files and the
   progress bar: real cached faces (GENKI-4K, FER-2013, UTKFace), augmentation, the balancing
   sampler, masked per-task losses, the weighting, metrics, the project's callbacks and the CSV
-  logger; with ``device_data`` the faces live on the GPU and are augmented there;
+  logger; the training data path ``mtl fit`` would choose (faces in memory and augmented in
+  batches where they fit, :func:`~mtl.data.device.choose_data_path`) unless ``device_data`` sets
+  it;
 * **bare**: a hand-written loop over batches of the same real faces already in memory (on the
   device), no augmentation, hand-written masked cross-entropy and ``torch.optim.SGD``.
 
@@ -266,14 +268,13 @@ def bench_train(
 
     gpu = accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if gpu else "cpu")
-    device_data = gpu if device_data is None else device_data
     chosen = precision.choose("gpu" if gpu else "cpu")
     rows = []
     for speedups in variants:
         dm = MultiSourceDataModule(
             real_datamodules(data_root, caches, cache_dir),
             batch_size=batch_size,
-            num_workers=0 if device_data else workers,
+            num_workers=workers,
             seed=seed,
             device_data=device_data,
         )
@@ -300,12 +301,13 @@ def bench_train(
             }
         )
     sources = ", ".join(dm.source_names)
+    path = dm.training_data_path()
+    data = "in memory" if path.in_memory else f"{workers} workers"
     where = device_name(torch.device("cuda" if gpu else "cpu"))
     where += "" if gpu else f" (CPU), {torch.get_num_threads()} threads"
     title = (
         f"mtl bench train: Multi-task BKNet, batch {batch_size}, {steps} timed "
-        f"steps per side (median of {rounds}), {where}; framework data: {sources}"
-        + (" (on the device)" if device_data else f" ({workers} workers)")
+        f"steps per side (median of {rounds}), {where}; framework data: {sources} ({data})"
     )
     columns = [
         Column("speed-ups", lambda r: r["variant"], left=True),
@@ -319,8 +321,9 @@ def bench_train(
         "device": where,
         "batch_size": batch_size,
         "steps": steps,
-        "device_data": device_data,
-        "workers": 0 if device_data else workers,
+        "device_data": path.in_memory,
+        "training_data": path.describe(),
+        "workers": 0 if path.in_memory else workers,
         "default_precision": {"precision": chosen.precision, "reason": chosen.reason},
         "sources": dm.source_names,
         "results": rows,
