@@ -150,6 +150,25 @@ def test_without_augmentation_both_paths_make_the_same_batches():
             torch.testing.assert_close(loader[key], memory[key], rtol=0, atol=0, equal_nan=True)
 
 
+def test_without_augmentation_both_paths_train_the_same_run(tmp_path, monkeypatch):
+    """Beyond the batches, neither path draws from the global generator (dropout's): the same
+    weights bit for bit and the same logged history."""
+    runs = {}
+    for device_data in ("false", "true"):
+        folder = tmp_path / device_data
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        args = [*tiny_fit_args(train=32, val=8, test=8), "--data.batch_size=16",
+                "--trainer.max_epochs=2", f"--data.device_data={device_data}"]  # fmt: skip
+        run_cli(args)
+        version = folder / "runs" / "mtl" / "version_0"
+        state = torch.load(version / "checkpoints" / "last.ckpt", weights_only=True)
+        runs[device_data] = (state["state_dict"], (version / "metrics.csv").read_text())
+    (loader, loader_csv), (memory, memory_csv) = runs["false"], runs["true"]
+    torch.testing.assert_close(loader, memory, rtol=0, atol=0)
+    assert loader_csv == memory_csv
+
+
 def ran(folder) -> dict:
     return json.loads((folder / "runs" / "mtl" / "version_0" / "run.json").read_text())["ran"]
 

@@ -267,12 +267,15 @@ class FaceDataModule(L.LightningDataModule):
         if self.device_faces is None:
             arrays = [s.train.arrays() for s in self.sources]  # type: ignore[attr-defined]
             self.device_faces = DeviceFaces(arrays, self.seed)
-        # Only indices travel; on_after_batch_transfer builds the batch on the device.
+        # Only indices travel; on_after_batch_transfer builds the batch on the device. The
+        # loader's own generator, as on the DataLoader path: an iterator draws its base seed
+        # from it, else from the global generator, which would shift every dropout mask.
         indices = range(len(self.device_faces))
         return DataLoader(
             indices,
             batch_size=self.batch_size,
-            sampler=self.train_sampler(),
+            sampler=self.train_sampler(generator),
+            generator=generator,
             pin_memory=self._pin_memory(),
         )
 
