@@ -114,10 +114,11 @@ IGNORED_KEYS = {
     "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
     "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
-    "ensemble", "config", "profiler",
+    "ensemble", "config", "profiler", "device_data",
 }  # fmt: skip
-"""Config keys that tell repetitions or machines apart, or how a run was watched, not
-experiments."""
+"""Config keys that tell repetitions or machines apart, or how a run was watched or fed, not
+experiments (``device_data``: where the same augmentation is computed; runs before it became
+``null`` by default saved ``false``)."""
 
 
 def config_items(config: object, prefix: str = "") -> dict[str, str]:
