@@ -1,15 +1,18 @@
 """Run by tests/test_sampler.py: two-process Lightning DDP on CPU (gloo), recording each rank's
-training indices per epoch. Lightning's DDP launcher re-runs this file once per rank."""
+training indices per epoch and its training data path. Lightning's DDP launcher re-runs this file
+once per rank."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import lightning as L
 
 from mtl.data import MultiSourceDataModule, SyntheticDataModule, SyntheticSource
+from mtl.data import device as data_device
 from mtl.models import BKNet, HeadConfig
 from mtl.training.module import MultiTaskModule
 
@@ -27,10 +30,14 @@ class RecordIndices(L.Callback):
         }  # fmt: skip
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.epochs))
+        record = self.epochs | {"in_memory": trainer.datamodule.data_path.in_memory}
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 
 def main(out: Path) -> None:
+    if os.environ.get("LOCAL_RANK", "0") != "0":  # alone, rank 1 would choose the DataLoader
+        data_device.total_memory = lambda device: 1
+
     def source(name: str, task: str, n: int) -> SyntheticDataModule:
         return SyntheticDataModule([SyntheticSource(name, [task], train=n, val=4, test=4)])
 

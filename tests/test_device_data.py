@@ -17,6 +17,8 @@ from mtl.data.device import (
     DeviceFaces,
     FaceArrays,
     choose_data_path,
+    container_limit,
+    total_memory,
 )
 from mtl.data.transforms import Augmentation
 from tests.conftest import tiny_fit_args
@@ -129,6 +131,11 @@ def test_the_default_path_is_in_memory_where_the_faces_fit(monkeypatch):
 
 def test_faces_the_memory_path_cannot_serve_go_through_the_dataloader():
     cpu = torch.device("cpu")
+    custom = choose_data_path([Faces(4), torch.utils.data.TensorDataset(torch.zeros(4))], cpu)
+    assert (
+        not custom.in_memory
+        and custom.reason == "TensorDataset has no faces as arrays (no arrays())"
+    )
     refused = choose_data_path([Faces(4), Faces(4, refuse="cannot reproduce Blur")], cpu)
     assert not refused.in_memory and refused.reason == "cannot reproduce Blur"
     mixed = choose_data_path([Faces(4), Faces(4, (48, 48, 3))], cpu)
@@ -179,12 +186,13 @@ def test_a_run_says_its_data_path_and_a_resume_keeps_it(in_tmp, monkeypatch):
     assert first.datamodule.data_path.in_memory
     assert ran(in_tmp)["training_data"].startswith("faces in memory")
     ckpt = in_tmp / "runs" / "mtl" / "version_0" / "checkpoints" / "last.ckpt"
-    assert torch.load(ckpt, weights_only=True)["SyntheticDataModule"] == {"in_memory": True}
+    state = torch.load(ckpt, weights_only=True)["SyntheticDataModule"]
+    assert state["in_memory"] is True and state["reason"].endswith("of faces on the cpu")
     # resumed where the faces would no longer fit: the checkpoint's path, not a new choice
     monkeypatch.setattr("mtl.data.device.total_memory", lambda device: 1)
     resumed = run_cli([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])
     assert resumed.datamodule.data_path.in_memory
-    assert resumed.datamodule.data_path.reason == "as the checkpoint was trained"
+    assert resumed.datamodule.data_path.reason.startswith("as the checkpoint trained: ")
     # a fresh run there chooses the DataLoader; data.device_data always wins
     fresh = run_cli(args)
     assert not fresh.datamodule.data_path.in_memory
@@ -212,3 +220,26 @@ def test_outside_a_trainer_the_dataloader_serves_finished_batches():
     assert dm.training_data_path(torch.device("cpu")).in_memory
     indices = next(iter(dm.train_dataloader()))
     assert dm.on_after_batch_transfer(indices, 0)["image"].shape == (8, 1, 48, 48)
+
+
+def test_a_checkpoint_older_than_the_choice_resumes_on_the_dataloader(in_tmp):
+    """Runs saved before the in-memory default trained on the DataLoader: resumed, they stay."""
+    args = [*tiny_fit_args(train=32, val=8, test=8), "--data.batch_size=16"]
+    run_cli([*args, "--data.device_data=false"])
+    ckpt = in_tmp / "runs" / "mtl" / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    del state["SyntheticDataModule"]  # as a checkpoint of the earlier version has it
+    torch.save(state, ckpt)
+    resumed = run_cli([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])
+    assert not resumed.datamodule.data_path.in_memory
+    assert "older than this choice" in resumed.datamodule.data_path.reason
+
+
+def test_a_container_limit_below_the_machine_memory_is_the_budget(tmp_path, monkeypatch):
+    v2, v1, none = tmp_path / "memory.max", tmp_path / "limit_in_bytes", tmp_path / "unset"
+    v2.write_text("max\n")  # cgroup v2 without a limit
+    v1.write_text(f"{2**30}\n")
+    assert container_limit(v2) is None and container_limit(none) is None
+    assert container_limit(v1) == 2**30
+    monkeypatch.setattr("mtl.data.device.CGROUP_LIMITS", (v2, v1, none))
+    assert total_memory(torch.device("cpu")) == 2**30  # this machine has more than 1 GiB

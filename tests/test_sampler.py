@@ -103,7 +103,8 @@ def test_two_process_gloo_run_matches_the_single_process_epoch():
 
 def test_lightning_ddp_keeps_the_sampler_and_shards_every_epoch(tmp_path):
     """A real 2-process Lightning DDP run (gloo): Lightning neither wraps nor replaces the
-    sampler, calls set_epoch, and the ranks' shards together are the single-process epoch."""
+    sampler, calls set_epoch, and the ranks' shards together are the single-process epoch;
+    every rank trains on rank 0's data path."""
     import json
     import subprocess
     import sys
@@ -125,6 +126,8 @@ def test_lightning_ddp_keeps_the_sampler_and_shards_every_epoch(tmp_path):
         assert Counter(union) == Counter(single.epoch_indices())  # 180 samples, nothing lost
         epochs.append(union)
     assert epochs[0] != epochs[1]  # reshuffled between epochs
+    # rank 1 saw too little memory for the faces, and still took rank 0's in-memory path
+    assert [r["in_memory"] for r in ranks] == [True, True]
 
 
 def test_single_source_training_order_depends_only_on_seed_and_epoch():

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mtl.data.device import FaceArrays
+from mtl.data.device import FaceArrays, face_arrays
 from mtl.tasks import Task
 
 ATTRIBUTES: tuple[str, ...] = ("gender", "age", "race")
@@ -135,7 +135,7 @@ class TaskView(Dataset):
 
     def arrays(self) -> FaceArrays:
         """The wrapped dataset's arrays with the run's task columns."""
-        inner = self.dataset.arrays()  # type: ignore[attr-defined]
+        inner = face_arrays(self.dataset)
         targets = torch.full((len(inner.targets), self.num_tasks), float("nan"))  # N x T
         targets[:, self.columns] = inner.targets
         return FaceArrays(inner.images, targets, inner.augmentation)

@@ -26,6 +26,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,17 +63,45 @@ class DataPath:
         return f"{how} ({self.reason})"
 
 
+CGROUP_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),  # cgroup v2: a number, or "max"
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # cgroup v1: a huge number if none
+)
+"""Where a container (Docker, Kubernetes, SLURM) caps this process's memory below the host's."""
+
+
 def total_memory(device: torch.device) -> int | None:
-    """Bytes of memory ``device`` has in all (a GPU's, or this machine's RAM); None if unknown.
-    Total, not free: the choice must not change with what another process holds right now."""
+    """Bytes of memory ``device`` has in all (a GPU's; this machine's RAM, or the container's
+    limit where lower); None if unknown. Total, not free: the choice must not change with what
+    another process holds right now."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
     if device.type != "cpu":
         return None
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
         return None
+    limits = [ram] + [n for n in map(container_limit, CGROUP_LIMITS) if n is not None]
+    return min(limits)
+
+
+def container_limit(path: Path) -> int | None:
+    """The memory limit a cgroup file states, in bytes; None where there is none or no file."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def face_arrays(dataset: object) -> FaceArrays:
+    """``dataset.arrays()``; ValueError where the dataset (a custom one, a ``Subset``) has no
+    faces as arrays to hold in memory."""
+    arrays = getattr(dataset, "arrays", None)
+    if not callable(arrays):
+        raise ValueError(f"{type(dataset).__name__} has no faces as arrays (no arrays())")
+    return arrays()
 
 
 def one_shape(parts: Sequence[FaceArrays]) -> None:
@@ -89,7 +118,7 @@ def choose_data_path(
     training set, each with ``arrays()``) on ``device``, with ``processes`` sharing its memory:
     in memory when the augmentation can be done there and the faces fit :data:`MEMORY_SHARE`."""
     try:
-        parts = [d.arrays() for d in datasets]  # type: ignore[attr-defined]
+        parts = [face_arrays(d) for d in datasets]
         one_shape(parts)
     except ValueError as err:
         return DataPath(False, str(err))

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from mtl.data.datasets import WithSource
-from mtl.data.device import DataPath, DeviceFaces, choose_data_path
+from mtl.data.device import DataPath, DeviceFaces, choose_data_path, face_arrays
 from mtl.data.faces import FaceSettings
 from mtl.data.sampler import Balance, BalancedSourceSampler, InterleavedSampler, source_counts
 from mtl.errors import ConfigError
@@ -227,15 +227,18 @@ class FaceDataModule(L.LightningDataModule):
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def training_data_path(self, device: torch.device | None = None) -> DataPath:
-        """How training batches are made: ``device_data`` when set, else chosen once for the
-        faces and the training device (rank 0's choice on every DDP rank), else the resumed
-        checkpoint's; said once on the console. Outside a Trainer the faces stay in the
-        DataLoader unless a ``device`` is given (nothing would turn indices into batches)."""
-        if self.data_path is not None:
+        """How training batches are made, decided once and said on the console: as
+        ``device_data`` sets it; else as the resumed checkpoint trained (the DataLoader for a
+        checkpoint older than the choice); else chosen for the faces and the training device,
+        rank 0's choice on every DDP rank. Outside a Trainer the faces stay in the DataLoader
+        unless a ``device`` is given (nothing there would turn indices into batches)."""
+        if self.data_path is not None:  # set, or restored by load_state_dict
             return self.data_path
         trainer = self.trainer
         if self.device_data is not None:
             path = DataPath(self.device_data, f"data.device_data={str(self.device_data).lower()}")
+        elif trainer is not None and trainer.ckpt_path is not None:
+            path = DataPath(False, "resumed from a checkpoint older than this choice")
         elif trainer is not None:
             device = trainer.strategy.root_device
             processes = trainer.num_devices if device.type == "cpu" else 1
@@ -252,20 +255,24 @@ class FaceDataModule(L.LightningDataModule):
         )
         return path
 
-    def state_dict(self) -> dict[str, bool]:
+    def state_dict(self) -> dict[str, bool | str]:
         """The training data path, so a resumed run keeps it wherever it lands."""
-        return {} if self.data_path is None else {"in_memory": self.data_path.in_memory}
+        if self.data_path is None:
+            return {}
+        return {"in_memory": self.data_path.in_memory, "reason": self.data_path.reason}
 
-    def load_state_dict(self, state_dict: dict[str, bool]) -> None:
+    def load_state_dict(self, state_dict: dict[str, bool | str]) -> None:
+        """A resumed run's data path: the checkpoint's, unless ``device_data`` sets one."""
         if self.device_data is None and "in_memory" in state_dict:
-            self.data_path = DataPath(state_dict["in_memory"], "as the checkpoint was trained")
+            reason = f"as the checkpoint trained: {state_dict.get('reason', '')}".rstrip(": ")
+            self.data_path = DataPath(bool(state_dict["in_memory"]), reason)
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator()
         if not self.training_data_path().in_memory:
             return self._loader(self.split("train"), self.train_sampler(generator), generator)
         if self.device_faces is None:
-            arrays = [s.train.arrays() for s in self.sources]  # type: ignore[attr-defined]
+            arrays = [face_arrays(s.train) for s in self.sources]
             self.device_faces = DeviceFaces(arrays, self.seed)
         # Only indices travel; on_after_batch_transfer builds the batch on the device. The
         # loader's own generator, as on the DataLoader path: an iterator draws its base seed
