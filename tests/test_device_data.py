@@ -16,6 +16,7 @@ from mtl.data.device import (
     DeviceAugment,
     DeviceFaces,
     FaceArrays,
+    cgroup_limit_files,
     choose_data_path,
     container_limit,
     total_memory,
@@ -192,11 +193,14 @@ def test_a_run_says_its_data_path_and_a_resume_keeps_it(in_tmp, monkeypatch):
     monkeypatch.setattr("mtl.data.device.total_memory", lambda device: 1)
     resumed = run_cli([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])
     assert resumed.datamodule.data_path.in_memory
-    assert resumed.datamodule.data_path.reason.startswith("as the checkpoint trained: ")
+    reason = resumed.datamodule.data_path.reason
+    assert reason == "as the checkpoint trained: " + state["reason"]
+    again = run_cli([*args, "--trainer.max_epochs=3", "--ckpt_path=last"])
+    assert again.datamodule.data_path.reason == reason  # not prefixed twice
     # a fresh run there chooses the DataLoader; data.device_data always wins
     fresh = run_cli(args)
     assert not fresh.datamodule.data_path.in_memory
-    forced = run_cli([*args, "--trainer.max_epochs=3", "--ckpt_path=last",
+    forced = run_cli([*args, "--trainer.max_epochs=4", "--ckpt_path=last",
                       "--data.device_data=false"])  # fmt: skip
     assert not forced.datamodule.data_path.in_memory
 
@@ -232,14 +236,27 @@ def test_a_checkpoint_older_than_the_choice_resumes_on_the_dataloader(in_tmp):
     torch.save(state, ckpt)
     resumed = run_cli([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])
     assert not resumed.datamodule.data_path.in_memory
-    assert "older than this choice" in resumed.datamodule.data_path.reason
+    assert "records no data path for SyntheticDataModule" in resumed.datamodule.data_path.reason
 
 
-def test_a_container_limit_below_the_machine_memory_is_the_budget(tmp_path, monkeypatch):
-    v2, v1, none = tmp_path / "memory.max", tmp_path / "limit_in_bytes", tmp_path / "unset"
-    v2.write_text("max\n")  # cgroup v2 without a limit
-    v1.write_text(f"{2**30}\n")
-    assert container_limit(v2) is None and container_limit(none) is None
-    assert container_limit(v1) == 2**30
-    monkeypatch.setattr("mtl.data.device.CGROUP_LIMITS", (v2, v1, none))
-    assert total_memory(torch.device("cpu")) == 2**30  # this machine has more than 1 GiB
+def test_a_cgroup_limit_below_the_machine_memory_is_the_budget(tmp_path, monkeypatch):
+    """The process's own group or any above it (SLURM, systemd: not at the mount's top), in
+    cgroup v2 or v1; "max" and a missing file are no limit."""
+    groups = "4:memory:/job/step\n0::/slice/unit\n1:cpu:/elsewhere\n"
+    files = cgroup_limit_files(groups, tmp_path)
+    assert tmp_path / "memory" / "job" / "step" / "memory.limit_in_bytes" in files
+    assert tmp_path / "memory" / "memory.limit_in_bytes" in files  # the v1 top
+    assert tmp_path / "unified" / "slice" / "memory.max" in files  # hybrid layout
+    assert tmp_path / "slice" / "unit" / "memory.max" in files
+    assert not [f for f in files if "elsewhere" in str(f)]
+    (tmp_path / "slice" / "unit").mkdir(parents=True)
+    (tmp_path / "slice" / "unit" / "memory.max").write_text("max\n")
+    (tmp_path / "memory" / "job").mkdir(parents=True)
+    (tmp_path / "memory" / "job" / "memory.limit_in_bytes").write_text(f"{2**30}\n")
+    assert container_limit(tmp_path / "slice" / "unit" / "memory.max") is None
+    assert container_limit(tmp_path / "absent") is None
+    proc = tmp_path / "cgroup"
+    proc.write_text(groups)
+    monkeypatch.setattr("mtl.data.device.CGROUP_ROOT", tmp_path)
+    monkeypatch.setattr("mtl.data.device.PROC_CGROUP", proc)
+    assert total_memory(torch.device("cpu")) == 2**30  # the job's parent; RAM is larger

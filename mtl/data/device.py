@@ -14,7 +14,7 @@ Random draws come from a generator on the device seeded from (seed, epoch, rank)
 augmentation never depends on the epochs before it, like the CPU path.
 
 The same path serves a CPU run: the faces in the training process's memory, each batch one
-gather and one warp there. On two cores it is 7-14 times faster per batch than the
+gather and one warp there. On two cores it is 6.6-14 times faster per batch than the
 DataLoader's per-sample augmentation (``mtl bench data``: about 3 ms against 30 ms for 128 real
 faces), and no worker takes a core from training. :func:`choose_data_path` makes it the
 default wherever the faces fit (``device_data: null``).
@@ -26,7 +26,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -63,17 +63,16 @@ class DataPath:
         return f"{how} ({self.reason})"
 
 
-CGROUP_LIMITS = (
-    Path("/sys/fs/cgroup/memory.max"),  # cgroup v2: a number, or "max"
-    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # cgroup v1: a huge number if none
-)
-"""Where a container (Docker, Kubernetes, SLURM) caps this process's memory below the host's."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+"""Where a container, a SLURM job or a systemd unit caps this process's memory below the host's:
+the cgroup file system, and the file naming this process's own group in it."""
 
 
 def total_memory(device: torch.device) -> int | None:
-    """Bytes of memory ``device`` has in all (a GPU's; this machine's RAM, or the container's
-    limit where lower); None if unknown. Total, not free: the choice must not change with what
-    another process holds right now."""
+    """Bytes of memory ``device`` has in all (a GPU's; this machine's RAM, or this process's
+    cgroup limit where lower); None if unknown. Total, not free: the choice must not change with
+    what another process holds right now."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
     if device.type != "cpu":
@@ -82,12 +81,39 @@ def total_memory(device: torch.device) -> int | None:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
         return None
-    limits = [ram] + [n for n in map(container_limit, CGROUP_LIMITS) if n is not None]
-    return min(limits)
+    try:
+        groups = PROC_CGROUP.read_text()
+    except OSError:  # not Linux
+        groups = ""
+    limits = map(container_limit, cgroup_limit_files(groups, CGROUP_ROOT))
+    return min([ram, *(n for n in limits if n is not None)])
+
+
+def cgroup_limit_files(groups: str, root: Path) -> list[Path]:
+    """The memory-limit files of the groups this process is in (``groups``: the text of
+    ``/proc/self/cgroup``) and of every group above them, a limit above applying below too:
+    cgroup v2 (``memory.max``, mounted at ``root`` or, hybrid, ``root/unified``) and v1 (the
+    memory controller's ``memory.limit_in_bytes``)."""
+    files = []
+    for line in groups.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers, group = parts[1], PurePosixPath(parts[2])
+        if controllers == "":
+            mounts, name = [root, root / "unified"], "memory.max"
+        elif "memory" in controllers.split(","):
+            mounts, name = [root / "memory"], "memory.limit_in_bytes"
+        else:
+            continue
+        for folder in (group, *group.parents):
+            files += [mount / folder.relative_to("/") / name for mount in mounts]
+    return files
 
 
 def container_limit(path: Path) -> int | None:
-    """The memory limit a cgroup file states, in bytes; None where there is none or no file."""
+    """The memory limit a cgroup file states, in bytes; None where there is none or no file
+    (v2 writes ``max``; v1's "no limit" is a huge number, which the machine's RAM undercuts)."""
     try:
         text = path.read_text().strip()
     except OSError:

@@ -27,6 +27,8 @@ from mtl.errors import ConfigError
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks, make_task
 
 SPLIT_NAMES = ("train", "val", "test")
+RESUMED = "as the checkpoint trained: "
+"""How a resumed run's data path says where it came from, before the original reason."""
 
 
 @dataclass
@@ -238,7 +240,8 @@ class FaceDataModule(L.LightningDataModule):
         if self.device_data is not None:
             path = DataPath(self.device_data, f"data.device_data={str(self.device_data).lower()}")
         elif trainer is not None and trainer.ckpt_path is not None:
-            path = DataPath(False, "resumed from a checkpoint older than this choice")
+            unknown = f"the checkpoint records no data path for {type(self).__qualname__}"
+            path = DataPath(False, f"{unknown} (older than this choice, or another DataModule's)")
         elif trainer is not None:
             device = trainer.strategy.root_device
             processes = trainer.num_devices if device.type == "cpu" else 1
@@ -264,8 +267,8 @@ class FaceDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, bool | str]) -> None:
         """A resumed run's data path: the checkpoint's, unless ``device_data`` sets one."""
         if self.device_data is None and "in_memory" in state_dict:
-            reason = f"as the checkpoint trained: {state_dict.get('reason', '')}".rstrip(": ")
-            self.data_path = DataPath(bool(state_dict["in_memory"]), reason)
+            first = str(state_dict.get("reason", "")).removeprefix(RESUMED)  # one prefix
+            self.data_path = DataPath(bool(state_dict["in_memory"]), RESUMED + first)
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator()
