@@ -242,15 +242,14 @@ class FaceDataModule(L.LightningDataModule):
         elif trainer is not None and trainer.ckpt_path is not None:
             unknown = f"the checkpoint records no data path for {type(self).__qualname__}"
             path = DataPath(False, f"{unknown} (older than this choice, or another DataModule's)")
-        elif trainer is not None:
-            device = trainer.strategy.root_device
-            processes = trainer.num_devices if device.type == "cpu" else 1
-            chosen = choose_data_path([s.train for s in self.sources], device, processes)
-            path = trainer.strategy.broadcast(chosen)  # every rank calls it, once
-        elif device is not None:
-            path = choose_data_path([s.train for s in self.sources], device)
-        else:
+        elif trainer is None and device is None:
             return DataPath(False, "no Trainer and no device to hold the faces on")
+        else:
+            device = trainer.strategy.root_device if trainer is not None else device
+            processes = trainer.num_devices if trainer is not None and device.type == "cpu" else 1
+            path = choose_data_path([s.train for s in self.sources], device, processes)
+            if trainer is not None:
+                path = trainer.strategy.broadcast(path)  # rank 0's; every rank calls it, once
         self.data_path = path
         other = "false" if path.in_memory else "true"
         rank_zero_info(

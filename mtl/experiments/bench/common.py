@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmarks: device clocks, papers' reference figures."""
+"""Timing helpers shared by the benchmarks: device clocks, where a figure was measured, papers'
+reference figures."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ def synchronize(device: torch.device | str) -> None:
     """Wait for queued device work, so a host clock measures it."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def measured_on(device: torch.device, threads: int | None = None) -> str:
+    """Where a benchmark ran, in words: a GPU's name, or the CPU's model and the threads it used
+    (``threads``, default torch's)."""
+    from mtl.training.summary import device_name
+
+    if device.type == "cuda":
+        return device_name(device)
+    return f"{device_name(device)} (CPU), {threads or torch.get_num_threads()} thread(s)"
 
 
 def timed(fn: Callable[[], object], device: torch.device | str, repeats: int) -> float:

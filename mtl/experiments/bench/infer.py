@@ -151,10 +151,9 @@ def bench_infer(
 ) -> BenchResult:
     """Every mode of running the network (and end to end, with ``photos``), beside the papers'
     figures."""
-    from mtl.experiments.bench.common import PAPERS
+    from mtl.experiments.bench.common import PAPERS, measured_on
     from mtl.inference.media import IMAGE_SUFFIXES
     from mtl.inference.model import TorchPredictor, load_checkpoint_net, resolve_device
-    from mtl.training.summary import device_name
 
     where_to = torch.device(resolve_device(device))
     net, preprocessing = load_checkpoint_net(checkpoint) if checkpoint else fresh_net()
@@ -177,8 +176,7 @@ def bench_infer(
             e2e = end_to_end(predictor, files[:max_photos], str(where_to))
         else:
             notes.append(f"[yellow]end to end not measured: no photos in {photos}")
-    where = device_name(where_to)
-    where += "" if where_to.type == "cuda" else f" (CPU), {torch.get_num_threads()} threads"
+    where = measured_on(where_to)
     rows = [vars(r) for r in results]
     if e2e:
         fps = e2e["frames_per_s"]

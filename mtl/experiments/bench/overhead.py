@@ -48,13 +48,13 @@ import lightning as L
 import torch
 from jsonargparse import Namespace
 
+from mtl.experiments.bench.common import measured_on
 from mtl.experiments.bench.result import BenchResult, Column, Table, verdict
 from mtl.experiments.bench.train import bare_loss
 from mtl.losses import WEIGHTINGS
 from mtl.models import BKNet, HeadConfig
 from mtl.tasks import Task
 from mtl.training.module import MultiTaskModule
-from mtl.training.summary import device_name
 
 TASKS = ("smile", "emotion", "gender", "age")
 OVERHEAD_ALLOWED_MS = 0.5
@@ -295,7 +295,7 @@ def bench_overhead(
     record = {
         "batch_size": batch_size,
         "steps": steps,
-        "device": f"{device_name(torch.device('cpu'))} (CPU), {threads} thread(s)",
+        "device": measured_on(torch.device("cpu"), threads),
         "threads": threads,
         "compile": compile,
         "allowed_ms": OVERHEAD_ALLOWED_MS,

@@ -33,13 +33,12 @@ import torch.nn.functional as F
 from jsonargparse import Namespace
 
 from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataModule
-from mtl.data.device import channels_first
+from mtl.data.device import channels_first, face_arrays
 from mtl.errors import UserError
-from mtl.experiments.bench.common import autocast, synchronize, timed
+from mtl.experiments.bench.common import autocast, measured_on, synchronize, timed
 from mtl.experiments.bench.result import BenchResult, Column, Table, verdict
 from mtl.tasks import REGRESSION, Task
 from mtl.training.module import MultiTaskModule
-from mtl.training.summary import device_name
 
 DATASETS = ("genki4k", "fer2013", "utkface")
 
@@ -149,7 +148,7 @@ def memory_batches(
     """``count`` batches of real training faces (no augmentation) already on ``device``:
     (images B x C x H x W, targets B x T, mask B x T)."""
     dm.setup("fit")
-    arrays = [s.train.arrays() for s in dm.sources]  # type: ignore[attr-defined]
+    arrays = [face_arrays(s.train) for s in dm.sources]
     images = np.concatenate([a.images for a in arrays])  # N x H x W (x C)
     targets = torch.cat([a.targets for a in arrays])  # N x T
     order = np.random.default_rng(seed).permutation(len(images))[: count * dm.batch_size]
@@ -303,8 +302,7 @@ def bench_train(
     sources = ", ".join(dm.source_names)
     path = dm.training_data_path()
     data = "in memory" if path.in_memory else f"{workers} workers"
-    where = device_name(torch.device("cuda" if gpu else "cpu"))
-    where += "" if gpu else f" (CPU), {torch.get_num_threads()} threads"
+    where = measured_on(device)
     title = (
         f"mtl bench train: Multi-task BKNet, batch {batch_size}, {steps} timed "
         f"steps per side (median of {rounds}), {where}; framework data: {sources} ({data})"
