@@ -250,12 +250,16 @@ class FaceDataModule(L.LightningDataModule):
             path = choose_data_path([s.train for s in self.sources], device, processes)
             if trainer is not None:
                 path = trainer.strategy.broadcast(path)  # rank 0's; every rank calls it, once
+        self._set_data_path(path)
+        return path
+
+    def _set_data_path(self, path: DataPath) -> None:
+        """Keep the run's data path and say it on the console, once."""
         self.data_path = path
         other = "false" if path.in_memory else "true"
         rank_zero_info(
             f"mtl: training data: {path.describe()}; --data.device_data={other} to change it"
         )
-        return path
 
     def state_dict(self) -> dict[str, bool | str]:
         """The training data path, so a resumed run keeps it wherever it lands."""
@@ -267,7 +271,7 @@ class FaceDataModule(L.LightningDataModule):
         """A resumed run's data path: the checkpoint's, unless ``device_data`` sets one."""
         if self.device_data is None and "in_memory" in state_dict:
             first = str(state_dict.get("reason", "")).removeprefix(RESUMED)  # one prefix
-            self.data_path = DataPath(bool(state_dict["in_memory"]), RESUMED + first)
+            self._set_data_path(DataPath(bool(state_dict["in_memory"]), RESUMED + first))
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator()
