@@ -172,6 +172,16 @@ def study(path: Path, storage: str | None = None) -> optuna.Study:
     return optuna.load_study(study_name="tiny", storage=open_storage(url))
 
 
+def running(path: Path) -> list[optuna.trial.FrozenTrial]:
+    """The trials running now; none before the workers have created the sweep."""
+    if not (path.parent / "out" / "tiny" / "study.journal").exists():
+        return []
+    try:
+        return study(path).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    except KeyError:  # the journal exists, the study is not in it yet
+        return []
+
+
 def done(path: Path, storage: str | None = None) -> list[dict]:
     return [r for r in results.rows(study(path, storage)) if r["state"] == "complete"]
 
@@ -239,9 +249,16 @@ def test_an_interrupted_trial_runs_again_after_a_restart(tmp_path):
 
 
 def test_two_workers_share_one_sweep_without_running_a_trial_twice(tmp_path):
-    lrs = {"lr": {"values": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}, "seconds": {"value": 0.3}}
+    # Each trial waits for `release`, written once both workers hold a trial: however unequal
+    # their start-up on a loaded machine, neither can run the whole grid before the other starts.
+    release = tmp_path / "release"
+    lrs = {"lr": {"values": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}, "hold": {"value": str(release)}}
     path = write_fake_sweep(tmp_path, parameters=lrs)
     workers = [runner_process(path) for _ in range(2)]  # both create the sweep at once
+    deadline = time.time() + 300
+    while time.time() < deadline and len(running(path)) < 2:
+        time.sleep(0.2)
+    release.touch()
     for worker in workers:
         assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
     rows = done(path)
