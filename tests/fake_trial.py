@@ -18,7 +18,7 @@ parser.add_argument("--lr", type=float, default=0.01)
 parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--seconds", type=float, default=0.05, help="per epoch")
 parser.add_argument("--child", type=str, default="", help="start a child, write its pid here")
-parser.add_argument("--hold", type=str, default="", help="wait (up to 5 min) until this file exists")
+parser.add_argument("--hold", type=str, default="", help="wait (≤ 5 min) for this file")
 args, _ = parser.parse_known_args()
 deadline = time.monotonic() + 300
 while args.hold and not Path(args.hold).exists() and time.monotonic() < deadline:

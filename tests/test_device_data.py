@@ -186,6 +186,7 @@ def test_a_run_says_its_data_path_and_a_resume_keeps_it(in_tmp, monkeypatch):
     first = run_cli(args)
     assert first.datamodule.data_path.in_memory
     assert ran(in_tmp)["training_data"].startswith("faces in memory")
+    assert ran(in_tmp)["data_path"] == "in memory"  # the report's "training data" column
     ckpt = in_tmp / "runs" / "mtl" / "version_0" / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=True)["SyntheticDataModule"]
     assert state["in_memory"] is True and state["reason"].endswith("of faces on the cpu")

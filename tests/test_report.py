@@ -62,12 +62,13 @@ def local_run(folder: Path, tasks: list[str], fold: int, test: dict, ens: dict |
         writer.writerows([[0, 10, 0.5], [1, 20, 0.7]])
 
 
-def wandb_offline_run(folder: Path, tasks: list[str], fold: int, test: dict, run_id: str) -> None:
+def wandb_offline_run(
+    folder: Path, tasks: list[str], fold: int, test: dict, run_id: str, ran: dict | None = None
+) -> None:
     import wandb
 
-    run = wandb.init(
-        project="p", dir=folder, mode="offline", id=run_id, config={"mtl": identity(tasks, fold)}
-    )
+    config = {"mtl": identity(tasks, fold)} | ({"ran": ran} if ran else {})
+    run = wandb.init(project="p", dir=folder, mode="offline", id=run_id, config=config)
     for epoch, value in ((0, 0.55), (1, 0.75)):
         run.log({f"val/{tasks[0]}/acc": value, "epoch": epoch})
     run.log(metrics("test", test))
@@ -87,7 +88,8 @@ def runs_dir(tmp_path_factory) -> Path:
     wandb_offline_run(root / "mt" / "f0", ["smile", "emotion"], 0, mt, "mtfold0")
     # Fold 1 logged to W&B only.
     mt1 = {SMILE: 0.96, PUBLIC: 0.65, PRIVATE: 0.65}
-    wandb_offline_run(root / "mt" / "f1", ["smile", "emotion"], 1, mt1, "mtfold1")
+    ran = {"precision": "bf16-mixed", "data_path": "in memory", "hardware": "Intel Xeon"}
+    wandb_offline_run(root / "mt" / "f1", ["smile", "emotion"], 1, mt1, "mtfold1", ran)
     return root
 
 
@@ -107,6 +109,12 @@ def test_runs_are_found_once_each(runs_dir):
     runs = find_runs([str(runs_dir)])
     assert len(runs) == 6  # 4 single-task, 2 multi-task (one of them only in W&B)
     assert sorted(r.identity["fold"] for r in runs if len(r.tasks) == 2) == [0, 1]
+
+
+def test_how_a_wandb_run_ran_is_read_from_its_config_not_taken_for_a_setting(runs_dir):
+    (run,) = [r for r in find_runs([str(runs_dir)]) if r.wandb_id == "mtfold1"]
+    assert run.how["ran"]["data_path"] == "in memory" and run.how["ran"]["hardware"] == "Intel Xeon"
+    assert "ran" not in run.config  # not a config key that would split the experiment
 
 
 def test_table_cells_deltas_and_delta_m(runs_dir):
@@ -192,7 +200,8 @@ def test_how_each_row_ran_and_the_baseline_with_the_same_settings(tmp_path):
     from mtl.experiments.report.render import how_rows
 
     cpu = {"hardware": "AMD EPYC", "devices": 1, "threads": 2, "torch": "2.14.1"}
-    bf16, fp32 = cpu | {"precision": "bf16-mixed"}, cpu | {"precision": "32-true"}
+    bf16 = cpu | {"precision": "bf16-mixed", "data_path": "in memory"}
+    fp32 = cpu | {"precision": "32-true"}  # recorded no data path: its config's is read
     for fold, smile in ((0, 0.90), (1, 0.92)):
         how = {"epochs": 60, "fit_seconds": 300.0 + 60 * fold, "ran": bf16}
         local_run(tmp_path / f"st{fold}", ["smile"], fold, {SMILE: smile}, how=how)
@@ -202,7 +211,8 @@ def test_how_each_row_ran_and_the_baseline_with_the_same_settings(tmp_path):
     local_run(tmp_path / "st-fp32", ["smile"], 0, {SMILE: 0.50}, how=fp32_how)  # parity run
     for name, precision in (("st0", "bf16-mixed"), ("st1", "bf16-mixed"), ("mt0", "bf16-mixed"),
                             ("mt1", "bf16-mixed"), ("st-fp32", "32-true")):  # fmt: skip
-        config = {"trainer": {"precision": precision}}
+        data = {"init_args": {"device_data": False}}
+        config = {"trainer": {"precision": precision}, "data": data}
         (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
     found = experiments(find_runs([str(tmp_path)]))
     labels = [e.label for e in found]
@@ -215,8 +225,10 @@ def test_how_each_row_ran_and_the_baseline_with_the_same_settings(tmp_path):
     # the baseline is the single-task row with the multi-task row's precision, not the fp32 one
     assert deltas(found[2], found) == {smile: pytest.approx(0.02)}
     rows = how_rows(found)
-    assert rows[1] == [labels[1], "2", "bf16-mixed", "60", "5.5 min (× 2)", "AMD EPYC, 2 threads"]
-    assert rows[0][2:5] == ["32-true", "60", "10.0 min"]
+    assert rows[1] == [
+        labels[1], "2", "bf16-mixed", "in memory", "60", "5.5 min (× 2)", "AMD EPYC, 2 threads"
+    ]  # fmt: skip
+    assert rows[0][2:6] == ["32-true", "DataLoader", "60", "10.0 min"]
 
 
 def test_report_without_runs_says_so(tmp_path, capsys):

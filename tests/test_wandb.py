@@ -30,6 +30,9 @@ def test_a_run_logs_its_config_identity_and_evaluation_to_wandb(in_tmp):
         assert {"data", "model", "trainer", "seed_everything"} <= config.keys()  # everything
         assert config["data"]["init_args"]["batch_size"] == 32
         assert config["mtl"]["task_set"] == "smile+emotion+gender+age"
+        ran = config["ran"]  # how it trains, once the data path is chosen (as in run.json)
+        assert ran["precision"] == str(cli.trainer.precision)
+        assert ran["data_path"] == cli.datamodule.data_path.name
         assert run.group == "smile+emotion+gender+age|BKNet|UncertaintyWeighting"
         assert run.job_type == "multi-task"
         assert {"multi-task", "backbone:BKNet", "weighting:UncertaintyWeighting"} <= set(run.tags)

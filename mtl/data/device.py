@@ -58,6 +58,11 @@ class DataPath:
     in_memory: bool
     reason: str
 
+    @property
+    def name(self) -> str:
+        """The path in two words, as tables show it."""
+        return "in memory" if self.in_memory else "DataLoader"
+
     def describe(self) -> str:
         how = "faces in memory, batches augmented there" if self.in_memory else "DataLoader"
         return f"{how} ({self.reason})"

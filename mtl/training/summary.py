@@ -94,6 +94,7 @@ def how_it_ran(trainer: L.Trainer) -> dict:
     data_path = getattr(trainer.datamodule, "data_path", None)
     return {
         "precision": str(trainer.precision),
+        "data_path": None if data_path is None else data_path.name,
         "training_data": None if data_path is None else data_path.describe(),
         "device": trainer.strategy.root_device.type,
         "hardware": hardware(trainer),
@@ -127,6 +128,15 @@ class RunSummary(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fit_started = time.perf_counter()
+
+    @rank_zero_only
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """How the run trains, once its data path is chosen, into W&B's config (``ran``), so a
+        dashboard can group or filter runs by precision, data path and hardware, and ``mtl
+        report`` reads it from W&B as from ``run.json``."""
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update({"ran": how_it_ran(trainer)}, allow_val_change=True)
 
     def state_dict(self) -> dict[str, float]:
         return {"fit_seconds": self.fit_seconds()}

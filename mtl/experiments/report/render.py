@@ -106,8 +106,9 @@ def delta_cell(diff: float | None, paired: PairedDelta | None, metric: str) -> s
 
 
 def how_rows(found: list[Experiment]) -> list[list[str]]:
-    """Per experiment: runs, precision, epochs, fit wall time per run and hardware, each value
-    as it was (several values joined), so a reader sees what every row cost and where."""
+    """Per experiment: runs, precision, training data path, epochs, fit wall time per run and
+    hardware, each value as it was (several values joined), so a reader sees what every row
+    cost and where."""
 
     def joined(values: list) -> str:
         kept = {v for v in values if v not in (None, "")}
@@ -130,11 +131,15 @@ def how_rows(found: list[Experiment]) -> list[list[str]]:
         if threads != "–" and all(h.get("device", "cpu") == "cpu" for h in how):
             where += f", {threads} threads"
         rows.append([e.label, str(len(how)), joined([h.get("precision") for h in how]),
+                     joined([h.get("data_path") for h in how]),
                      joined([h.get("epochs") for h in how]), wall, where])  # fmt: skip
     return rows
 
 
-HOW_HEADER = ["experiment", "runs", "precision", "epochs", "fit wall time per run", "hardware"]
+HOW_HEADER = [
+    "experiment", "runs", "precision", "training data", "epochs", "fit wall time per run",
+    "hardware",
+]  # fmt: skip
 
 
 def how_markdown(found: list[Experiment]) -> str:

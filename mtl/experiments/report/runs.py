@@ -104,10 +104,17 @@ def wandb_offline_run(path: Path, notes: list[str] | None = None) -> Run:
     if not content.finished:
         raise ValueError("the run has not finished (no exit record)")
     identity = content.config.get("mtl") or {}
-    config = {k: v for k, v in content.config.items() if k not in ("mtl", "_wandb")}
+    config, how = wandb_config(content.config)
     metrics = final_metrics(content.summary)
     curves = curves_of(content.history)
-    return Run(path.parent.name, identity, metrics, curves, str(path), content.run_id, config)
+    return Run(path.parent.name, identity, metrics, curves, str(path), content.run_id, config, how)
+
+
+def wandb_config(config: Mapping[str, object]) -> tuple[dict, dict]:
+    """A W&B run's resolved config, and how it ran (its ``ran`` key, as in ``run.json``)."""
+    resolved = {k: v for k, v in config.items() if k not in ("mtl", "_wandb", "ran")}
+    ran = config.get("ran")
+    return resolved, ({"ran": dict(ran)} if isinstance(ran, Mapping) else {})
 
 
 def wandb_project_runs(path: str) -> Iterator[Run]:
@@ -116,10 +123,10 @@ def wandb_project_runs(path: str) -> Iterator[Run]:
 
     try:
         for r in wandb.Api().runs(path, filters={"state": "finished"}):
-            config = {k: v for k, v in r.config.items() if k not in ("mtl", "_wandb")}
+            config, how = wandb_config(r.config)
             rows = r.scan_history()  # every row: a key filter would drop rows lacking one key
             yield Run(r.name, dict(r.config.get("mtl") or {}), final_metrics(r.summary),
-                      curves_of(rows), f"wandb:{path}/{r.id}", r.id, config)  # fmt: skip
+                      curves_of(rows), f"wandb:{path}/{r.id}", r.id, config, how)  # fmt: skip
     except (wandb.errors.CommError, wandb.errors.UsageError, ValueError) as err:
         raise UserError(f"could not read W&B project {path}: {err}") from None
 

@@ -195,12 +195,17 @@ def experiments(
 
 
 def run_how(run: Run) -> dict:
-    """How a run ran (``run.json``), its precision read from its config where older runs did not
-    record it."""
+    """How a run ran (``run.json``), its precision and data path read from its config where
+    older runs did not record them (a data path only where the config set one)."""
     ran = dict(run.how.get("ran", {}))
     if "precision" not in ran:
         trainer = run.config.get("trainer") or {}
         ran["precision"] = str(trainer.get("precision") or "32-true")
+    if ran.get("data_path") is None:
+        data = run.config.get("data") or {}
+        given = (data.get("init_args") or {}).get("device_data")
+        if isinstance(given, bool):
+            ran["data_path"] = "in memory" if given else "DataLoader"
     return {k: v for k, v in run.how.items() if k != "ran"} | ran
 
 
