@@ -195,3 +195,20 @@ def test_a_multi_source_fold_out_of_range_is_refused():
 def test_a_fast_dev_run_leaves_no_report_behind(in_tmp):
     run_cli([*tiny_fit_args(), "--trainer.fast_dev_run=true", "--test_after_fit=true"])
     assert not list(in_tmp.rglob("run.json")) and not (in_tmp / "test").exists()
+
+
+def test_how_often_a_run_validates_leaves_its_training_unchanged(tmp_path, monkeypatch):
+    """Validation draws no random numbers and touches no weight, so ``mtl report`` may pair a
+    run validated every epoch with one validated every few (``check_val_every_n_epoch`` is not
+    an experiment there): the same final state bit for bit."""
+    states = {}
+    for every in (1, 2):
+        folder = tmp_path / str(every)
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        args = [*tiny_fit_args(train=32, val=8, test=8), "--data.batch_size=16",
+                "--trainer.max_epochs=3", f"--trainer.check_val_every_n_epoch={every}"]  # fmt: skip
+        run_cli(args)
+        last = folder / "runs" / "mtl" / "version_0" / "checkpoints" / "last.ckpt"
+        states[every] = torch.load(last, weights_only=True)["state_dict"]
+    torch.testing.assert_close(states[1], states[2], rtol=0, atol=0)

@@ -273,9 +273,10 @@ def test_a_repeated_fold_counts_once_and_config_differences_split_experiments(tm
               "trainer": {"max_epochs": 30, "logger": {"save_dir": "a"}},
               "data": {"init_args": {"root": "/x", "val_fold": 0}}}  # fmt: skip
     no_profiler = {"class_path": "mtl.training.profiler.NoProfiler"}  # mtl fit's default now
-    fed = (("a", None, False), ("a2", None, True), ("b", no_profiler, None))
-    for name, profiler, device_data in fed:
+    fed = (("a", None, False, 1), ("a2", None, True, 5), ("b", no_profiler, None, 10))
+    for name, profiler, device_data, every in fed:
         config["trainer"]["profiler"] = profiler  # how a run was profiled is not an experiment
+        config["trainer"]["check_val_every_n_epoch"] = every  # nor how often it was validated
         config["data"]["init_args"]["device_data"] = device_data  # nor where its data was made
         (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
     config["model"]["backbone"]["init_args"]["batch_norm"] = False

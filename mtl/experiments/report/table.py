@@ -114,11 +114,13 @@ IGNORED_KEYS = {
     "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
     "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
-    "ensemble", "config", "profiler", "device_data",
+    "ensemble", "config", "profiler", "device_data", "check_val_every_n_epoch",
 }  # fmt: skip
 """Config keys that tell repetitions or machines apart, or how a run was watched or fed, not
 experiments (``device_data``: where the same augmentation is computed; runs before it became
-``null`` by default saved ``false``)."""
+``null`` by default saved ``false``; ``check_val_every_n_epoch``: validation draws no random
+numbers and changes no weight, so a multi-task run validated every 5 epochs still pairs
+with its single-task baseline validated every epoch)."""
 
 
 def config_items(config: object, prefix: str = "") -> dict[str, str]:
