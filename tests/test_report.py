@@ -489,3 +489,36 @@ def summary_record_with(data: bytes, key: bytes) -> int:
                 return pos
         pos += CHUNK.size + length
     raise AssertionError(f"no summary record holds {key!r}")
+
+
+def test_a_key_a_run_lacks_is_its_default_none_and_a_class_shows_its_arguments(tmp_path):
+    """An option added after a run was made (absent there, ``None`` in later configs) splits
+    nothing; a scheduler class that differs is named with its own arguments only; the
+    multi-task row still finds its baseline among single-task rows that differ so."""
+    cosine = {"class_path": "torch.optim.lr_scheduler.CosineAnnealingLR",
+              "init_args": {"T_max": 30, "eta_min": 0.0}}  # fmt: skip
+    decay = {"class_path": "mtl.training.optim.ExponentialDecay",
+             "init_args": {"decay_steps": 10000, "rate": 0.8}}  # fmt: skip
+    runs = {  # name: (tasks, fold, smile, lr_scheduler, compile_mode given, max_epochs)
+        "old0": (["smile"], 0, 0.90, cosine, False, 30),  # before compile_mode existed
+        "old1": (["smile"], 1, 0.92, cosine, False, 30),
+        "new0": (["smile"], 0, 0.93, decay, True, 250),
+        "mt0": (["smile", "emotion"], 0, 0.95, cosine, True, 30),
+        "mt1": (["smile", "emotion"], 1, 0.94, cosine, True, 30),
+    }
+    for name, (tasks, fold, smile, scheduler, with_mode, epochs) in runs.items():
+        local_run(tmp_path / name, tasks, fold, {SMILE: smile})
+        model = {"lr_scheduler": scheduler} | ({"compile_mode": None} if with_mode else {})
+        config = {"model": model, "trainer": {"max_epochs": epochs}}
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    found = experiments(find_runs([str(tmp_path)]))
+    assert [e.label for e in found] == [
+        "single-task smile · model.lr_scheduler=CosineAnnealingLR(T_max=30, eta_min=0.0) · "
+        "trainer.max_epochs=30",
+        "single-task smile · model.lr_scheduler=ExponentialDecay(decay_steps=10000, rate=0.8) · "
+        "trainer.max_epochs=250",
+        "multi-task smile+emotion",
+    ]
+    assert len(found[0].values[Column("smile", "genki4k", "acc")]) == 2  # old0, old1: one row
+    paired = paired_deltas(found[2], found)
+    assert paired[Column("smile", "genki4k", "acc")].n == 2  # against the cosine row

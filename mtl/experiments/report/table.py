@@ -114,13 +114,14 @@ IGNORED_KEYS = {
     "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
     "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
-    "ensemble", "config", "profiler", "device_data", "check_val_every_n_epoch",
+    "ensemble", "config", "profiler", "device_data", "check_val_every_n_epoch", "foreach",
 }  # fmt: skip
 """Config keys that tell repetitions or machines apart, or how a run was watched or fed, not
 experiments (``device_data``: where the same augmentation is computed; runs before it became
 ``null`` by default saved ``false``; ``check_val_every_n_epoch``: validation draws no random
 numbers and changes no weight, so a multi-task run validated every 5 epochs still pairs
-with its single-task baseline validated every epoch)."""
+with its single-task baseline validated every epoch; ``foreach``: the optimiser's update computed
+in one call per operation, bitwise the same numbers)."""
 
 
 def config_items(config: object, prefix: str = "") -> dict[str, str]:
@@ -166,7 +167,7 @@ def experiments(
             if not columns:
                 continue
             fields = bases[id(run)] | {"model": model}
-            key = (*fields.values(), *variants[id(run)].items())
+            key = (*fields.values(), *same_as_none(variants[id(run)]).items())
             repetition = (key, run.identity.get("fold"), run.identity.get("seed"))
             if repetition in seen:
                 notes.append(f"left out {run.origin}: same experiment, fold and seed as "
@@ -218,8 +219,20 @@ def base_fields(run: Run) -> dict[str, str]:
     return fields
 
 
+ABSENT = "-"
+"""A config key a run's config does not have: an option added after the run was made, or an
+argument of another class (a scheduler's ``T_max`` in a run with another scheduler)."""
+
+
+def same_as_none(variant: dict[str, str]) -> dict[str, str]:
+    """``variant`` with an absent key read as ``None``, the value an option added later takes
+    by default: the key that groups runs into experiments and matches baselines."""
+    return {k: "None" if v == ABSENT else v for k, v in variant.items()}
+
+
 def config_variants(runs: Sequence[Run], bases: dict[int, dict]) -> dict[int, dict[str, str]]:
-    """For each run, the config keys (and its values) that differ between runs of its identity."""
+    """For each run, the config keys (and its values) that differ between runs of its identity;
+    a key absent from some runs' configs and ``None`` in the others' differs in none."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         groups.setdefault(tuple(bases[id(run)].values()), []).append(run)
@@ -227,10 +240,26 @@ def config_variants(runs: Sequence[Run], bases: dict[int, dict]) -> dict[int, di
     for group in groups.values():
         items = {id(run): config_items(run.config) for run in group}
         keys = set().union(*items.values())
-        varying = sorted(k for k in keys if len({items[id(r)].get(k) for r in group}) > 1)
+        varying = sorted(k for k in keys if len({items[id(r)].get(k, "None") for r in group}) > 1)
         for run in group:
-            variants[id(run)] = {k: items[id(run)].get(k, "-") for k in varying}
+            variants[id(run)] = {k: items[id(run)].get(k, ABSENT) for k in varying}
     return variants
+
+
+def variant_label(variant: dict[str, str]) -> list[str]:
+    """The label parts of an experiment's config keys: ``key=value`` for each key its config
+    has, a class's differing arguments in brackets after it
+    (``model.lr_scheduler=CosineAnnealingLR(T_max=30)``)."""
+    shown = {k: v for k, v in variant.items() if v != ABSENT}
+    parts = []
+    for key, value in shown.items():
+        if any(key.startswith(f"{other}.") for other in shown):
+            continue  # an argument of a class key, shown with it
+        args = [
+            f"{k.removeprefix(key + '.')}={v}" for k, v in shown.items() if k.startswith(f"{key}.")
+        ]
+        parts.append(f"{key}={value}" + (f"({', '.join(args)})" if args else ""))
+    return parts
 
 
 def name_experiments(found: Sequence[Experiment]) -> None:
@@ -241,7 +270,7 @@ def name_experiments(found: Sequence[Experiment]) -> None:
         kind = "single-task" if e.single_task else "multi-task"
         parts = [f"{kind} {e.fields['task_set']}"]
         parts += [e.fields[f] for f in varying if f not in ("task_set", "model")]
-        parts += [f"{k}={v}" for k, v in e.variant.items()]
+        parts += variant_label(e.variant)
         if e.fields["model"] == "ensemble":
             parts.append("+ ensemble")
         e.label = " · ".join(parts)
@@ -262,7 +291,10 @@ def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> 
         matches = [
             other
             for other in matches
-            if all(experiment.config.get(k, "-") == v for k, v in other.variant.items())
+            if all(
+                experiment.config.get(k, "None") == v
+                for k, v in same_as_none(other.variant).items()
+            )
         ]
     return matches[0] if len(matches) == 1 else None
 
