@@ -198,9 +198,10 @@ def test_a_fast_dev_run_leaves_no_report_behind(in_tmp):
 
 
 def test_how_often_a_run_validates_leaves_its_training_unchanged(tmp_path, monkeypatch):
-    """Validation draws no random numbers and touches no weight, so ``mtl report`` may pair a
-    run validated every epoch with one validated every few (``check_val_every_n_epoch`` is not
-    an experiment there): the same final state bit for bit."""
+    """Validation draws no random numbers and, without ``precise_bn`` or a scheduler acting on
+    it, touches no weight or statistic, so ``mtl report`` pairs a run validated every epoch with
+    one validated every few that validates its last epoch too: the same final state bit for
+    bit."""
     states = {}
     for every in (1, 2):
         folder = tmp_path / str(every)

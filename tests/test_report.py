@@ -280,7 +280,11 @@ def test_a_repeated_fold_counts_once_and_config_differences_split_experiments(tm
         config["data"]["init_args"]["device_data"] = device_data  # nor where its data was made
         (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
     config["model"]["backbone"]["init_args"]["batch_norm"] = False
-    config["trainer"] |= {"max_epochs": 5, "logger": {"save_dir": "c"}}
+    config["trainer"] |= {
+        "max_epochs": 5,
+        "logger": {"save_dir": "c"},
+        "check_val_every_n_epoch": 5,
+    }
     config["data"]["init_args"] |= {"root": "/y"}  # paths and loggers are not experiments
     (tmp_path / "c" / "config.yaml").write_text(yaml.safe_dump(config))
     notes: list[str] = []
@@ -501,7 +505,7 @@ def test_a_key_a_run_lacks_is_its_default_none_and_a_class_shows_its_arguments(t
              "init_args": {"decay_steps": 10000, "rate": 0.8}}  # fmt: skip
     runs = {  # name: (tasks, fold, smile, lr_scheduler, compile_mode given, max_epochs)
         "old0": (["smile"], 0, 0.90, cosine, False, 30),  # before compile_mode existed
-        "old1": (["smile"], 1, 0.92, cosine, False, 30),
+        "old1": (["smile"], 1, 0.92, cosine, True, 30),  # and old1 (compile_mode None): one row
         "new0": (["smile"], 0, 0.93, decay, True, 250),
         "mt0": (["smile", "emotion"], 0, 0.95, cosine, True, 30),
         "mt1": (["smile", "emotion"], 1, 0.94, cosine, True, 30),
@@ -519,6 +523,32 @@ def test_a_key_a_run_lacks_is_its_default_none_and_a_class_shows_its_arguments(t
         "trainer.max_epochs=250",
         "multi-task smile+emotion",
     ]
-    assert len(found[0].values[Column("smile", "genki4k", "acc")]) == 2  # old0, old1: one row
+    assert len(found[0].values[Column("smile", "genki4k", "acc")]) == 2  # old0 (no compile_mode)
     paired = paired_deltas(found[2], found)
     assert paired[Column("smile", "genki4k", "acc")].n == 2  # against the cosine row
+
+
+def test_how_often_runs_validated_splits_them_only_where_it_changes_what_they_report(tmp_path):
+    cases = {  # name: (precise_bn, max_epochs, check_val_every_n_epoch)
+        "a": (0, 30, 1), "b": (0, 30, 5),  # neutral: one experiment
+        "c": (1024, 30, 1), "d": (1024, 30, 5),  # batch-norm statistics rewritten: two
+        "e": (0, 30, 7),  # the last epoch not validated: its own
+    }  # fmt: skip
+    for fold, (name, (precise_bn, epochs, every)) in enumerate(cases.items()):
+        local_run(tmp_path / name, ["smile"], fold, {SMILE: 0.9})
+        config = {"model": {"precise_bn": precise_bn},
+                  "trainer": {"max_epochs": epochs, "check_val_every_n_epoch": every}}  # fmt: skip
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    found = experiments(find_runs([str(tmp_path)]))
+    smile = Column("smile", "genki4k", "acc")
+    assert sorted(len(e.values[smile]) for e in found) == [1, 1, 1, 2]
+    assert "single-task smile · model.precise_bn=0" in [e.label for e in found]  # a and b
+
+
+def test_a_key_absent_from_one_run_and_none_in_another_labels_both_alike(tmp_path):
+    for fold, value in enumerate(("absent", None, 5)):
+        local_run(tmp_path / f"r{fold}", ["smile"], fold, {SMILE: 0.9})
+        model = {} if value == "absent" else {"k": value}
+        (tmp_path / f"r{fold}" / "config.yaml").write_text(yaml.safe_dump({"model": model}))
+    labels = [e.label for e in experiments(find_runs([str(tmp_path)]))]
+    assert labels == ["single-task smile · model.k=5", "single-task smile · model.k=None"]

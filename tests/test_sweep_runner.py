@@ -256,9 +256,13 @@ def test_two_workers_share_one_sweep_without_running_a_trial_twice(tmp_path):
     path = write_fake_sweep(tmp_path, parameters=lrs)
     workers = [runner_process(path) for _ in range(2)]  # both create the sweep at once
     deadline = time.time() + 300
-    while time.time() < deadline and len(running(path)) < 2:
-        time.sleep(0.2)
-    release.touch()
+    try:
+        while time.time() < deadline and len(running(path)) < 2:
+            time.sleep(0.2)
+        held = len(running(path))
+    finally:
+        release.touch()
+    assert held == 2, "the two workers did not each take a trial within 5 minutes"
     for worker in workers:
         assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
     rows = done(path)

@@ -114,14 +114,14 @@ IGNORED_KEYS = {
     "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
     "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
-    "ensemble", "config", "profiler", "device_data", "check_val_every_n_epoch", "foreach",
+    "ensemble", "config", "profiler", "device_data", "foreach",
 }  # fmt: skip
 """Config keys that tell repetitions or machines apart, or how a run was watched or fed, not
 experiments (``device_data``: where the same augmentation is computed; runs before it became
-``null`` by default saved ``false``; ``check_val_every_n_epoch``: validation draws no random
-numbers and changes no weight, so a multi-task run validated every 5 epochs still pairs
-with its single-task baseline validated every epoch; ``foreach``: the optimiser's update computed
-in one call per operation, bitwise the same numbers)."""
+``null`` by default saved ``false``; ``foreach``: how the optimiser's update is computed, one
+call per operation, the same update up to rounding, bitwise for ``MomentumSGD``, tested). How
+often a run validated is left out where it changes nothing reported
+(:func:`validation_leaves_training_alone`)."""
 
 
 def config_items(config: object, prefix: str = "") -> dict[str, str]:
@@ -167,7 +167,7 @@ def experiments(
             if not columns:
                 continue
             fields = bases[id(run)] | {"model": model}
-            key = (*fields.values(), *same_as_none(variants[id(run)]).items())
+            key = (*fields.values(), *variants[id(run)].items())
             repetition = (key, run.identity.get("fold"), run.identity.get("seed"))
             if repetition in seen:
                 notes.append(f"left out {run.origin}: same experiment, fold and seed as "
@@ -175,7 +175,7 @@ def experiments(
                 continue
             seen[repetition] = run.origin
             experiment = found.setdefault(
-                key, Experiment(fields, variant=variants[id(run)], config=config_items(run.config))
+                key, Experiment(fields, variant=variants[id(run)], config=run_items(run))
             )
             experiment.how.append(run_how(run))
             pair_key = (run.identity.get("fold"), run.identity.get("seed"))
@@ -208,7 +208,7 @@ def run_how(run: Run) -> dict:
         data = run.config.get("data") or {}
         given = (data.get("init_args") or {}).get("device_data")
         if isinstance(given, bool):
-            ran["data_path"] = "in memory" if given else "DataLoader"
+            ran["data_path"] = "in memory" if given else "DataLoader"  # DataPath.name's words
     return {k: v for k, v in run.how.items() if k != "ran"} | ran
 
 
@@ -220,29 +220,72 @@ def base_fields(run: Run) -> dict[str, str]:
 
 
 ABSENT = "-"
-"""A config key a run's config does not have: an option added after the run was made, or an
-argument of another class (a scheduler's ``T_max`` in a run with another scheduler)."""
+"""The value of a config key a run's config lacks because it names another class (a scheduler's
+``T_max`` in a run with another scheduler): shown with that class, not on its own."""
+
+VALIDATION_KEY = "trainer.check_val_every_n_epoch"
 
 
-def same_as_none(variant: dict[str, str]) -> dict[str, str]:
-    """``variant`` with an absent key read as ``None``, the value an option added later takes
-    by default: the key that groups runs into experiments and matches baselines."""
-    return {k: "None" if v == ABSENT else v for k, v in variant.items()}
+def _parent(key: str) -> str:
+    return key.rsplit(".", 1)[0]
+
+
+def value_of(items: dict[str, str], key: str, varying: Iterable[str]) -> str:
+    """A run's value of a config key (``items``: its :func:`config_items`). A key it lacks is
+    ``None`` (an option added after the run was made, if its default is ``None``: one added
+    with another default still tells old runs from new ones), or :data:`ABSENT` where the key
+    is an argument of a class key that differs between the runs (``varying``)."""
+    if key in items:
+        return items[key]
+    return ABSENT if _parent(key) in varying else "None"
+
+
+def validation_leaves_training_alone(items: dict[str, str], raw: dict) -> bool:
+    """Whether how often a run validated changes nothing it reports: validation draws no random
+    numbers (every loader has its own generator), but ``model.precise_bn`` rewrites batch-norm
+    statistics at each validation, a plateau scheduler or early stopping act on validations,
+    and an unvalidated last epoch leaves other statistics to the test."""
+    every = items.get(VALIDATION_KEY, "1")
+    epochs = items.get("trainer.max_epochs", "None")
+    callbacks = str((raw.get("trainer") or {}).get("callbacks") or "")
+    return (
+        items.get("model.precise_bn", "0") in ("0", "None")
+        and items.get("model.lr_scheduler") != "ReduceLROnPlateau"
+        and "EarlyStopping" not in callbacks
+        and every.isdigit()
+        and epochs.isdigit()
+        and int(epochs) % int(every) == 0
+    )
+
+
+ANY = "any"
+"""How often a run validated, where that changes nothing it reports: the same for every such run,
+and left out of labels."""
+
+
+def run_items(run: Run) -> dict[str, str]:
+    """A run's config as :func:`config_items`, how often it validated read as :data:`ANY` where
+    that changes nothing it reports (:func:`validation_leaves_training_alone`)."""
+    items = config_items(run.config)
+    if validation_leaves_training_alone(items, run.config):
+        items[VALIDATION_KEY] = ANY
+    return items
 
 
 def config_variants(runs: Sequence[Run], bases: dict[int, dict]) -> dict[int, dict[str, str]]:
-    """For each run, the config keys (and its values) that differ between runs of its identity;
-    a key absent from some runs' configs and ``None`` in the others' differs in none."""
+    """For each run, the config keys (and its values, :func:`value_of`) that differ between
+    runs of its identity; a key absent from some runs' configs and ``None`` in the others'
+    differs in none."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         groups.setdefault(tuple(bases[id(run)].values()), []).append(run)
     variants = {}
     for group in groups.values():
-        items = {id(run): config_items(run.config) for run in group}
+        items = {id(run): run_items(run) for run in group}
         keys = set().union(*items.values())
         varying = sorted(k for k in keys if len({items[id(r)].get(k, "None") for r in group}) > 1)
         for run in group:
-            variants[id(run)] = {k: items[id(run)].get(k, ABSENT) for k in varying}
+            variants[id(run)] = {k: value_of(items[id(run)], k, varying) for k in varying}
     return variants
 
 
@@ -250,7 +293,7 @@ def variant_label(variant: dict[str, str]) -> list[str]:
     """The label parts of an experiment's config keys: ``key=value`` for each key its config
     has, a class's differing arguments in brackets after it
     (``model.lr_scheduler=CosineAnnealingLR(T_max=30)``)."""
-    shown = {k: v for k, v in variant.items() if v != ABSENT}
+    shown = {k: v for k, v in variant.items() if v not in (ABSENT, ANY)}
     parts = []
     for key, value in shown.items():
         if any(key.startswith(f"{other}.") for other in shown):
@@ -292,8 +335,7 @@ def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> 
             other
             for other in matches
             if all(
-                experiment.config.get(k, "None") == v
-                for k, v in same_as_none(other.variant).items()
+                value_of(experiment.config, k, other.variant) == v for k, v in other.variant.items()
             )
         ]
     return matches[0] if len(matches) == 1 else None
