@@ -38,7 +38,12 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
     rows: dict[str, str] = {}  # the first table's rows (the "how each row ran" table follows)
     for line in table.splitlines():
         rows.setdefault(line.split(" | ")[0].strip("| "), line)
-    assert "(4) |" in rows["single-task smile · trainer.precision=bf16-mixed"]  # four folds
+    cosine = "model.lr_scheduler=CosineAnnealingLR(T_max=30, eta_min=0.0) · trainer.max_epochs=30"
+    single = f"single-task smile · data.batch_size=64 · model.init_std=None · {cosine}"
+    assert "(4) |" in rows[f"{single} · trainer.precision=bf16-mixed"]  # four folds
+    papers = "model.lr_scheduler=ExponentialDecay(decay_steps=10000, rate=0.8, staircase=False)"
+    protocol = f"single-task smile · data.batch_size=128 · model.init_std=auto · {papers}"
+    assert "(4) |" in rows[f"{protocol} · trainer.max_epochs=250 · trainer.precision=bf16-mixed"]
     assert "(4) |" in rows["multi-task smile+emotion+gender+age"]  # paired with them
     assert "(1) |" in rows["single-task emotion"]  # FER-2013's official split, one run
     assert "Δ vs single-task [95 % CI] (pairs)" in table
