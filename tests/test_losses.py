@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mtl.losses import FixedWeighting, masked_cross_entropy
+from mtl.losses.task_losses import class_indices, cross_entropy_per_sample, masked_task_means
 from mtl.models import BKNet, MultiTaskNet
 from mtl.tasks import build_tasks
 
@@ -120,7 +121,24 @@ def test_squared_hinge_matches_hand_computed_eq2():
     assert none.item() == 0.0 and not torch.isnan(none)
 
 
-def _ddp_grad(rank: int, world: int, port: int, out: dict) -> None:
+def _ddp_loss(x, targets, mask, layer, together: bool) -> torch.Tensor:
+    """The "labelled"-normalised loss of the problem's task, or (``together``) of it and a
+    second task on the same scores, masked and normalised at once as the module does."""
+    if not together:
+        return masked_cross_entropy(layer(x), targets, mask, "labelled")
+    scores = layer(x)  # B x 3
+    second = mask & (targets == 1)  # B: labelled on rank 1's rows only
+    per_sample = torch.stack(
+        [
+            cross_entropy_per_sample(scores, class_indices(targets, mask)),
+            cross_entropy_per_sample(scores.flip(1), class_indices(targets, second)),
+        ],
+        dim=1,
+    )  # B x 2
+    return masked_task_means(per_sample, torch.stack([mask, second], 1), "labelled").sum()
+
+
+def _ddp_grad(rank: int, world: int, port: int, together: bool, out: dict) -> None:
     import os
 
     import torch.distributed as dist
@@ -129,8 +147,7 @@ def _ddp_grad(rank: int, world: int, port: int, out: dict) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     x, targets, mask, layer = _ddp_problem()
     part = slice(0, 3) if rank == 0 else slice(3, 6)  # rank 0: 1 labelled row, rank 1: 3
-    loss = masked_cross_entropy(layer(x[part]), targets[part], mask[part], "labelled")
-    loss.backward()
+    _ddp_loss(x[part], targets[part], mask[part], layer, together).backward()
     grad = layer.weight.grad.clone()
     dist.all_reduce(grad)
     grad /= world  # what DDP does to gradients
@@ -147,17 +164,21 @@ def _ddp_problem():
     return x, targets, mask, torch.nn.Linear(4, 3)
 
 
-def test_labelled_normalization_under_ddp_matches_one_device():
+@pytest.mark.parametrize("together", [False, True], ids=["one task", "two tasks at once"])
+def test_labelled_normalization_under_ddp_matches_one_device(together):
+    """Two gloo processes, each with half the batch (rank 0 without a label of the second
+    task), give one device's gradient: one all-reduce of every task's labelled count."""
     import os
 
     import torch.multiprocessing as mp
 
     with mp.Manager() as manager:
         out = manager.dict()
-        mp.spawn(_ddp_grad, args=(2, 29700 + os.getpid() % 1000, out), nprocs=2, join=True)
+        port = 29700 + os.getpid() % 1000 + together
+        mp.spawn(_ddp_grad, args=(2, port, together, out), nprocs=2, join=True)
         ddp = out["grad"]
     x, targets, mask, layer = _ddp_problem()
-    masked_cross_entropy(layer(x), targets, mask, "labelled").backward()
+    _ddp_loss(x, targets, mask, layer, together).backward()
     torch.testing.assert_close(ddp, layer.weight.grad)
 
 
@@ -202,3 +223,46 @@ def test_age_in_years_is_opt_in_and_needs_age_labels():
     assert "age_years" not in SyntheticDataModule().task_names  # not in the default set
     with pytest.raises(ValueError, match="no labels for task"):
         SyntheticDataModule([SyntheticSource("a", ["smile"])], tasks=["age_years"])
+
+
+@pytest.mark.parametrize("task_loss", ["cross_entropy", "squared_hinge"])
+@pytest.mark.parametrize("normalization", ["batch", "labelled"])
+def test_the_module_masks_every_task_at_once_as_each_task_alone(task_loss, normalization):
+    """The module's losses (every task's per-sample losses masked and normalised in one
+    B x T step) equal each task's own masked loss, with a regression task, a task absent
+    from the batch (an exact zero) and NaN targets where unlabelled."""
+    from mtl.losses import EuclideanGaussian, masked_euclidean_gaussian, masked_squared_hinge
+    from mtl.training.module import MultiTaskModule
+
+    names = ["smile", "emotion", "gender", "age_years"]
+    module = MultiTaskModule(
+        names, task_loss=task_loss, normalization=normalization,
+        regression_loss=EuclideanGaussian(switch_step=5),
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    outputs = {
+        t.name: torch.randn(6, t.num_classes, generator=g).squeeze(1) * 3  # B x C; B: years
+        for t in module.tasks
+    }
+    mask = torch.rand(6, 4, generator=g) < 0.6
+    mask[:, 2] = False  # gender: absent from the batch
+    targets = torch.stack(
+        [torch.randint(0, 2, (6,)), torch.randint(0, 7, (6,)), torch.zeros(6), torch.rand(6)],
+        dim=1,
+    ).float() * torch.tensor([1.0, 1.0, 1.0, 60.0])  # fmt: skip
+    targets = torch.where(mask, targets, torch.nan)
+    alone = {"cross_entropy": masked_cross_entropy, "squared_hinge": masked_squared_hinge}
+    for step in (0, 5):  # the regression loss switches from Euclidean to Gaussian at 5
+        got = module.task_losses(outputs, targets, mask, step)  # T
+        expected = [
+            alone[task_loss](outputs[n], targets[:, j], mask[:, j], normalization)
+            for j, n in enumerate(names[:3])
+        ]
+        lam = float(step >= 5)
+        expected.append(
+            masked_euclidean_gaussian(
+                outputs["age_years"], targets[:, 3], mask[:, 3], lam, 3.0, normalization
+            )
+        )
+        torch.testing.assert_close(got, torch.stack(expected))
+        assert got[2].item() == 0.0 and torch.isfinite(got).all()

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
-from mtl.losses.task_losses import Normalization, masked_euclidean_gaussian
+from mtl.losses.task_losses import (
+    Normalization,
+    euclidean_gaussian_per_sample,
+    masked_euclidean_gaussian,
+)
 
 
 @dataclass(frozen=True)
@@ -35,5 +39,17 @@ class EuclideanGaussian:
         step: int,
         normalization: Normalization,
     ) -> torch.Tensor:
-        lam = 0.0 if step < self.switch_step else 1.0
-        return masked_euclidean_gaussian(pred, target, mask, lam, self.sigma, normalization)
+        return masked_euclidean_gaussian(
+            pred, target, mask, self.lam(step), self.sigma, normalization
+        )
+
+    def per_sample(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, step: int
+    ) -> torch.Tensor:
+        """The loss of each row (B; 0 where unlabelled), for the training module's masked
+        mean of every task at once."""
+        return euclidean_gaussian_per_sample(pred, target, mask, self.lam(step), self.sigma)
+
+    def lam(self, step: int) -> float:
+        """lambda at optimisation step ``step``: 0, then 1 from ``switch_step`` on."""
+        return 0.0 if step < self.switch_step else 1.0

@@ -17,7 +17,7 @@ from mtl.data.preprocessing import PREPROCESSING_KEY, Preprocessing
 from mtl.errors import ConfigError
 from mtl.losses import CLASSIFICATION_LOSSES, EuclideanGaussian, FixedWeighting, WeightingCallable
 from mtl.losses.distributed import max_over_ranks, world_size
-from mtl.losses.task_losses import Normalization
+from mtl.losses.task_losses import Normalization, class_indices, masked_task_means
 from mtl.models import Backbone, BKNet, HeadConfig, MultiTaskNet
 from mtl.models.hparams import plain_hparams
 from mtl.tasks import DEFAULT_AGE_EDGES, Task, build_tasks
@@ -130,11 +130,10 @@ class MultiTaskModule(L.LightningModule, HubModel):
         # What a logging step logs: total loss, then each task's loss, then each task's weight.
         self._step_log_names = ["train/loss", *(f"train/{t}/loss" for t in self.task_names)]
         self._step_log_names += [f"train/{t}/weight" for t in self.weighting.tasks]
-        # Each task's loss, chosen once: (task, its targets column, its loss family's function).
+        # Each task's per-sample loss, chosen once: (task, its loss family's function).
         family = {"classification": self._classification_loss, "regression": self._regression_loss}
-        self._task_losses = [
-            (t.name, j, family[t.kind.loss_family]) for j, t in enumerate(self.tasks)
-        ]
+        self._task_losses = [(t.name, family[t.kind.loss_family]) for t in self.tasks]
+        self._classifies = any(t.kind.loss_family == "classification" for t in self.tasks)
         # Metrics and mean losses of each stage, one state each (keyed by stage; a ModuleDict
         # key "train" would clash with Module.train). Epoch sums of the training losses live
         # there too, not in buffers, so DDP does not overwrite a rank's sums with rank 0's.
@@ -205,24 +204,41 @@ class MultiTaskModule(L.LightningModule, HubModel):
         targets: torch.Tensor,
         mask: torch.Tensor,
         step: int,
-    ) -> dict[str, torch.Tensor]:
-        """Masked loss of every task (exact zero for a task with no label in the batch), from
-        ``targets`` and ``mask`` (B x T each); ``step``: the optimisation step a step-dependent
-        loss reads."""
-        return {
-            name: loss(outputs[name], targets[:, j], mask[:, j], step)
-            for name, j, loss in self._task_losses
-        }
+    ) -> torch.Tensor:
+        """T masked losses, in task order (exact zero for a task with no label in the batch),
+        from ``targets`` and ``mask`` (B x T each); ``step``: the optimisation step a
+        step-dependent loss reads. Every task's per-sample losses are masked and normalised
+        together, in a few operations whatever the number of tasks."""
+        values, labelled = targets.unbind(1), mask.unbind(1)  # T of B each
+        classes = class_indices(targets, mask).unbind(1) if self._classifies else values
+        per_sample = torch.stack(
+            [
+                loss(outputs[name], values[j], classes[j], labelled[j], step)
+                for j, (name, loss) in enumerate(self._task_losses)
+            ],
+            dim=1,
+        )  # B x T
+        return masked_task_means(per_sample, mask, self.normalization)  # T
 
     def _classification_loss(
-        self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor, step: int
-    ) -> torch.Tensor:
-        return self.classification_loss(out, target, labelled, self.normalization)
+        self,
+        out: torch.Tensor,
+        target: torch.Tensor,
+        classes: torch.Tensor,
+        labelled: torch.Tensor,
+        step: int,
+    ) -> torch.Tensor:  # B x C scores, B long class indices -> B
+        return self.classification_loss(out, classes)
 
     def _regression_loss(
-        self, out: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor, step: int
-    ) -> torch.Tensor:
-        return self.regression_loss(out, target, labelled, step, self.normalization)
+        self,
+        out: torch.Tensor,
+        target: torch.Tensor,
+        classes: torch.Tensor,
+        labelled: torch.Tensor,
+        step: int,
+    ) -> torch.Tensor:  # B values, B targets (NaN where unlabelled) -> B
+        return self.regression_loss.per_sample(out, target, labelled, step)
 
     def present(self, mask: torch.Tensor) -> torch.Tensor:
         """T bool: tasks labelled anywhere in the global batch. Under DDP every rank takes part
@@ -244,8 +260,7 @@ class MultiTaskModule(L.LightningModule, HubModel):
         network, masked task losses, weighting. Returns the total loss, the T task losses,
         the T weights applied and the outputs."""
         outputs = self(image)
-        losses = self.task_losses(outputs, targets, mask, step)
-        loss = torch.stack(list(losses.values()))  # T, in task order
+        loss = self.task_losses(outputs, targets, mask, step)  # T, in task order
         total, weights = self.weighting.combine(loss, present.to(loss.dtype), shared)
         return total, loss, weights, outputs
 
