@@ -552,3 +552,17 @@ def test_a_key_absent_from_one_run_and_none_in_another_labels_both_alike(tmp_pat
         (tmp_path / f"r{fold}" / "config.yaml").write_text(yaml.safe_dump({"model": model}))
     labels = [e.label for e in experiments(find_runs([str(tmp_path)]))]
     assert labels == ["single-task smile · model.k=5", "single-task smile · model.k=None"]
+
+
+def test_how_the_optimiser_computes_its_update_splits_nothing(tmp_path):
+    """Runs made before MomentumSGD's fused default saved ``foreach: true``, later runs
+    ``foreach: null, fused: null``: the same update up to rounding, one experiment."""
+    sgd = "mtl.training.optim.MomentumSGD"
+    saved = ({"foreach": True}, {"foreach": None, "fused": None}, {"fused": False})
+    for fold, args in enumerate(saved):
+        local_run(tmp_path / f"r{fold}", ["smile"], fold, {SMILE: 0.9})
+        optimizer = {"class_path": sgd, "init_args": {"lr": 0.01, **args}}
+        config = {"model": {"optimizer": optimizer}}
+        (tmp_path / f"r{fold}" / "config.yaml").write_text(yaml.safe_dump(config))
+    found = experiments(find_runs([str(tmp_path)]))
+    assert [len(e.values[Column("smile", "genki4k", "acc")]) for e in found] == [3]

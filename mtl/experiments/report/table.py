@@ -114,12 +114,13 @@ IGNORED_KEYS = {
     "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
     "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
-    "ensemble", "config", "profiler", "device_data", "foreach",
+    "ensemble", "config", "profiler", "device_data", "foreach", "fused",
 }  # fmt: skip
 """Config keys that tell repetitions or machines apart, or how a run was watched or fed, not
 experiments (``device_data``: where the same augmentation is computed; runs before it became
-``null`` by default saved ``false``; ``foreach``: how the optimiser's update is computed, one
-call per operation, the same update up to rounding, bitwise for ``MomentumSGD``, tested). How
+``null`` by default saved ``false``; ``foreach`` and ``fused``: how the optimiser's update is
+computed, one call per operation or one kernel, the same update up to rounding, bitwise with
+``foreach`` for ``MomentumSGD``, tested). How
 often a run validated is left out where it changes nothing reported
 (:func:`validation_leaves_training_alone`)."""
 
