@@ -211,8 +211,22 @@ def test_an_explicit_device_data_is_not_second_guessed(device_data, monkeypatch)
     monkeypatch.setattr("mtl.data.device.total_memory", lambda device: 1 if device_data else 2**40)
     small = [SyntheticSource("s", train=8, val=4, test=4)]
     dm = SyntheticDataModule(small, device_data=device_data)
+    said: list[str] = []
+    monkeypatch.setattr("mtl.data.datamodules.base.rank_zero_info", said.append)
     dm.setup("fit")
     assert dm.training_data_path().in_memory is device_data
+    assert said[-1].endswith(f"--data.device_data={str(not device_data).lower()} to change it")
+
+
+def test_mtl_bench_names_its_own_option_to_change_the_data_path(monkeypatch):
+    said: list[str] = []
+    monkeypatch.setattr("mtl.data.datamodules.base.rank_zero_info", said.append)
+    dm = SyntheticDataModule([SyntheticSource("s", train=8, val=4, test=4)], device_data=True)
+    dm.device_data_option = "--device_data"  # as mtl bench sets it
+    dm.setup("fit")
+    dm.training_data_path()
+    assert said == [f"mtl: training data: {dm.data_path.describe()}; --device_data=false to "
+                    "change it"]  # fmt: skip
 
 
 def test_outside_a_trainer_the_dataloader_serves_finished_batches():

@@ -62,6 +62,10 @@ class FaceDataModule(L.LightningDataModule):
     :meth:`load_sources` (build each source's datasets, columns in the order of :attr:`tasks`).
     """
 
+    device_data_option = "--data.device_data"
+    """The command-line option the console names to change the data path (``mtl bench``
+    names its own)."""
+
     def __init__(
         self,
         tasks: Sequence[str] | None = None,
@@ -258,7 +262,7 @@ class FaceDataModule(L.LightningDataModule):
         self.data_path = path
         other = "false" if path.in_memory else "true"
         rank_zero_info(
-            f"mtl: training data: {path.describe()}; --data.device_data={other} to change it"
+            f"mtl: training data: {path.describe()}; {self.device_data_option}={other} to change it"
         )
 
     def state_dict(self) -> dict[str, bool | str]:

@@ -103,6 +103,7 @@ def bench_data(
                 augmentation=Augmentation(),
                 device_data=device_data,
             )
+            dm.device_data_option = "--device_data"  # mtl bench's own option
             started = time.time()
             dm.prepare_data()  # builds the cache, or reuses a complete one
             cache = dm.cache

@@ -277,6 +277,7 @@ def bench_train(
             seed=seed,
             device_data=device_data,
         )
+        dm.device_data_option = "--device_data"  # mtl bench's own option
         dm.prepare_data()
         bares, frameworks = [], []
         for r in range(rounds):
