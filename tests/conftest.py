@@ -51,6 +51,26 @@ def tiny_fit_args(**sizes: int) -> list[str]:
     ]
 
 
+LOSS_VARIANTS = {
+    "labelled": {"normalization": "labelled"},
+    "squared_hinge": {"task_loss": "squared_hinge"},
+}
+"""Module options that change the masked losses' computation (tests run each)."""
+
+
+def tiny_module_with_years(**options: object) -> object:
+    """The overhead benchmark's tiny network with a regression task (``age_years``) too."""
+    import torch
+
+    from mtl.experiments.bench.overhead import TASKS
+    from mtl.models import BKNet, HeadConfig
+    from mtl.training.module import MultiTaskModule
+
+    torch.manual_seed(0)
+    return MultiTaskModule([*TASKS, "age_years"], backbone=BKNet(channels=((4,),), input_size=8),
+                           head=HeadConfig(hidden=[8]), channels_last=False, **options)  # fmt: skip
+
+
 def fit_tiny(module: object, steps: int, **trainer_options: object) -> None:
     """Fit ``module`` (the overhead benchmark's tiny network) for ``steps`` steps on its tiny
     in-memory batches, on the CPU, without logger, checkpoints, progress bar or summary."""

@@ -154,3 +154,25 @@ def test_overhead_with_more_than_one_thread_is_timed_in_wall_time():
 
     result = bench_overhead(steps=3, warmup=1, rounds=1, threads=2, echo=lambda line: None)
     assert result.record["clock"] == "wall time"
+
+
+def test_overhead_can_give_the_bare_sides_the_framework_update(monkeypatch):
+    """``--bare_update framework``: the bare loop and Lightning alone update with
+    MomentumSGD (fused on a CPU), so the overhead leaves the framework's faster update out."""
+    import torch
+
+    from mtl.experiments.bench import overhead
+    from mtl.training.optim import MomentumSGD
+
+    built = []
+    original = overhead._sgd
+    monkeypatch.setattr(
+        overhead, "_sgd", lambda p, u="torch": built.append(original(p, u)) or built[-1]
+    )
+    result = overhead.bench_overhead(steps=3, warmup=1, rounds=1, bare_update="framework",
+                                     echo=lambda line: None)  # fmt: skip
+    assert len(built) == 2 and all(type(o) is MomentumSGD for o in built)
+    assert all(o.defaults["fused"] for o in built)
+    assert result.record["bare_update"] == "framework"
+    assert "the framework's SGD update on every side" in result.tables[0].title
+    assert type(original(torch.nn.Linear(2, 1).parameters())) is torch.optim.SGD  # the default

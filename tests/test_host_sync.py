@@ -18,17 +18,17 @@ from mtl.data.transforms import Augmentation
 from mtl.experiments.bench.overhead import tiny_module
 from mtl.losses import WEIGHTINGS
 from mtl.losses.weighting import JacobianAggregation
-from tests.conftest import fit_tiny
+from tests.conftest import LOSS_VARIANTS, fit_tiny, tiny_module_with_years
 from tests.host_reads import HostReads
 
 ASYNC = sorted(n for n, w in WEIGHTINGS.items() if not w.reads_host)
 """Every weighting but TorchJD's aggregators, whose solvers run on the host (documented)."""
 
 
-def guarded_fit(weighting: str, steps: int, log_every: int) -> list:
-    """Fit the tiny network for ``steps`` steps with the module's step under the detector;
-    returns [(step, reads)] of the steps that read."""
-    module = tiny_module(weighting)
+def guarded_fit(weighting: str, steps: int, log_every: int, module=None) -> list:
+    """Fit the tiny network (or ``module``) for ``steps`` steps with the module's step under
+    the detector; returns [(step, reads)] of the steps that read."""
+    module = module or tiny_module(weighting)
     step = module.shared_step
     found = []
 
@@ -55,6 +55,14 @@ def test_a_training_step_reads_nothing_on_the_host(weighting):
     """Every weighting, batches in which tasks are missing from some rows and, for a batch
     of 4, from whole batches."""
     found = guarded_fit(weighting, steps=6, log_every=1000)
+    assert not found, "\n".join(f"step {s}: {name}\n{where}" for s, r in found for name, where in r)
+
+
+@pytest.mark.parametrize("variant", LOSS_VARIANTS)
+def test_every_task_loss_reads_nothing_on_the_host(variant):
+    """A regression task beside the classifications, each normalisation and loss."""
+    module = tiny_module_with_years(**LOSS_VARIANTS[variant])
+    found = guarded_fit("", steps=6, log_every=1000, module=module)
     assert not found, "\n".join(f"step {s}: {name}\n{where}" for s, r in found for name, where in r)
 
 

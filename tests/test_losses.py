@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from mtl.losses import FixedWeighting, masked_cross_entropy
-from mtl.losses.task_losses import class_indices, cross_entropy_per_sample, masked_task_means
 from mtl.models import BKNet, MultiTaskNet
 from mtl.tasks import build_tasks
 
@@ -121,21 +120,19 @@ def test_squared_hinge_matches_hand_computed_eq2():
     assert none.item() == 0.0 and not torch.isnan(none)
 
 
-def _ddp_loss(x, targets, mask, layer, together: bool) -> torch.Tensor:
-    """The "labelled"-normalised loss of the problem's task, or (``together``) of it and a
-    second task on the same scores, masked and normalised at once as the module does."""
+def _ddp_loss(x, targets, layer, together: bool) -> torch.Tensor:
+    """The "labelled"-normalised loss of one task (``targets`` B), or (``together``, B x 2)
+    the module's losses of smile and emotion, masked and normalised at once."""
     if not together:
-        return masked_cross_entropy(layer(x), targets, mask, "labelled")
-    scores = layer(x)  # B x 3
-    second = mask & (targets == 1)  # B: labelled on rank 1's rows only
-    per_sample = torch.stack(
-        [
-            cross_entropy_per_sample(scores, class_indices(targets, mask)),
-            cross_entropy_per_sample(scores.flip(1), class_indices(targets, second)),
-        ],
-        dim=1,
-    )  # B x 2
-    return masked_task_means(per_sample, torch.stack([mask, second], 1), "labelled").sum()
+        return masked_cross_entropy(layer(x), targets, targets != NO, "labelled")
+    from mtl.training.module import MultiTaskModule
+
+    module = MultiTaskModule(["smile", "emotion"], normalization="labelled")
+    scores = layer(x)  # B x 9: smile's 2 classes, then emotion's 7
+    outputs = {"smile": scores[:, :2], "emotion": scores[:, 2:]}
+    labelled = targets != NO  # B x 2
+    values = torch.where(labelled, targets.float(), torch.nan)
+    return module.task_losses(outputs, values, labelled, 0).sum()
 
 
 def _ddp_grad(rank: int, world: int, port: int, together: bool, out: dict) -> None:
@@ -145,9 +142,9 @@ def _ddp_grad(rank: int, world: int, port: int, together: bool, out: dict) -> No
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    x, targets, mask, layer = _ddp_problem()
+    x, targets, layer = _ddp_problem(together)
     part = slice(0, 3) if rank == 0 else slice(3, 6)  # rank 0: 1 labelled row, rank 1: 3
-    _ddp_loss(x[part], targets[part], mask[part], layer, together).backward()
+    _ddp_loss(x[part], targets[part], layer, together).backward()
     grad = layer.weight.grad.clone()
     dist.all_reduce(grad)
     grad /= world  # what DDP does to gradients
@@ -156,18 +153,22 @@ def _ddp_grad(rank: int, world: int, port: int, together: bool, out: dict) -> No
     dist.destroy_process_group()
 
 
-def _ddp_problem():
+def _ddp_problem(together: bool):
+    """6 rows; the task labels rows 0, 3, 4, 5; ``together`` (its columns: smile, then the
+    task as emotion) adds smile, labelled on rows 3 and 4 only (none on rank 0's half)."""
     torch.manual_seed(0)
     x = torch.randn(6, 4)
     targets = torch.tensor([0, NO, NO, 2, 1, 1])
-    mask = targets != NO
-    return x, targets, mask, torch.nn.Linear(4, 3)
+    if not together:
+        return x, targets, torch.nn.Linear(4, 3)
+    smile = torch.tensor([NO, NO, NO, 1, 0, NO])
+    return x, torch.stack([smile, targets], 1), torch.nn.Linear(4, 9)
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["one task", "two tasks at once"])
 def test_labelled_normalization_under_ddp_matches_one_device(together):
-    """Two gloo processes, each with half the batch (rank 0 without a label of the second
-    task), give one device's gradient: one all-reduce of every task's labelled count."""
+    """Two gloo processes, each with half the batch (rank 0 without a smile label), give one
+    device's gradient: the module's losses take one all-reduce of every task's count."""
     import os
 
     import torch.multiprocessing as mp
@@ -177,8 +178,8 @@ def test_labelled_normalization_under_ddp_matches_one_device(together):
         port = 29700 + os.getpid() % 1000 + together
         mp.spawn(_ddp_grad, args=(2, port, together, out), nprocs=2, join=True)
         ddp = out["grad"]
-    x, targets, mask, layer = _ddp_problem()
-    _ddp_loss(x, targets, mask, layer, together).backward()
+    x, targets, layer = _ddp_problem(together)
+    _ddp_loss(x, targets, layer, together).backward()
     torch.testing.assert_close(ddp, layer.weight.grad)
 
 
@@ -247,9 +248,10 @@ def test_the_module_masks_every_task_at_once_as_each_task_alone(task_loss, norma
     mask = torch.rand(6, 4, generator=g) < 0.6
     mask[:, 2] = False  # gender: absent from the batch
     targets = torch.stack(
-        [torch.randint(0, 2, (6,)), torch.randint(0, 7, (6,)), torch.zeros(6), torch.rand(6)],
+        [torch.randint(0, 2, (6,), generator=g), torch.randint(0, 7, (6,), generator=g),
+         torch.zeros(6), torch.rand(6, generator=g) * 60],
         dim=1,
-    ).float() * torch.tensor([1.0, 1.0, 1.0, 60.0])  # fmt: skip
+    ).float()  # fmt: skip
     targets = torch.where(mask, targets, torch.nan)
     alone = {"cross_entropy": masked_cross_entropy, "squared_hinge": masked_squared_hinge}
     for step in (0, 5):  # the regression loss switches from Euclidean to Gaussian at 5
@@ -266,3 +268,8 @@ def test_the_module_masks_every_task_at_once_as_each_task_alone(task_loss, norma
         )
         torch.testing.assert_close(got, torch.stack(expected))
         assert got[2].item() == 0.0 and torch.isfinite(got).all()
+    for out in outputs.values():
+        out.requires_grad_(True)
+    module.task_losses(outputs, targets, mask, 0).sum().backward()
+    assert torch.equal(outputs["gender"].grad, torch.zeros(6, 2))  # absent: no gradient
+    assert all(torch.isfinite(out.grad).all() for out in outputs.values())  # NaN targets out

@@ -12,7 +12,7 @@ import torch
 from mtl.experiments.bench.overhead import tiny_batches, tiny_module
 from mtl.losses import WEIGHTINGS
 from mtl.training.module import MultiTaskModule
-from tests.conftest import fit_tiny
+from tests.conftest import LOSS_VARIANTS, fit_tiny, tiny_module_with_years
 
 CAPTURABLE = sorted(n for n, w in WEIGHTINGS.items() if w.captures_step)
 
@@ -20,6 +20,20 @@ CAPTURABLE = sorted(n for n, w in WEIGHTINGS.items() if w.captures_step)
 @pytest.mark.parametrize("weighting", CAPTURABLE)
 def test_the_objective_is_one_graph_without_breaks(weighting):
     module = tiny_module(weighting)
+    batch = tiny_batches(module.tasks, 4)[0]
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(module.objective)(
+        batch["image"], batch["targets"], batch["mask"], batch["mask"].any(0), 0, None
+    )
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), [
+        str(r.reason) for r in explained.break_reasons
+    ]
+
+
+@pytest.mark.parametrize("variant", LOSS_VARIANTS)
+def test_every_task_loss_is_in_the_one_graph(variant):
+    """A regression task beside the classifications, each normalisation and loss."""
+    module = tiny_module_with_years(**LOSS_VARIANTS[variant])
     batch = tiny_batches(module.tasks, 4)[0]
     torch._dynamo.reset()
     explained = torch._dynamo.explain(module.objective)(

@@ -9,7 +9,9 @@ Each loss comes in two parts: a per-sample loss (B) and :func:`masked_task_means
 and normalises. The training module stacks every task's per-sample losses into one B x T
 tensor and masks and normalises all tasks at once: a handful of operations, forward and
 backward, instead of a handful per task (``mtl bench overhead`` measures the host time). The
-``masked_*`` functions are the same computation for one task.
+``masked_*`` functions are the same computation for one task (under autocast the module sums
+each task's per-sample losses in the widest dtype among the tasks', float32 with a
+cross-entropy or a regression task).
 """
 
 from __future__ import annotations
@@ -127,7 +129,9 @@ def masked_squared_hinge(
     normalization: Normalization = "batch",
 ) -> torch.Tensor:
     """Multi-class squared hinge ("SVM") loss of Sang & Cuong Eq. 2, labelled rows only.
-    Same arguments and return as :func:`masked_cross_entropy`."""
+
+    Same arguments and return as :func:`masked_cross_entropy`.
+    """
     _check(logits, targets, mask)
     per_sample = squared_hinge_per_sample(logits, class_indices(targets, mask))  # B
     return masked_task_means(per_sample, mask, normalization)

@@ -8,7 +8,7 @@ apply it as SGD weight decay (gradient lambda * W).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -23,13 +23,18 @@ class MomentumSGD(torch.optim.SGD):
     """``torch.optim.SGD`` with the Multi-task BKNet defaults (lr 0.01, momentum 0.9, wd 0.01),
     updating with the fewest calls torch offers.
 
-    By default the update is torch's fused kernel (one call per parameter group) where every
-    parameter is on a CPU or CUDA device, else ``foreach`` (one call per operation, instead
-    of a Python loop over the parameters; torch does either by default on CUDA only). Both
-    give the numbers of the per-parameter loop bitwise (``tests/test_optim.py``) and take
-    host time off every step: on a small network's 23 parameters, about 100 microseconds
-    (fused) and 25 (foreach) off the loop's 155 (``mtl bench overhead``). Lightning refuses
-    gradient clipping under ``16-mixed`` with a fused optimizer: set ``fused: false`` there.
+    Unless ``foreach`` or ``fused`` is given, the update is torch's fused kernel (one call per
+    parameter group) where every parameter is on a CPU or CUDA device, else ``foreach`` (one
+    call per operation instead of a Python loop over the parameters). torch's default is the
+    loop on a CPU and foreach on CUDA. Both are the loop's arithmetic (``tests/test_optim.py``):
+    foreach bitwise, fused bitwise on some kernel paths and within rounding on others. On a
+    small network's 23 parameters (Intel Xeon, one thread) an update took 155 microseconds
+    as the loop, 131 as foreach and 53 fused (``mtl bench overhead`` measures the steps).
+
+    The update is this process's choice, not a checkpoint's: a resumed run keeps it
+    (:meth:`load_state_dict`). The gradient scaler of ``16-mixed`` unscales gradients before
+    the fused update as before any other, so Lightning clips gradients under mixed precision
+    as it does for the loop (it refuses an optimiser that unscales inside its own step).
     """
 
     def __init__(
@@ -42,12 +47,13 @@ class MomentumSGD(torch.optim.SGD):
         foreach: bool | None = None,
         fused: bool | None = None,
     ) -> None:
-        """``fused`` None: fused where the parameters allow it and ``foreach`` is not true;
-        ``foreach`` None: foreach where not fused."""
-        params = [_listed(p) for p in params]  # generators would be spent by the check
-        if fused is None:
-            fused = foreach is not True and _on_devices(params, FUSED_DEVICES)
-        if foreach is None:
+        """``foreach`` and ``fused`` None: fused where every parameter allows it, else foreach;
+        one of them given: torch's meaning (``foreach=False``: the loop)."""
+        if foreach and fused:
+            raise ValueError("foreach and fused cannot both be true: pick one update")
+        params = _materialised(params)  # an iterator would be spent by the device check
+        if foreach is None and fused is None:
+            fused = _on_devices(params, FUSED_DEVICES)
             foreach = not fused
         super().__init__(
             params,
@@ -58,20 +64,43 @@ class MomentumSGD(torch.optim.SGD):
             foreach=foreach,
             fused=fused,
         )
+        self._step_supports_amp_scaling = False  # a GradScaler unscales first (docstring)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """The checkpoint's state and hyperparameters, with this process's update (torch
+        would restore the saved ``foreach``/``fused`` of every group)."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["foreach"], group["fused"] = self.defaults["foreach"], self.defaults["fused"]
 
 
-def _listed(param: Any) -> Any:
-    """A parameter group with its parameters in a list (a parameter stays as it is)."""
-    if not isinstance(param, dict):
-        return param
-    params = param["params"]
-    return {**param, "params": [params] if isinstance(params, torch.Tensor) else list(params)}
+def _materialised(params: Any) -> Any:
+    """``params`` with every iterator (of parameters, or a group's) read into a list; lists,
+    tuples and anything torch refuses (a set) stay as they are."""
+    if isinstance(params, Iterator):
+        params = list(params)
+    if not isinstance(params, list | tuple):
+        return params
+    return [
+        {**p, "params": list(p["params"])}
+        if isinstance(p, dict) and isinstance(p.get("params"), Iterator)
+        else p
+        for p in params
+    ]
 
 
-def _on_devices(params: list, devices: tuple[str, ...]) -> bool:
-    """Whether every parameter (of every group) is on one of ``devices``."""
-    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
-    return all(t.device.type in devices for t in tensors)
+def _on_devices(params: Any, devices: tuple[str, ...]) -> bool:
+    """Whether every parameter (of every group; named or not) is on one of ``devices``."""
+    if isinstance(params, torch.Tensor):
+        return params.device.type in devices
+    entries = [x for p in params for x in (_group_params(p) if isinstance(p, dict) else [p])]
+    tensors = [x[1] if isinstance(x, tuple) else x for x in entries]  # (name, parameter)
+    return all(isinstance(t, torch.Tensor) and t.device.type in devices for t in tensors)
+
+
+def _group_params(group: dict) -> list:
+    params = group.get("params", [])
+    return [params] if isinstance(params, torch.Tensor) else list(params)
 
 
 class ExponentialDecay(LRScheduler):

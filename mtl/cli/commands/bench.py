@@ -137,6 +137,12 @@ def overhead_parser() -> ArgumentParser:
         default=False,
         help="the framework's model.compile (true/net: the network; step: the whole step)",
     )
+    parser.add_argument(
+        "--bare_update",
+        type=Literal["torch", "framework"],
+        default="torch",
+        help="the bare sides' SGD update: torch's default, or the framework's (fused)",
+    )
     parser.add_argument("--json", type=Path | None, default=None, help="also write results here")
     return parser
 
@@ -184,7 +190,7 @@ def main(argv: list[str]) -> int:
 
         result = bench_overhead(
             args.steps, args.warmup, args.batch_size, args.rounds, args.threads,
-            args.weightings, args.compile, echo=console.print,
+            args.weightings, args.compile, args.bare_update, echo=console.print,
         )  # fmt: skip
     elif config.subcommand == "infer":
         from mtl.experiments.bench.infer import bench_infer

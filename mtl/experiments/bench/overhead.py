@@ -9,7 +9,9 @@ same tiny Multi-task network on the same in-memory batches (four tasks, each mis
 rows, as in a multi-source batch), one after the other in one process, alternated over rounds:
 
 * **bare**: a hand-written loop: forward, hand-written masked cross-entropy (absolute error for
-  a regression), backward, ``torch.optim.SGD``;
+  a regression), backward, ``torch.optim.SGD`` with torch's default update (a loop over the
+  parameters on a CPU; ``--bare_update framework``: the framework's, fused where it can be,
+  so that the overhead is the framework's loop, losses, metrics and callbacks alone);
 * **Lightning**: ``Trainer.fit`` of a minimal LightningModule doing exactly the bare step: what
   Lightning's loop costs by itself;
 * **framework**: ``Trainer.fit`` of :class:`~mtl.training.module.MultiTaskModule` as ``mtl fit``
@@ -55,6 +57,7 @@ from mtl.losses import WEIGHTINGS
 from mtl.models import BKNet, HeadConfig
 from mtl.tasks import Task
 from mtl.training.module import MultiTaskModule
+from mtl.training.optim import MomentumSGD
 
 TASKS = ("smile", "emotion", "gender", "age")
 OVERHEAD_ALLOWED_MS = 0.5
@@ -117,7 +120,14 @@ class Cycle:
         return self.steps
 
 
-def _sgd(params: Any) -> torch.optim.SGD:
+BareUpdate = Literal["torch", "framework"]
+"""The bare sides' SGD update: torch's default for the device, or the framework's."""
+
+
+def _sgd(params: Any, update: BareUpdate = "torch") -> torch.optim.SGD:
+    """The bare sides' optimiser: the paper's SGD, updated as ``update`` says."""
+    if update == "framework":
+        return MomentumSGD(params, lr=0.01, momentum=0.9, weight_decay=0.01)
     return torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=0.01)
 
 
@@ -146,12 +156,16 @@ def step_ms(stamps: Sequence[float]) -> Steps:
 
 
 def bare_ms(
-    batches: Sequence[Batch], steps: int, warmup: int, clock: Clock = time.thread_time
+    batches: Sequence[Batch],
+    steps: int,
+    warmup: int,
+    clock: Clock = time.thread_time,
+    update: BareUpdate = "torch",
 ) -> Steps:
     """Milliseconds per step of the hand-written loop."""
     module = tiny_module()
     net, tasks = module.net.train(), module.tasks
-    optimizer = _sgd(net.parameters())
+    optimizer = _sgd(net.parameters(), update)
     stamps = []
     for i, batch in enumerate(Cycle(batches, warmup + steps + 1)):
         if i >= warmup:
@@ -177,16 +191,16 @@ class StepClock(L.Callback):
 class BareStepModule(L.LightningModule):
     """The bare loop's step as a LightningModule: what Lightning's loop adds by itself."""
 
-    def __init__(self) -> None:
+    def __init__(self, update: BareUpdate = "torch") -> None:
         super().__init__()
         module = tiny_module()
-        self.net, self.tasks = module.net, module.tasks
+        self.net, self.tasks, self.update = module.net, module.tasks, update
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return bare_loss(self.net(batch["image"]), batch["targets"], batch["mask"], self.tasks)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return _sgd(self.net.parameters())
+        return _sgd(self.net.parameters(), self.update)
 
 
 @contextmanager
@@ -246,6 +260,7 @@ def bench_overhead(
     threads: int = 1,
     weightings: Sequence[str] = ("fixed",),
     compile: bool | Literal["net", "step"] = False,
+    bare_update: BareUpdate = "torch",
     echo: Callable[[str], None] = print,
 ) -> BenchResult:
     """Each side ``rounds`` times, alternated (a slow period of the machine hits every side);
@@ -265,8 +280,8 @@ def bench_overhead(
         times |= {w: [] for w in weightings}
         for r in range(rounds):
             echo(f"round {r + 1}/{rounds}: bare loop, Lightning alone, framework …")
-            times["bare"].append(bare_ms(batches, steps, warmup, clock))
-            lightning = fit_ms(BareStepModule(), batches, steps, warmup, False, clock)
+            times["bare"].append(bare_ms(batches, steps, warmup, clock, bare_update))
+            lightning = fit_ms(BareStepModule(bare_update), batches, steps, warmup, False, clock)
             times["lightning"].append(lightning)
             for w in weightings:
                 module = tiny_module(w, compile)
@@ -280,6 +295,7 @@ def bench_overhead(
         f"{batch_size}, {len(TASKS)} tasks, {threads} thread(s), {clock_name}, quiet step "
         f"(10th percentile) of the quietest of {rounds} rounds of {steps} steps"
         + (f", framework compile={compile}" if compile else "")
+        + (", the framework's SGD update on every side" if bare_update == "framework" else "")
     )
     columns = [
         Column("side", lambda r: r["side"], left=True),
@@ -298,6 +314,7 @@ def bench_overhead(
         "device": measured_on(torch.device("cpu"), threads),
         "threads": threads,
         "compile": compile,
+        "bare_update": bare_update,
         "allowed_ms": OVERHEAD_ALLOWED_MS,
         "clock": clock_name,
         "quiet_quantile": QUIET_QUANTILE,

@@ -120,9 +120,8 @@ IGNORED_KEYS = {
 experiments (``device_data``: where the same augmentation is computed; runs before it became
 ``null`` by default saved ``false``; ``foreach`` and ``fused``: how the optimiser's update is
 computed, one call per operation or one kernel, the same update up to rounding, bitwise with
-``foreach`` for ``MomentumSGD``, tested). How
-often a run validated is left out where it changes nothing reported
-(:func:`validation_leaves_training_alone`)."""
+``foreach`` for ``MomentumSGD``, tested). How often a run validated is left out where it
+changes nothing reported (:func:`validation_leaves_training_alone`)."""
 
 
 def config_items(config: object, prefix: str = "") -> dict[str, str]:
