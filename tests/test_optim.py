@@ -97,8 +97,9 @@ def test_the_update_is_this_process_choice_also_after_loading_a_checkpoint():
     net(torch.randn(2, 4)).sum().backward()
     old.step()
     new = MomentumSGD(param_groups(net))
+    new.param_groups[1]["fused"], new.param_groups[1]["foreach"] = None, False  # its own
     new.load_state_dict(old.state_dict())
-    assert all((g["fused"], g["foreach"]) == (True, False) for g in new.param_groups)
+    assert [(g["fused"], g["foreach"]) for g in new.param_groups] == [(True, False), (None, False)]
     momentum = old.state[net.weight]["momentum_buffer"]
     assert torch.equal(new.state[net.weight]["momentum_buffer"], momentum)
     loop = MomentumSGD(net.parameters(), foreach=False)
@@ -116,6 +117,7 @@ def test_a_gradient_scaler_unscales_before_the_fused_update_so_gradients_can_be_
         torch.manual_seed(0)
         net = torch.nn.Linear(4, 3)
         optimizer = MomentumSGD(net.parameters(), **options)
+        assert optimizer._step_supports_amp_scaling is False  # the scaler unscales, then steps
         scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
         for overflow in (False, True, False):
             optimizer.zero_grad()
@@ -148,3 +150,27 @@ def test_fused_only_where_every_parameter_is_on_a_fused_device():
     meta = torch.nn.Parameter(torch.zeros(2, device="meta"))
     optimizer = MomentumSGD([torch.nn.Parameter(torch.zeros(2)), meta], lr=0.1)
     assert (optimizer.defaults["fused"], optimizer.defaults["foreach"]) == (False, True)
+
+
+def test_under_16_mixed_the_scaler_unscales_before_clipping_and_the_fused_update():
+    """Lightning's fp16 plugin with a GradScaler (on a CPU here): gradients are clipped and
+    seen by callbacks unscaled, and the fused update runs."""
+    import lightning as L
+    from lightning.pytorch.plugins import MixedPrecision
+
+    from mtl.experiments.bench.overhead import tiny_module
+    from tests.conftest import fit_tiny
+
+    norms = []
+
+    class Norms(L.Callback):
+        def on_before_optimizer_step(self, trainer, module, optimizer):
+            norms.append(torch.nn.utils.get_total_norm([p.grad for p in module.parameters()
+                                                        if p.grad is not None]))  # fmt: skip
+
+    module = tiny_module()
+    fit_tiny(module, 3, plugins=[MixedPrecision("16-mixed", "cpu")], gradient_clip_val=0.05,
+             callbacks=[Norms()])  # fmt: skip
+    assert module.trainer.optimizers[0].defaults["fused"] is True
+    finite = [n for n in norms if torch.isfinite(n)]  # a step that overflowed is skipped
+    assert finite and all(n < 1e3 for n in finite)  # unscaled (the scale is about 65536)

@@ -34,7 +34,10 @@ class MomentumSGD(torch.optim.SGD):
     The update is this process's choice, not a checkpoint's: a resumed run keeps it
     (:meth:`load_state_dict`). The gradient scaler of ``16-mixed`` unscales gradients before
     the fused update as before any other, so Lightning clips gradients under mixed precision
-    as it does for the loop (it refuses an optimiser that unscales inside its own step).
+    as it does for the loop (it refuses an optimiser that unscales inside its own step), and
+    callbacks see unscaled gradients. The price, under ``16-mixed`` on a GPU only: the scaler
+    reads its overflow flag on the host every step, as it does for every optimiser but a
+    fused one.
     """
 
     def __init__(
@@ -67,11 +70,12 @@ class MomentumSGD(torch.optim.SGD):
         self._step_supports_amp_scaling = False  # a GradScaler unscales first (docstring)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """The checkpoint's state and hyperparameters, with this process's update (torch
-        would restore the saved ``foreach``/``fused`` of every group)."""
+        """The checkpoint's state and hyperparameters, with each group's update as this
+        process built it (torch would restore the saved ``foreach``/``fused``)."""
+        updates = [(g["foreach"], g["fused"]) for g in self.param_groups]
         super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            group["foreach"], group["fused"] = self.defaults["foreach"], self.defaults["fused"]
+        for group, (foreach, fused) in zip(self.param_groups, updates, strict=True):
+            group["foreach"], group["fused"] = foreach, fused
 
 
 def _materialised(params: Any) -> Any:
@@ -99,6 +103,7 @@ def _on_devices(params: Any, devices: tuple[str, ...]) -> bool:
 
 
 def _group_params(group: dict) -> list:
+    """A parameter group's parameters as a list (a group may hold one tensor)."""
     params = group.get("params", [])
     return [params] if isinstance(params, torch.Tensor) else list(params)
 
