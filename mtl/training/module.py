@@ -130,10 +130,9 @@ class MultiTaskModule(L.LightningModule, HubModel):
         # What a logging step logs: total loss, then each task's loss, then each task's weight.
         self._step_log_names = ["train/loss", *(f"train/{t}/loss" for t in self.task_names)]
         self._step_log_names += [f"train/{t}/weight" for t in self.weighting.tasks]
-        # Each task's per-sample loss, chosen once: (task, its loss family's function).
-        family = {"classification": self._classification_loss, "regression": self._regression_loss}
-        self._task_losses = [(t.name, family[t.kind.loss_family]) for t in self.tasks]
-        self._classifies = any(t.kind.loss_family == "classification" for t in self.tasks)
+        # Each task's loss family, read once: (task, whether its loss is a classification's).
+        self._task_losses = [(t.name, t.kind.loss_family == "classification") for t in self.tasks]
+        self._classifies = any(classifies for _, classifies in self._task_losses)
         # Metrics and mean losses of each stage, one state each (keyed by stage; a ModuleDict
         # key "train" would clash with Module.train). Epoch sums of the training losses live
         # there too, not in buffers, so DDP does not overwrite a rank's sums with rank 0's.
@@ -213,32 +212,14 @@ class MultiTaskModule(L.LightningModule, HubModel):
         classes = class_indices(targets, mask).unbind(1) if self._classifies else values
         per_sample = torch.stack(
             [
-                loss(outputs[name], values[j], classes[j], labelled[j], step)
-                for j, (name, loss) in enumerate(self._task_losses)
+                self.classification_loss(outputs[name], classes[j])  # B x C, B long -> B
+                if classifies
+                else self.regression_loss.per_sample(outputs[name], values[j], labelled[j], step)
+                for j, (name, classifies) in enumerate(self._task_losses)
             ],
             dim=1,
         )  # B x T
         return masked_task_means(per_sample, mask, self.normalization)  # T
-
-    def _classification_loss(
-        self,
-        out: torch.Tensor,
-        target: torch.Tensor,
-        classes: torch.Tensor,
-        labelled: torch.Tensor,
-        step: int,
-    ) -> torch.Tensor:  # B x C scores, B long class indices -> B
-        return self.classification_loss(out, classes)
-
-    def _regression_loss(
-        self,
-        out: torch.Tensor,
-        target: torch.Tensor,
-        classes: torch.Tensor,
-        labelled: torch.Tensor,
-        step: int,
-    ) -> torch.Tensor:  # B values, B targets (NaN where unlabelled) -> B
-        return self.regression_loss.per_sample(out, target, labelled, step)
 
     def present(self, mask: torch.Tensor) -> torch.Tensor:
         """T bool: tasks labelled anywhere in the global batch. Under DDP every rank takes part
