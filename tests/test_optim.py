@@ -80,8 +80,8 @@ def test_foreach_updates_equal_the_per_parameter_loop_bitwise(nesterov):
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_fused_updates_equal_the_per_parameter_loop_to_rounding(nesterov):
     """The fused update, MomentumSGD's default on a CPU, is the loop's arithmetic: bitwise
-    the same on some kernel paths, and elsewhere (with AVX-512, torch's fused kernel rounds
-    the elements past its last full vector differently) within a rounding error per step."""
+    the same on torch's unvectorised path, and with AVX2 or AVX-512 (torch's fused kernel
+    rounds the elements past its last full vector differently) within rounding."""
     optimizer, loop, each = _steps_against_the_loop({"nesterov": nesterov})
     assert (optimizer.defaults["fused"], optimizer.defaults["foreach"]) == (True, False)
     for a, b in zip(loop, each, strict=True):
