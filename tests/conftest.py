@@ -60,15 +60,9 @@ LOSS_VARIANTS = {
 
 def tiny_module_with_years(**options: object) -> object:
     """The overhead benchmark's tiny network with a regression task (``age_years``) too."""
-    import torch
+    from mtl.experiments.bench.overhead import TASKS, tiny_module
 
-    from mtl.experiments.bench.overhead import TASKS
-    from mtl.models import BKNet, HeadConfig
-    from mtl.training.module import MultiTaskModule
-
-    torch.manual_seed(0)
-    return MultiTaskModule([*TASKS, "age_years"], backbone=BKNet(channels=((4,),), input_size=8),
-                           head=HeadConfig(hidden=[8]), channels_last=False, **options)  # fmt: skip
+    return tiny_module(tasks=[*TASKS, "age_years"], **options)
 
 
 def fit_tiny(module: object, steps: int, **trainer_options: object) -> None:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 
+from mtl.losses.task_losses import class_indices
 from mtl.tasks import Task, metric_key
 
 STAGES = ("train", "val", "test")
@@ -150,7 +151,7 @@ class StageMetrics(Metric):
         labelled = mask  # B x T; with a regression, the classified columns only: B x Tc
         if not self.all_classified:
             labelled, targets = (x.index_select(1, self.classified_index) for x in (mask, targets))
-        truth = torch.where(labelled, targets, 0).long()  # B x Tc
+        truth = class_indices(targets, labelled)  # B x Tc
         c = self.classes
         index = self.task_offset + truth * c + predicted  # B x Tc, cells of one group's state
         counts = labelled.long()  # B x Tc

@@ -79,11 +79,9 @@ class MomentumSGD(torch.optim.SGD):
 
 
 def _materialised(params: Any) -> Any:
-    """``params`` with every iterator (of parameters, or a group's) read into a list; lists,
-    tuples and anything torch refuses (a set) stay as they are."""
-    if isinstance(params, Iterator):
-        params = list(params)
-    if not isinstance(params, list | tuple):
+    """``params`` read into a list, as torch reads them, and a group's parameters too where
+    they are an iterator (a tensor, torch's error, stays as it is)."""
+    if isinstance(params, torch.Tensor):
         return params
     return [
         {**p, "params": list(p["params"])}

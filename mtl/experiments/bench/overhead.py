@@ -70,17 +70,21 @@ def tiny_module(
     weighting: str = "fixed",
     compile: bool | Literal["net", "step"] = False,
     module_class: type[MultiTaskModule] = MultiTaskModule,
+    tasks: Sequence[str] = TASKS,
+    **options: Any,
 ) -> MultiTaskModule:
     """Multi-task network small enough that its compute hardly counts: one 4-channel
-    convolution on 8 x 8 inputs, an 8-unit branch per task."""
+    convolution on 8 x 8 inputs, an 8-unit branch per task; ``options``: more of the
+    module's arguments (the tests vary its losses)."""
     torch.manual_seed(0)
     return module_class(
-        list(TASKS),
+        list(tasks),
         backbone=BKNet(channels=((4,),), input_size=8),
         head=HeadConfig(hidden=[8]),
         weighting=WEIGHTINGS[weighting],
         channels_last=False,
         compile=compile,
+        **options,
     )
 
 
