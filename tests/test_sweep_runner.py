@@ -258,6 +258,8 @@ def test_two_workers_share_one_sweep_without_running_a_trial_twice(tmp_path):
     deadline = time.time() + 300
     try:
         while time.time() < deadline and len(running(path)) < 2:
+            ended = [w for w in workers if w.poll() is not None]
+            assert not ended, f"a worker ended holding no trial: {ended[0].stderr.read()[-2000:]}"
             time.sleep(0.2)
         held = len(running(path))
     finally:
@@ -270,6 +272,29 @@ def test_two_workers_share_one_sweep_without_running_a_trial_twice(tmp_path):
     finished = [t for t in study(path).trials if t.state.name == "COMPLETE"]
     owners = {t.user_attrs["worker"]["pid"] for t in finished}
     assert len(owners) == 2  # both workers ran trials
+
+
+def test_a_worker_starting_while_another_queues_the_grid_runs_every_point(tmp_path, monkeypatch):
+    """Found by CI: of two workers started at once, one found the grid marked as queued before
+    its points were, no point waiting, and ended; the other ran the whole grid alone. A worker
+    stopped while queuing leaves no mark, so the next one queues what is missing."""
+    path = write_fake_sweep(tmp_path, parameters={"lr": {"values": [0.5, 0.25, 0.125]}})
+    url = f"journal:{tmp_path / 'study.journal'}"
+    config = SweepConfig.load(path)
+    queue = SweepRunner._enqueue
+
+    def stop_after_one_point(runner: SweepRunner, index: int, again: bool = False) -> None:
+        if index > 0:
+            raise KeyboardInterrupt  # the first worker, still queuing (or stopped there)
+        queue(runner, index, again)
+
+    monkeypatch.setattr(SweepRunner, "_enqueue", stop_after_one_point)
+    with pytest.raises(KeyboardInterrupt):
+        SweepRunner(config, url, tmp_path / "out", echo=lambda _: None)
+    monkeypatch.undo()
+    second = SweepRunner(config, url, tmp_path / "out", poll_s=0.1, echo=lambda _: None)
+    assert second.run() == 3
+    assert sorted(r["lr"] for r in done(path, url)) == [0.125, 0.25, 0.5]  # each point once
 
 
 def test_a_starting_worker_leaves_other_workers_trials_alone(tmp_path, monkeypatch):

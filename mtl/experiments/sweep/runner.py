@@ -107,9 +107,12 @@ class SweepRunner:
         self.points = grid(config.parameters) if config.method == "grid" else []
         self._fail_stale()
         if self.points and "grid_size" not in self.study.user_attrs:
-            self.study.set_user_attr("grid_size", len(self.points))
+            # Every point queued before the mark that says so: a worker starting meanwhile
+            # queues them too (each once; a point queued twice runs once, see next_trial)
+            # instead of finding the mark, no waiting point, and the sweep "done".
             for index in range(len(self.points)):
                 self._enqueue(index)
+            self.study.set_user_attr("grid_size", len(self.points))
 
     def _sampler(self) -> optuna.samplers.BaseSampler | None:
         if self.config.method != "bayes":
