@@ -11,12 +11,25 @@ import torch
 
 from mtl.cli import run_cli
 from mtl.losses import WEIGHTINGS as REGISTRY
+from mtl.losses.weighting.jacobian_state import TaskStateAggregation
 
 from .conftest import tiny_fit_args
 
 WEIGHTINGS = {name: [f"--model.weighting={cls.__name__}"] for name, cls in REGISTRY.items()}
 """Every registered weighting: each keeps state (learned weights, DWA's loss history, GradNorm's
 initial losses, PCGrad's step) that a resume must restore exactly."""
+
+SAME_PATH = {"alignedmtl", "cagrad", "config", "dualproj", "fairgrad", "imtlg", "mgda"}
+"""TorchJD's stateless aggregators whose resume is UPGrad's: no state but the step count that
+every :class:`~mtl.losses.weighting.jacobian.JacobianAggregation` keeps (GradDrop, which draws
+random numbers, runs too). Run with ``-m slow``; the others run in every suite."""
+
+
+def weighting_cases() -> list:
+    return [
+        pytest.param(name, marks=pytest.mark.slow) if name in SAME_PATH else name
+        for name in sorted(WEIGHTINGS)
+    ]
 
 
 def fit(folder: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> None:
@@ -53,7 +66,7 @@ def history(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
+@pytest.mark.parametrize("weighting", weighting_cases())
 def test_kill_and_resume_equals_an_uninterrupted_run(weighting, tmp_path, monkeypatch):
     """On the default data path: the faces in memory, batches augmented there."""
     kill_and_resume(tmp_path, monkeypatch, *WEIGHTINGS[weighting])
@@ -130,3 +143,15 @@ def test_a_resumed_wandb_run_continues_the_same_run_id(in_tmp):
     assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 6
     wandb.finish()
     assert len(list((in_tmp / "runs" / "wandb").glob(f"offline-run-*-{run_id}"))) == 2
+
+
+def test_the_weightings_left_to_slow_runs_keep_the_same_state_as_upgrad():
+    """What makes them the same resume path: the same checkpointed state (names and shapes)."""
+    tasks = ["smile", "emotion", "gender"]
+
+    def state(name: str) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in REGISTRY[name](tasks).state_dict().items()}
+
+    for name in sorted(SAME_PATH):
+        assert not issubclass(REGISTRY[name], TaskStateAggregation), name
+        assert state(name) == state("upgrad"), name

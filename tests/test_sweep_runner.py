@@ -229,9 +229,11 @@ def runner_process(path: Path, *more: str) -> subprocess.Popen:
 
 
 def test_an_interrupted_trial_runs_again_after_a_restart(tmp_path):
-    # 10 s per trial: the interrupt lands inside the first trial even on a loaded machine
-    slow = {**FAKE_LRS, "epochs": {"value": 100}, "seconds": {"value": 0.1}}
-    path = write_fake_sweep(tmp_path, parameters=slow)
+    # Each trial waits for `release`, written after the interrupt: the interrupt lands inside
+    # the first trial however loaded the machine, and the restarted sweep does not wait.
+    release = tmp_path / "release"
+    held = {**FAKE_LRS, "hold": {"value": str(release)}}
+    path = write_fake_sweep(tmp_path, parameters=held)
     worker = runner_process(path)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until the first trial is running, then Ctrl-C
@@ -244,6 +246,7 @@ def test_an_interrupted_trial_runs_again_after_a_restart(tmp_path):
     assert worker.wait(timeout=60) != 0
     interrupted = [t for t in study(path).trials if t.user_attrs.get("failed") == "interrupted"]
     assert len(interrupted) == 1
+    release.touch()
     main(sweep_args(path))
     assert sorted(r["lr"] for r in done(path)) == [0.25, 0.5]  # both points, once each
 
