@@ -52,6 +52,13 @@ TRAINER_HELP = {
 }
 
 
+RUN_SETTINGS = ("test_time_flip", "compile", "compile_mode", "channels_last")
+"""Model arguments that say how a trained network runs, not what it is (its weights fit either
+value). Lightning builds the model of a ``--ckpt_path`` run from the checkpoint's arguments,
+over the command line's (Lightning-AI/pytorch-lightning#21455 is open); one of these named on
+the command line is kept, so ``mtl test --ckpt_path X --model.test_time_flip true`` flips."""
+
+
 class MTLArgumentParser(ConciseErrors, LightningArgumentParser):
     """LightningCLI's parser, with one-message errors."""
 
@@ -94,9 +101,15 @@ class MTLCLI(LightningCLI):
         sub = self.config.get("subcommand")
         if sub and self.config[sub].get("ckpt_path") == "last":
             resolve_last_checkpoint(self.config[sub], fit=sub == "fit")
+        command_line = sys.argv[1:] if args is None else args if isinstance(args, list) else []
+        named = {a.split("=")[0].removeprefix("--model.") for a in command_line}
+        model = self.config[sub].get("model") if sub else None
+        self._run_settings = {k: model[k] for k in RUN_SETTINGS if k in named and model is not None}
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.config.subcommand] if self.config.get("subcommand") else None
+        for key, value in self._run_settings.items():  # over the checkpoint's (RUN_SETTINGS)
+            config.model[key] = value
         trainer = config.trainer if config is not None else Namespace()
         ensemble = config.get("ensemble", 0) if config is not None else 0
         self.trainer_defaults["callbacks"] = default_callbacks(trainer, ensemble)

@@ -31,12 +31,16 @@ class MultiTaskNet(nn.Module):
         backbone: Backbone,
         head: HeadConfig | None = None,
         init_std: float | Literal["auto"] | None = "auto",
+        test_time_flip: bool = False,
     ) -> None:
         """``init_std``: N(0, std) for every conv/linear weight; ``"auto"`` uses the backbone's
         paper default (0.01 for the BKNet family, the layers' own init otherwise); None keeps
-        the layers' own (PyTorch/timm) initialisation. A regression task's branch has one
-        output, returned as a B-vector."""
+        the layers' own (PyTorch/timm) initialisation. ``test_time_flip``: in eval mode, each
+        face's outputs averaged with its mirror image's (training sees mirrored faces through
+        the flip augmentation, so both views are faces the network knows). A regression task's
+        branch has one output, returned as a B-vector."""
         super().__init__()
+        self.test_time_flip = test_time_flip
         if not tasks:
             raise ValueError("MultiTaskNet needs at least one task")
         head = head or backbone.default_head or HeadConfig()
@@ -59,6 +63,20 @@ class MultiTaskNet(nn.Module):
             init_normal_(self, init_std)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.test_time_flip and not self.training:
+            return self._flip_averaged(x)
+        return self._forward(x)
+
+    def _flip_averaged(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Both views in one batch (eval mode: batch norm does not mix them); each task's
+        raw outputs averaged as its kind averages probabilities."""
+        both = self._forward(torch.cat([x, x.flip(-1)]))  # 2B x C x H x W in, 2B (x C_t) out
+        return {
+            name: self.kinds[name].average_raw(out.unflatten(0, (2, -1)))  # 2 x B (x C_t) -> B
+            for name, out in both.items()
+        }
+
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         shared = self.backbone(x)  # B x F (or a feature map that per-task trunks finish)
         out = {}
         for name, head in self.heads.items():

@@ -6,6 +6,7 @@ Plain Python and NumPy: reports read metrics without importing torch.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -130,6 +131,12 @@ class TaskKind(ABC):
         """K x B (x C) raw outputs of ensemble members -> their averaged :meth:`probabilities`."""
 
     @abstractmethod
+    def average_raw(self, raws: Tensor) -> Tensor:
+        """K x B (x C) raw outputs of one face's views -> one raw output whose
+        :meth:`probabilities` are their :meth:`average`, so losses and metrics read it as any
+        raw output."""
+
+    @abstractmethod
     def describe(self, task: Task, value: float) -> str:
         """A target (class index or value) as text."""
 
@@ -156,6 +163,10 @@ class Classification(TaskKind):
 
     def average(self, raws: Tensor) -> Tensor:
         return raws.softmax(-1).mean(0)  # K x B x C -> B x C
+
+    def average_raw(self, raws: Tensor) -> Tensor:
+        # log of the mean probabilities: K x B x C -> B x C (softmax gives back their mean)
+        return raws.log_softmax(-1).logsumexp(0) - math.log(raws.shape[0])
 
     def describe(self, task: Task, value: float) -> str:
         return task.class_names[int(value)]
@@ -185,6 +196,9 @@ class Regression(TaskKind):
         return raw  # B values
 
     def average(self, raws: Tensor) -> Tensor:
+        return raws.mean(0)  # K x B -> B
+
+    def average_raw(self, raws: Tensor) -> Tensor:
         return raws.mean(0)  # K x B -> B
 
     def describe(self, task: Task, value: float) -> str:

@@ -68,6 +68,7 @@ class MultiTaskModule(L.LightningModule, HubModel):
         compile: bool | Literal["net", "step"] = False,
         compile_mode: str | None = None,
         precise_bn: int = 0,
+        test_time_flip: bool = False,
     ) -> None:
         """
         Args:
@@ -104,6 +105,10 @@ class MultiTaskModule(L.LightningModule, HubModel):
                 instead of evaluating with running averages that lag behind fast-moving
                 weights (``mtl.training.precise_bn``); 0: off. Training is unchanged unless
                 something reads validation results (a plateau scheduler, early stopping).
+            test_time_flip: validation, test and prediction (and a saved or exported model)
+                average each face's outputs with its mirror image's: class probabilities
+                averaged, as the checkpoint ensemble does, at twice the evaluation compute.
+                Training is unchanged.
         """
         if channels_last is None:  # resolved first, so the saved hyperparameters say what ran
             channels_last = (BKNet if backbone is None else type(backbone)).channels_last_default
@@ -112,7 +117,7 @@ class MultiTaskModule(L.LightningModule, HubModel):
         self.save_hyperparameters(plain_hparams(arguments))  # class paths, never objects
         self.tasks: tuple[Task, ...] = build_tasks(tasks, age_edges)
         self.task_names = [t.name for t in self.tasks]
-        self.net = MultiTaskNet(self.tasks, backbone or BKNet(), head, init_std)
+        self.net = MultiTaskNet(self.tasks, backbone or BKNet(), head, init_std, test_time_flip)
         bb = self.net.backbone
         self.example_input_array = torch.zeros(1, bb.in_chans, bb.input_size, bb.input_size)
         self.weighting = weighting(self.task_names)

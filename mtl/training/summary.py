@@ -19,6 +19,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -122,6 +123,7 @@ class RunSummary(L.Callback):
     def __init__(self) -> None:
         self.fit_started: float | None = None
         self.earlier_seconds = 0.0  # fitting before the checkpoint this fit resumed from
+        self.trained_epochs: int | None = None  # of the checkpoint a test or resume loaded
 
     def fit_seconds(self) -> float:
         started = self.fit_started
@@ -145,6 +147,15 @@ class RunSummary(L.Callback):
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self.earlier_seconds = float(state_dict.get("fit_seconds", 0.0))
 
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """The epochs the checkpoint's model trained (those whose training steps all ran): what
+        a test of it in a folder of its own records as ``epochs``, with the fit's time."""
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+        processed = progress.get("current", {}).get("processed")
+        self.trained_epochs = processed if processed is not None else checkpoint.get("epoch")
+
     @staticmethod
     def folder(trainer: L.Trainer) -> Path | None:
         """The run's folder, as ``trainer.log_dir`` finds it but without its DDP broadcast
@@ -163,8 +174,12 @@ class RunSummary(L.Callback):
         record = json.loads(path.read_text()) if path.is_file() else {}
         identity = RunIdentity.of(pl_module, trainer.datamodule)
         record |= {"identity": identity.as_config()}
-        if trainer.state.fn == "fit" or "epochs" not in record:  # a later test keeps the fit's
+        if trainer.state.fn == "fit":
             record["epochs"] = trainer.current_epoch
+        elif "epochs" not in record:  # a test of a checkpoint, in a folder of its own
+            record["epochs"] = self.trained_epochs or trainer.current_epoch
+            if self.earlier_seconds:
+                record["fit_seconds"] = round(self.earlier_seconds, 1)
         record |= {"run_ids": run_ids(trainer)} | fields
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1, allow_nan=True))
