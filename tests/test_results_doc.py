@@ -38,12 +38,17 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
     rows: dict[str, str] = {}  # the first table's rows (the "how each row ran" table follows)
     for line in table.splitlines():
         rows.setdefault(line.split(" | ")[0].strip("| "), line)
-    cosine = "model.lr_scheduler=CosineAnnealingLR(T_max=30, eta_min=0.0) · trainer.max_epochs=30"
+    cosine = "model.lr_scheduler=CosineAnnealingLR(T_max=30, eta_min=0.0)"
     single = f"single-task smile · data.batch_size=64 · model.init_std=None · {cosine}"
-    assert "(4) |" in rows[f"{single} · trainer.precision=bf16-mixed"]  # four folds
+    plain = "model.test_time_flip=False · trainer.max_epochs=30 · trainer.precision=bf16-mixed"
+    assert "(4) |" in rows[f"{single} · {plain}"]  # four folds
     papers = "model.lr_scheduler=ExponentialDecay(decay_steps=10000, rate=0.8, staircase=False)"
     protocol = f"single-task smile · data.batch_size=128 · model.init_std=auto · {papers}"
-    assert "(4) |" in rows[f"{protocol} · trainer.max_epochs=250 · trainer.precision=bf16-mixed"]
+    for flip in ("False", "True"):  # the flip row: the same four models tested again
+        tested = (
+            f"model.test_time_flip={flip} · trainer.max_epochs=250 · trainer.precision=bf16-mixed"
+        )
+        assert "(4) |" in rows[f"{protocol} · {tested}"]
     assert "(4) |" in rows["multi-task smile+emotion+gender+age"]  # paired with them
     assert "(1) |" in rows["single-task emotion"]  # FER-2013's official split, one run
     assert "Δ vs single-task [95 % CI] (pairs)" in table

@@ -114,14 +114,22 @@ IGNORED_KEYS = {
     "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
     "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
-    "ensemble", "config", "profiler", "device_data", "foreach", "fused",
+    "ensemble", "config", "profiler", "device_data", "foreach", "fused", "channels_last",
+    "verbose",
 }  # fmt: skip
 """Config keys that tell repetitions or machines apart, or how a run was watched or fed, not
 experiments (``device_data``: where the same augmentation is computed; runs before it became
 ``null`` by default saved ``false``; ``foreach`` and ``fused``: how the optimiser's update is
 computed, one call per operation or one kernel, the same update up to rounding, bitwise with
-``foreach`` for ``MomentumSGD``, tested). How often a run validated is left out where it
-changes nothing reported (:func:`validation_leaves_training_alone`)."""
+``foreach`` for ``MomentumSGD``, tested; ``channels_last``: the memory layout of the same
+convolutions, saved ``null`` by a fit and resolved by a test from its checkpoint). How often a
+run validated is left out where it changes nothing reported
+(:func:`validation_leaves_training_alone`)."""
+
+ADDED_OPTIONS = {"model.test_time_flip": "False"}
+"""Options added after runs were saved, with the value those runs ran with (the option's
+default): a run whose config lacks one is read with it, so it is not told apart from a new run
+that kept the default."""
 
 
 def config_items(config: object, prefix: str = "") -> dict[str, str]:
@@ -266,7 +274,7 @@ and left out of labels."""
 def run_items(run: Run) -> dict[str, str]:
     """A run's config as :func:`config_items`, how often it validated read as :data:`ANY` where
     that changes nothing it reports (:func:`validation_leaves_training_alone`)."""
-    items = config_items(run.config)
+    items = ADDED_OPTIONS | config_items(run.config)
     if validation_leaves_training_alone(items, run.config):
         items[VALIDATION_KEY] = ANY
     return items
