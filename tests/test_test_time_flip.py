@@ -5,17 +5,25 @@ and a saved, reloaded or exported model evaluates the same way."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from mtl.cli import main, run_cli
-from mtl.inference.export import export_onnx
-from mtl.inference.model import OnnxPredictor, TorchPredictor, load_checkpoint_net
+from mtl.inference.export import export_onnx, export_torchscript
+from mtl.inference.model import (
+    OnnxPredictor,
+    TorchPredictor,
+    TorchScriptPredictor,
+    load_checkpoint_net,
+)
 from mtl.models import BKNet, MultiTaskNet
 from mtl.tasks import build_tasks
-from tests.conftest import tiny_fit_args
+
+from .conftest import tiny_fit_args
 
 TASKS = ["smile", "emotion", "age_years"]  # two classifications and a regression
 
@@ -56,14 +64,40 @@ def test_training_mode_runs_one_view():
         torch.testing.assert_close(out[name], expected[name])
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("flip")
+def fit(root: Path, *extra: str) -> Path:
+    """A tiny fit in ``root`` (two epochs, validated with recomputed batch-norm statistics, the
+    last epoch kept as an ensemble member, tested); returns its last checkpoint."""
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        main([*tiny_fit_args(train=32, val=16, test=16), "--model.test_time_flip=true",
-              "--ensemble=1", "--test_after_fit=true"])  # fmt: skip
+        main([*tiny_fit_args(train=32, val=16, test=16), "--trainer.max_epochs=2",
+              "--model.precise_bn=16", "--ensemble=1", "--test_after_fit=true",
+              *extra])  # fmt: skip
     return root / "runs/mtl/version_0/checkpoints/last.ckpt"
+
+
+def test_args(checkpoint: Path) -> list[str]:
+    """``mtl test`` of the checkpoint, on the data it was fitted on."""
+    return ["test", *tiny_fit_args(train=32, val=16, test=16)[1:], f"--ckpt_path={checkpoint}"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit(tmp_path_factory.mktemp("flip"), "--model.test_time_flip=true")
+
+
+@pytest.fixture(scope="module")
+def plain_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit(tmp_path_factory.mktemp("plain"))
+
+
+def test_training_and_batch_norm_recalibration_are_the_same_with_it(checkpoint, plain_checkpoint):
+    """The flip changes evaluation only: the two fits end with the same weights and batch-norm
+    statistics, bit for bit (recalibration sees each training image once)."""
+    flipped = torch.load(checkpoint, weights_only=True)["state_dict"]
+    plain = torch.load(plain_checkpoint, weights_only=True)["state_dict"]
+    assert flipped.keys() == plain.keys()
+    for key, value in plain.items():
+        torch.testing.assert_close(flipped[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_a_fit_keeps_it_in_the_checkpoint_and_tests_with_it(checkpoint):
@@ -79,28 +113,51 @@ def test_a_fit_keeps_it_in_the_checkpoint_and_tests_with_it(checkpoint):
 
 
 @pytest.mark.numeric
-def test_the_onnx_export_flips_as_pytorch_does(checkpoint, tmp_path):
+def test_the_onnx_and_torchscript_exports_flip_as_pytorch_does(checkpoint, tmp_path):
     net, preprocessing = load_checkpoint_net(checkpoint)
-    onnx = OnnxPredictor(export_onnx(net, preprocessing, tmp_path / "model.onnx"))
+    exported = [
+        OnnxPredictor(export_onnx(net, preprocessing, tmp_path / "model.onnx")),
+        TorchScriptPredictor(export_torchscript(net, preprocessing, tmp_path / "model.pt")),
+    ]
     faces = np.random.default_rng(0).random((3, *preprocessing.input_shape), dtype=np.float32)
     expected = TorchPredictor(net, preprocessing)(faces)
-    mirrored = onnx(np.ascontiguousarray(faces[..., ::-1]))
-    for got, want in zip(mirrored, expected, strict=True):
-        assert float(np.abs(got - want).max()) < 1e-4
+    for model in exported:  # given the mirror images, at another batch size than exported
+        mirrored = model(np.ascontiguousarray(faces[..., ::-1]))
+        for got, want in zip(mirrored, expected, strict=True):
+            assert float(np.abs(got - want).max()) < 1e-4
 
 
-@pytest.mark.parametrize("named", [None, "false", "true"])
-def test_mtl_test_takes_it_from_the_checkpoint_unless_the_command_line_names_it(
-    checkpoint, named, tmp_path, monkeypatch
+ASKED = {
+    "the checkpoint's": (True, []),
+    "--model.K=V": (False, ["--model.test_time_flip=false"]),
+    "--model.K V": (False, ["--model.test_time_flip", "false"]),
+    "a value that names it": (True, ["--trainer.logger.init_args.name", "test_time_flip"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ASKED))
+def test_mtl_test_of_a_checkpoint_flips_as_the_command_line_asks(
+    checkpoint, case, tmp_path, monkeypatch
 ):
     """Lightning builds a ``--ckpt_path`` run's model from the checkpoint's arguments, over the
-    command line's; how the network runs (``mtl.cli.RUN_SETTINGS``) is the command line's."""
+    command line's; how the network runs (``mtl.cli.RUN_SETTINGS``) is the command line's
+    where it names it (the checkpoint here was trained with the flip)."""
+    flips, extra = ASKED[case]
     monkeypatch.chdir(tmp_path)
-    args = ["test", *tiny_fit_args(train=32, val=16, test=16)[1:], f"--ckpt_path={checkpoint}"]
-    if named is not None:
-        args.append(f"--model.test_time_flip={named}")
-    cli = run_cli(args)
-    assert cli.model.net.test_time_flip is (named != "false")  # the checkpoint's: true
+    cli = run_cli([*test_args(checkpoint), *extra])
+    assert cli.model.net.test_time_flip is flips
+
+
+def test_a_config_file_asks_for_it_too_and_what_a_network_is_stays_the_checkpoints(
+    plain_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "evaluate.yaml"
+    config.write_text(yaml.safe_dump({"model": {"test_time_flip": True, "channels_last": False}}))
+    cli = run_cli([*test_args(plain_checkpoint), "--config", str(config), "--model.init_std=.5"])
+    assert cli.model.net.test_time_flip is True and cli.model.channels_last is False
+    saved = torch.load(plain_checkpoint, weights_only=True)["hyper_parameters"]
+    assert cli.model.hparams.init_std == saved["init_std"] != 0.5  # what it is: the checkpoint's
 
 
 def test_a_test_of_a_checkpoint_in_a_folder_of_its_own_records_the_fit_it_tests(
@@ -109,9 +166,9 @@ def test_a_test_of_a_checkpoint_in_a_folder_of_its_own_records_the_fit_it_tests(
     """``run.json`` of a re-test (with the flip, say) names the epochs and fit time of the
     model it tested, not the test's own nothing, so a report reads the row as that fit's."""
     monkeypatch.chdir(tmp_path)
-    args = ["test", *tiny_fit_args(train=32, val=16, test=16)[1:], f"--ckpt_path={checkpoint}"]
-    run_cli(args)
+    run_cli(test_args(checkpoint))
     record = json.loads((tmp_path / "runs/mtl/version_0/run.json").read_text())
     fitted = json.loads((checkpoint.parents[1] / "run.json").read_text())
-    assert record["epochs"] == fitted["epochs"] == 1
+    assert record["epochs"] == fitted["epochs"] == 2
+    assert record["tested_checkpoint"] == str(checkpoint)
     assert record["fit_seconds"] == pytest.approx(fitted["fit_seconds"], abs=0.5)

@@ -13,8 +13,10 @@ expects.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from collections.abc import Sequence
 
 from jsonargparse import Namespace
 from jsonargparse.typing import NonNegativeInt
@@ -55,8 +57,22 @@ TRAINER_HELP = {
 RUN_SETTINGS = ("test_time_flip", "compile", "compile_mode", "channels_last")
 """Model arguments that say how a trained network runs, not what it is (its weights fit either
 value). Lightning builds the model of a ``--ckpt_path`` run from the checkpoint's arguments,
-over the command line's (Lightning-AI/pytorch-lightning#21455 is open); one of these named on
-the command line is kept, so ``mtl test --ckpt_path X --model.test_time_flip true`` flips."""
+over the command line's and the config files' (Lightning-AI/pytorch-lightning#21455 is open);
+one of these that the run asks for (:func:`asked_run_settings`) is kept, so ``mtl test
+--ckpt_path X --model.test_time_flip true`` flips."""
+
+
+def asked_run_settings(command_line: Sequence[str], model: Namespace) -> dict[str, object]:
+    """The :data:`RUN_SETTINGS` a run asks for, with their parsed values: those named on the
+    command line (``--model.K=V`` or ``--model.K V``) and those a config file sets to other
+    than the module's default (a config cannot ask for the default over a checkpoint's value:
+    the command line can)."""
+    flags = [a.split("=")[0] for a in command_line if a.startswith("--model.")]
+    named = {flag.removeprefix("--model.") for flag in flags}
+    defaults = inspect.signature(MultiTaskModule).parameters
+    return {
+        k: model.get(k) for k in RUN_SETTINGS if k in named or model.get(k) != defaults[k].default
+    }
 
 
 class MTLArgumentParser(ConciseErrors, LightningArgumentParser):
@@ -65,6 +81,8 @@ class MTLArgumentParser(ConciseErrors, LightningArgumentParser):
 
 class MTLCLI(LightningCLI):
     """LightningCLI wired for multi-task runs: data decides the tasks, the model follows."""
+
+    _run_settings: dict[str, object] = {}  # asked for (RUN_SETTINGS); set by parse_arguments
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.task_names", "model.tasks", apply_on="instantiate")
@@ -102,9 +120,8 @@ class MTLCLI(LightningCLI):
         if sub and self.config[sub].get("ckpt_path") == "last":
             resolve_last_checkpoint(self.config[sub], fit=sub == "fit")
         command_line = sys.argv[1:] if args is None else args if isinstance(args, list) else []
-        named = {a.split("=")[0].removeprefix("--model.") for a in command_line}
         model = self.config[sub].get("model") if sub else None
-        self._run_settings = {k: model[k] for k in RUN_SETTINGS if k in named and model is not None}
+        self._run_settings = asked_run_settings(command_line, model) if model is not None else {}
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.config.subcommand] if self.config.get("subcommand") else None

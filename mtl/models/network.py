@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -67,9 +68,20 @@ class MultiTaskNet(nn.Module):
             return self._flip_averaged(x)
         return self._forward(x)
 
+    @contextmanager
+    def single_view(self) -> Iterator[None]:
+        """Each face once whatever ``test_time_flip`` says: for what must see the images as
+        training does (batch-norm recalibration, whose batch norms train in an eval-mode net)."""
+        flip, self.test_time_flip = self.test_time_flip, False
+        try:
+            yield
+        finally:
+            self.test_time_flip = flip
+
     def _flip_averaged(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Both views in one batch (eval mode: batch norm does not mix them); each task's
-        raw outputs averaged as its kind averages probabilities."""
+        """Both views in one batch (in eval mode batch norm uses its running statistics, so
+        the views do not mix); each task's raw outputs averaged as its kind averages
+        probabilities. Costs twice the activation memory of one view."""
         both = self._forward(torch.cat([x, x.flip(-1)]))  # 2B x C x H x W in, 2B (x C_t) out
         return {
             name: self.kinds[name].average_raw(out.unflatten(0, (2, -1)))  # 2 x B (x C_t) -> B

@@ -199,7 +199,7 @@ class Regression(TaskKind):
         return raws.mean(0)  # K x B -> B
 
     def average_raw(self, raws: Tensor) -> Tensor:
-        return raws.mean(0)  # K x B -> B
+        return self.average(raws)  # values are their own raw outputs: K x B -> B
 
     def describe(self, task: Task, value: float) -> str:
         return f"{float(value):.1f}"

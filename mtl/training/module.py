@@ -107,8 +107,10 @@ class MultiTaskModule(L.LightningModule, HubModel):
                 something reads validation results (a plateau scheduler, early stopping).
             test_time_flip: validation, test and prediction (and a saved or exported model)
                 average each face's outputs with its mirror image's: class probabilities
-                averaged, as the checkpoint ensemble does, at twice the evaluation compute.
-                Training is unchanged.
+                averaged, as the checkpoint ensemble does, at twice the evaluation compute and
+                activation memory. Training steps are unchanged, but validation results change,
+                and so does training if something reads them (a plateau scheduler, early
+                stopping, a checkpoint kept by a monitored metric).
         """
         if channels_last is None:  # resolved first, so the saved hyperparameters say what ran
             channels_last = (BKNet if backbone is None else type(backbone)).channels_last_default

@@ -150,11 +150,12 @@ class RunSummary(L.Callback):
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        """The epochs the checkpoint's model trained (those whose training steps all ran): what
-        a test of it in a folder of its own records as ``epochs``, with the fit's time."""
+        """The epochs the checkpoint's model trained, as Lightning's fit loop counts those
+        whose training steps all ran (one fewer in a checkpoint saved inside a validation that
+        ends an epoch, which the project's checkpoints are not): what a test of it in a folder
+        of its own records as ``epochs``, with the fit's time."""
         progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
-        processed = progress.get("current", {}).get("processed")
-        self.trained_epochs = processed if processed is not None else checkpoint.get("epoch")
+        self.trained_epochs = progress.get("current", {}).get("processed")
 
     @staticmethod
     def folder(trainer: L.Trainer) -> Path | None:
@@ -177,7 +178,9 @@ class RunSummary(L.Callback):
         if trainer.state.fn == "fit":
             record["epochs"] = trainer.current_epoch
         elif "epochs" not in record:  # a test of a checkpoint, in a folder of its own
-            record["epochs"] = self.trained_epochs or trainer.current_epoch
+            trained = self.trained_epochs
+            record["epochs"] = trained if trained is not None else trainer.current_epoch
+            record["tested_checkpoint"] = str(trainer.ckpt_path) if trainer.ckpt_path else None
             if self.earlier_seconds:
                 record["fit_seconds"] = round(self.earlier_seconds, 1)
         record |= {"run_ids": run_ids(trainer)} | fields
