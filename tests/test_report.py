@@ -298,6 +298,23 @@ def test_a_repeated_fold_counts_once_and_config_differences_split_experiments(tm
     assert len(notes) == 1 and "a2" in notes[0] and "same experiment, fold and seed" in notes[0]
 
 
+def test_a_run_saved_before_an_option_existed_reads_as_its_default(tmp_path):
+    """``model.test_time_flip`` (ADDED_OPTIONS): a config without it groups with ``false`` and
+    apart from ``true``; the layout a test resolves (``channels_last``) splits nothing."""
+    flips = {"old": None, "new": False, "flipped": True}
+    for fold, (name, flip) in enumerate(flips.items()):
+        local_run(tmp_path / name, ["smile"], fold, {SMILE: 0.9})
+        model = {"init_std": None} | ({} if flip is None else {"test_time_flip": flip})
+        model["channels_last"] = None if name == "old" else True  # a fit's null, a test's True
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"model": model}))
+    found = experiments(find_runs([str(tmp_path)]))
+    labels = {e.label: len(e.values[Column("smile", "genki4k", "acc")]) for e in found}
+    assert labels == {
+        "single-task smile · model.test_time_flip=False": 2,  # "old" and "new"
+        "single-task smile · model.test_time_flip=True": 1,
+    }
+
+
 def hand_experiment(task_set: str, by_run: dict[Column, dict[tuple, float]]) -> Experiment:
     fields = {"task_set": task_set, "backbone": "B", "weighting": "W", "loss": "L"}
     values = {c: list(v.values()) for c, v in by_run.items()}

@@ -122,9 +122,10 @@ experiments (``device_data``: where the same augmentation is computed; runs befo
 ``null`` by default saved ``false``; ``foreach`` and ``fused``: how the optimiser's update is
 computed, one call per operation or one kernel, the same update up to rounding, bitwise with
 ``foreach`` for ``MomentumSGD``, tested; ``channels_last``: the memory layout of the same
-convolutions, saved ``null`` by a fit and resolved by a test from its checkpoint). How often a
-run validated is left out where it changes nothing reported
-(:func:`validation_leaves_training_alone`)."""
+convolutions, saved ``null`` by a fit and resolved by a test from its checkpoint). Like
+``fused``, a layout changes a seeded run's rounding and so its trajectory, not the experiment:
+two runs that differ only there are one experiment's repetitions. How often a run validated is
+left out where it changes nothing reported (:func:`validation_leaves_training_alone`)."""
 
 ADDED_OPTIONS = {"model.test_time_flip": "False"}
 """Options added after runs were saved, with the value those runs ran with (the option's
