@@ -26,6 +26,7 @@ random numbers, runs too). Run with ``-m slow``; the others run in every suite."
 
 
 def weighting_cases() -> list:
+    """Every weighting's name, those of :data:`SAME_PATH` marked ``slow``."""
     return [
         pytest.param(name, marks=pytest.mark.slow) if name in SAME_PATH else name
         for name in sorted(WEIGHTINGS)

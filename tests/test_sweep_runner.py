@@ -242,11 +242,13 @@ def test_an_interrupted_trial_runs_again_after_a_restart(tmp_path):
             break
         time.sleep(0.5)
     time.sleep(2)
-    worker.send_signal(signal.SIGINT)
-    assert worker.wait(timeout=60) != 0
+    try:
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(timeout=60) != 0
+    finally:
+        release.touch()  # no trial left waiting, whatever happened
     interrupted = [t for t in study(path).trials if t.user_attrs.get("failed") == "interrupted"]
     assert len(interrupted) == 1
-    release.touch()
     main(sweep_args(path))
     assert sorted(r["lr"] for r in done(path)) == [0.25, 0.5]  # both points, once each
 
