@@ -42,6 +42,7 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
     single = f"single-task smile · data.batch_size=64 · model.init_std=None · {cosine}"
     plain = "model.test_time_flip=False · trainer.max_epochs=30 · trainer.precision=bf16-mixed"
     assert "(4) |" in rows[f"{single} · {plain}"]  # four folds
+    assert "(4) |" in rows[f"{single} · {plain.replace('=False', '=True')}"]  # retrained, flip
     papers = "model.lr_scheduler=ExponentialDecay(decay_steps=10000, rate=0.8, staircase=False)"
     protocol = f"single-task smile · data.batch_size=128 · model.init_std=auto · {papers}"
     for flip in ("False", "True"):  # the flip row: the same four models tested again
