@@ -119,9 +119,11 @@ class MTLCLI(LightningCLI):
         sub = self.config.get("subcommand")
         if sub and self.config[sub].get("ckpt_path") == "last":
             resolve_last_checkpoint(self.config[sub], fit=sub == "fit")
-        command_line = sys.argv[1:] if args is None else args if isinstance(args, list) else []
         model = self.config[sub].get("model") if sub else None
-        self._run_settings = asked_run_settings(command_line, model) if model is not None else {}
+        if model is not None:
+            command_line = sys.argv[1:] if args is None else args
+            tokens = command_line if isinstance(command_line, list) else []  # a dict: a config
+            self._run_settings = asked_run_settings(tokens, model)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.config.subcommand] if self.config.get("subcommand") else None

@@ -345,9 +345,11 @@ class MultiTaskModule(L.LightningModule, HubModel):
         self.precise_bn.forget()
 
     def on_validation_epoch_start(self) -> None:
-        """A fit's validation evaluates batch norm with the current weights' statistics."""
+        """A fit's validation evaluates batch norm with the current weights' statistics,
+        recomputed from the training images as training saw them (one view each)."""
         if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
-            self.precise_bn.recalibrate(self)
+            with self.net.single_view():
+                self.precise_bn.recalibrate(self)
 
     def on_fit_end(self) -> None:
         self.precise_bn.forget()

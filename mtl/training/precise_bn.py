@@ -20,7 +20,6 @@ ranks in one all-reduce, which every rank enters (the number of batches used is 
 from __future__ import annotations
 
 from collections import deque
-from contextlib import nullcontext
 
 import lightning as L
 import torch
@@ -86,13 +85,11 @@ class PreciseBatchNorm:
         saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
         # Validation runs under inference mode; the statistics must stay ordinary tensors,
         # which training updates in place later.
-        single_view = getattr(getattr(module, "net", None), "single_view", nullcontext)
         try:
             with (
                 torch.inference_mode(False),
                 torch.no_grad(),
                 trainer.precision_plugin.forward_context(),
-                single_view(),  # the images as training saw them (no test-time flip)
             ):
                 module.eval()
                 for m in norms:
