@@ -298,6 +298,27 @@ def test_a_repeated_fold_counts_once_and_config_differences_split_experiments(tm
     assert len(notes) == 1 and "a2" in notes[0] and "same experiment, fold and seed" in notes[0]
 
 
+def test_seed_everything_makes_a_repetition_and_pairs_like_the_fold(tmp_path):
+    """Fold 0 under ``seed_everything`` 0 and 1 (the data seed the same): two runs of the
+    experiment, and each multi-task run pairs with the single-task run of its own seeds; a
+    second run of fold 0 and seed 1 is left out, as a repeated fold is."""
+    runs = {  # name: (tasks, seed_everything, smile accuracy)
+        "st0": (["smile"], 0, 0.90), "st1": (["smile"], 1, 0.80), "st1again": (["smile"], 1, 0.10),
+        "mt0": (["smile", "gender"], 0, 0.91), "mt1": (["smile", "gender"], 1, 0.84),
+    }  # fmt: skip
+    for name, (tasks, seed, value) in runs.items():
+        local_run(tmp_path / name, tasks, 0, {SMILE: value})
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"seed_everything": seed}))
+    notes: list[str] = []
+    single, multi = experiments(find_runs([str(tmp_path)]), notes=notes)
+    smile = Column("smile", "genki4k", "acc")
+    assert sorted(single.values[smile]) == [0.80, 0.90]
+    assert sorted(multi.values[smile]) == [0.84, 0.91]
+    assert len(notes) == 1 and "st1again" in notes[0]
+    paired = paired_deltas(multi, [single, multi])[smile]
+    assert paired.n == 2 and paired.mean == pytest.approx((0.01 + 0.04) / 2)  # not 0.91 - 0.80
+
+
 def test_a_run_saved_before_an_option_existed_reads_as_its_default(tmp_path):
     """``model.test_time_flip`` (ADDED_OPTIONS): a config without it groups with ``false`` and
     apart from ``true``; the layout a test resolves (``channels_last``) splits nothing."""

@@ -3,9 +3,9 @@
 An *experiment* is what a run's identity says apart from its repetition: task set, backbone,
 weighting and loss, the config keys that differ between runs of that identity (epochs, learning
 rate, batch norm …; not seeds, folds, paths or logging), and which model was evaluated (the
-final one, or the checkpoint ensemble ``test_ens``). Its folds and seeds are its runs (a
-repeated fold and seed counts once); a cell is the mean ± sample standard deviation over them,
-with their number.
+final one, or the checkpoint ensemble ``test_ens``). Its folds and seeds (the data seed and
+``seed_everything``: :func:`repetition`) are its runs (a repeated fold and seed counts once); a
+cell is the mean ± sample standard deviation over them, with their number.
 
 Against single-task, a multi-task experiment gets per column the difference to the single-task
 experiment of that column's task (same backbone, loss and model; none if several match), and
@@ -73,7 +73,7 @@ class Experiment:
     fields: dict[str, str]
     variant: dict[str, str] = field(default_factory=dict)  # config keys that set it apart
     values: dict[Column, list[float]] = field(default_factory=dict)
-    by_run: dict[Column, dict[tuple, float]] = field(default_factory=dict)  # (fold, seed) ->
+    by_run: dict[Column, dict[tuple, float]] = field(default_factory=dict)  # repetition ->
     curves: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
     how: list[dict] = field(default_factory=list)  # per run: epochs, fit_seconds, ran
     config: dict[str, str] = field(default_factory=dict)  # its first run's config items
@@ -177,20 +177,19 @@ def experiments(
                 continue
             fields = bases[id(run)] | {"model": model}
             key = (*fields.values(), *variants[id(run)].items())
-            repetition = (key, run.identity.get("fold"), run.identity.get("seed"))
-            if repetition in seen:
+            which = (key, *repetition(run))
+            if which in seen:
                 notes.append(f"left out {run.origin}: same experiment, fold and seed as "
-                             f"{seen[repetition]}")  # fmt: skip
+                             f"{seen[which]}")  # fmt: skip
                 continue
-            seen[repetition] = run.origin
+            seen[which] = run.origin
             experiment = found.setdefault(
                 key, Experiment(fields, variant=variants[id(run)], config=run_items(run))
             )
             experiment.how.append(run_how(run))
-            pair_key = (run.identity.get("fold"), run.identity.get("seed"))
             for column, value in columns.items():
                 experiment.values.setdefault(column, []).append(value)
-                experiment.by_run.setdefault(column, {})[pair_key] = value
+                experiment.by_run.setdefault(column, {})[repetition(run)] = value
             if model == "final":
                 for name, curve in run.curves.items():
                     experiment.curves.setdefault(name, []).append(curve)
@@ -204,6 +203,15 @@ def experiments(
     ordered = sorted(found.values(), key=order)
     name_experiments(ordered)
     return ordered
+
+
+def repetition(run: Run) -> tuple:
+    """Which repetition of its experiment a run is: its fold, its data seed (``data.seed``:
+    folds, data order, augmentation) and its ``seed_everything`` (initial weights, dropout), so
+    that repeating a fold under either seed adds a run, and a multi-task run pairs with the
+    single-task run that shares all three. A run saved without a config has no
+    ``seed_everything`` (None)."""
+    return run.identity.get("fold"), run.identity.get("seed"), run.config.get("seed_everything")
 
 
 def run_how(run: Run) -> dict:
@@ -397,7 +405,8 @@ class PairedDelta:
 
 def paired_deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, PairedDelta]:
     """Per column of a multi-task experiment with a single-task baseline, the paired difference
-    over the (fold, seed) both ran with a finite value; a column without any is left out."""
+    over the repetitions (fold and seeds) both ran with a finite value; a column without any
+    is left out."""
     if experiment.single_task:
         return {}
     out = {}
