@@ -41,7 +41,7 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
     cosine = "model.lr_scheduler=CosineAnnealingLR(T_max=30, eta_min=0.0)"
     single = f"single-task smile · data.batch_size=64 · model.init_std=None · {cosine}"
     plain = "model.test_time_flip=False · trainer.max_epochs=30 · trainer.precision=bf16-mixed"
-    assert "(4) |" in rows[f"{single} · {plain}"]  # four folds
+    assert "(8) |" in rows[f"{single} · {plain}"]  # four folds, two seeds (seed_everything)
     assert "(4) |" in rows[f"{single} · {plain.replace('=False', '=True')}"]  # retrained, flip
     papers = "model.lr_scheduler=ExponentialDecay(decay_steps=10000, rate=0.8, staircase=False)"
     protocol = f"single-task smile · data.batch_size=128 · model.init_std=auto · {papers}"
