@@ -63,11 +63,18 @@ def local_run(folder: Path, tasks: list[str], fold: int, test: dict, ens: dict |
 
 
 def wandb_offline_run(
-    folder: Path, tasks: list[str], fold: int, test: dict, run_id: str, ran: dict | None = None
+    folder: Path,
+    tasks: list[str],
+    fold: int,
+    test: dict,
+    run_id: str,
+    ran: dict | None = None,
+    seed_everything: int | None = None,
 ) -> None:
     import wandb
 
     config = {"mtl": identity(tasks, fold)} | ({"ran": ran} if ran else {})
+    config |= {} if seed_everything is None else {"seed_everything": seed_everything}
     run = wandb.init(project="p", dir=folder, mode="offline", id=run_id, config=config)
     for epoch, value in ((0, 0.55), (1, 0.75)):
         run.log({f"val/{tasks[0]}/acc": value, "epoch": epoch})
@@ -298,13 +305,15 @@ def test_a_repeated_fold_counts_once_and_config_differences_split_experiments(tm
     assert len(notes) == 1 and "a2" in notes[0] and "same experiment, fold and seed" in notes[0]
 
 
-def test_seed_everything_makes_a_repetition_and_pairs_like_the_fold(tmp_path):
-    """Fold 0 under ``seed_everything`` 0 and 1 (the data seed the same): two runs of the
-    experiment, and each multi-task run pairs with the single-task run of its own seeds; a
-    second run of fold 0 and seed 1 is left out, as a repeated fold is."""
+def test_seed_everything_makes_a_repetition_and_runs_pair_by_their_data_split(tmp_path):
+    """Fold 0 (one data seed) under ``seed_everything`` 0, 1 and unseeded: three runs of the
+    experiment, a second run of seed 1 left out as a repeated fold is. Pairs are data splits:
+    each side's runs of fold 0 averaged, whatever their ``seed_everything``, so a multi-task
+    run of seed 5 still pairs (same faces), and an unseeded run is not seed 0's repeat."""
     runs = {  # name: (tasks, seed_everything, smile accuracy)
         "st0": (["smile"], 0, 0.90), "st1": (["smile"], 1, 0.80), "st1again": (["smile"], 1, 0.10),
-        "mt0": (["smile", "gender"], 0, 0.91), "mt1": (["smile", "gender"], 1, 0.84),
+        "stfree": (["smile"], False, 0.70),
+        "mt0": (["smile", "gender"], 0, 0.91), "mt5": (["smile", "gender"], 5, 0.84),
     }  # fmt: skip
     for name, (tasks, seed, value) in runs.items():
         local_run(tmp_path / name, tasks, 0, {SMILE: value})
@@ -312,11 +321,22 @@ def test_seed_everything_makes_a_repetition_and_pairs_like_the_fold(tmp_path):
     notes: list[str] = []
     single, multi = experiments(find_runs([str(tmp_path)]), notes=notes)
     smile = Column("smile", "genki4k", "acc")
-    assert sorted(single.values[smile]) == [0.80, 0.90]
+    assert sorted(single.values[smile]) == [0.70, 0.80, 0.90]
     assert sorted(multi.values[smile]) == [0.84, 0.91]
     assert len(notes) == 1 and "st1again" in notes[0]
     paired = paired_deltas(multi, [single, multi])[smile]
-    assert paired.n == 2 and paired.mean == pytest.approx((0.01 + 0.04) / 2)  # not 0.91 - 0.80
+    assert paired.n == 1 and paired.mean == pytest.approx((0.91 + 0.84) / 2 - 0.80)
+
+
+def test_a_wandb_run_s_seed_everything_makes_a_repetition(tmp_path):
+    """A W&B run's config (the resolved one ``mtl fit`` sends) carries ``seed_everything`` too:
+    two runs of fold 0 that differ in it both count."""
+    for seed, value in ((0, 0.90), (1, 0.80)):
+        folder = tmp_path / f"seed{seed}"
+        wandb_offline_run(folder, ["smile"], 0, {SMILE: value}, f"s{seed}", seed_everything=seed)
+    notes: list[str] = []
+    (single,) = experiments(find_runs([str(tmp_path)]), notes=notes)
+    assert sorted(single.values[Column("smile", "genki4k", "acc")]) == [0.80, 0.90] and not notes
 
 
 def test_a_run_saved_before_an_option_existed_reads_as_its_default(tmp_path):

@@ -41,7 +41,8 @@ DEFAULT_LOSS = "cross_entropy"
 @dataclass(frozen=True)
 class RunIdentity:
     """The experiment a run belongs to (tasks, backbone, weighting, loss) and which repetition
-    of it the run is (fold, seed)."""
+    of it the run is (fold, data seed; ``seed_everything``, which draws the initial weights, is
+    in the run's config)."""
 
     tasks: tuple[str, ...]
     backbone: str

@@ -5,7 +5,7 @@ W&B offline runs ``run-<id>.wandb``), or ``wandb:ENTITY/PROJECT`` (W&B's public 
 Rows are experiments (task set, backbone, weighting, loss; final model or checkpoint ensemble),
 named by what differs between them; columns task · source; cells mean ± std (number of runs)
 over folds and seeds; multi-task rows get their difference to single-task, paired by fold and
-seed with its 95 % confidence interval, and LibMTL's Δm. Writes ``report.md``, ``report.csv``,
+data seed with its 95 % confidence interval, and LibMTL's Δm. Writes ``report.md``, ``report.csv``,
 ``bars.png``, ``curves.png`` and (with a paired difference) ``deltas.png`` to ``--out``.
 """
 

@@ -50,10 +50,11 @@ def build_report(
     note = (
         f"{len(found_runs)} runs; cells: mean ± sample std (number of runs) of {stage} "
         f"{'/'.join(metrics)} (accuracy and F1 in %), over folds and seeds; Δ: multi-task minus "
-        "the matching single-task row, over the runs paired by fold and seed, with Student's t "
-        "95 % confidence interval and the number of pairs ('spans 0': no evidence of a "
-        "difference; 'unpaired': no common fold and seed, difference of the rows' means); Δm: "
-        "LibMTL's mean relative multi-task gain (per task, then over the tasks that have a "
+        "the matching single-task row, over the runs paired by fold and data seed (each side's "
+        "runs of a fold averaged over seed_everything), with Student's t 95 % confidence "
+        "interval and the number of pairs ('spans 0': no evidence of a difference; 'unpaired': "
+        "no common fold and data seed, difference of the rows' means); Δm: LibMTL's mean "
+        "relative multi-task gain (per task, then over the tasks that have a "
         "single-task row)."
     )
     if notes:

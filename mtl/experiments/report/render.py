@@ -1,8 +1,8 @@
 """The comparison as a console table, Markdown, CSV and PNG plots; the papers' figures beside.
 
 Rows are experiments (and, with references, the papers' rows), columns task · source; each
-multi-task row is followed by its difference to single-task, paired by fold and seed with a 95 %
-confidence interval, and carries Δm (:mod:`mtl.experiments.report.table`).
+multi-task row is followed by its difference to single-task, paired by fold and data seed with a
+95 % confidence interval, and carries Δm (:mod:`mtl.experiments.report.table`).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def table_rows(
 
 def delta_cell(diff: float | None, paired: PairedDelta | None, metric: str) -> str:
     """The paired difference with its interval; the difference of means, marked unpaired, where
-    no fold and seed was run by both rows."""
+    no fold and data seed was run by both rows."""
     if paired is not None:
         return format_paired(paired, metric)
     return "" if diff is None else f"{format_delta(diff, metric)} (unpaired)"

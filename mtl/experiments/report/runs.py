@@ -2,8 +2,8 @@
 W&B project online.
 
 Every source gives the same :class:`Run`: what the run is (its identity: task set, backbone,
-weighting, loss, fold, seed; :mod:`mtl.training.identity`), its resolved config, its final metrics
-(``test/…``, ``test_ens/…``, ``val/…`` keys) and its validation curves.
+weighting, loss, fold, data seed; :mod:`mtl.training.identity`), its resolved config, its final
+metrics (``test/…``, ``test_ens/…``, ``val/…`` keys) and its validation curves.
 
 * a local run folder is one with ``run.json`` (written by :class:`mtl.training.summary.RunSummary`),
   its config and curves read from ``config.yaml`` and ``metrics.csv`` beside it;
@@ -86,7 +86,7 @@ def local_run(folder: Path) -> Run:
         with (folder / "metrics.csv").open(newline="") as f:
             curves = curves_of(csv.DictReader(f))
     config_file = folder / "config.yaml"
-    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    config = (yaml.safe_load(config_file.read_text()) if config_file.is_file() else None) or {}
     wandb_id = record.get("run_ids", {}).get("wandb")
     origin = str(folder / RUN_FILE)
     how = {k: record[k] for k in ("epochs", "fit_seconds", "ran") if k in record}

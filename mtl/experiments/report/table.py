@@ -18,11 +18,12 @@ with l_k = 1 where lower is better (MAE) and 0 otherwise, averaged over the K co
 task (its sources and metrics) first, then over the tasks that have a single-task baseline.
 
 Whether a difference is real is read from the *paired* differences: each multi-task run is
-paired with the single-task run of the same fold and seed (same training and test faces, same
-seed), and the mean of the paired differences gets a 95 % confidence interval (Student's t over
-the pairs, :func:`scipy.stats.ttest_rel`). Pairing removes what folds share (one fold is harder
-than another for both), so the interval is narrower than one from the two rows' spreads. An
-interval that contains 0 does not show a difference.
+paired with the single-task runs of the same fold and data seed (the same training and test
+faces; each side's runs of that split, over ``seed_everything``, averaged), and the mean of the
+paired differences gets a 95 % confidence interval (Student's t over the pairs,
+:func:`scipy.stats.ttest_rel`). Pairing removes what folds share (one fold is harder than
+another for both), so the interval is narrower than one from the two rows' spreads. An interval
+that contains 0 does not show a difference.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Experiment:
     fields: dict[str, str]
     variant: dict[str, str] = field(default_factory=dict)  # config keys that set it apart
     values: dict[Column, list[float]] = field(default_factory=dict)
-    by_run: dict[Column, dict[tuple, float]] = field(default_factory=dict)  # repetition ->
+    by_run: dict[Column, dict[tuple, float]] = field(default_factory=dict)  # repetition: value
     curves: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
     how: list[dict] = field(default_factory=list)  # per run: epochs, fit_seconds, ran
     config: dict[str, str] = field(default_factory=dict)  # its first run's config items
@@ -162,7 +163,7 @@ def experiments(
     """The runs grouped into experiments, each with its values per column, named by what
     differs between the experiments. Runs of one identity (task set, backbone, weighting, loss)
     whose configs differ (epochs, learning rate, batch norm …) are separate experiments named
-    by those keys; a second run of the same experiment, fold and seed is left out (a note)."""
+    by those keys; a second run of the same experiment, fold and seeds is left out (a note)."""
     notes = [] if notes is None else notes
     prefixes = dict(MODELS) if stage == "test" else {"val": "final"}
     runs = sorted(runs, key=lambda r: r.origin)
@@ -177,7 +178,8 @@ def experiments(
                 continue
             fields = bases[id(run)] | {"model": model}
             key = (*fields.values(), *variants[id(run)].items())
-            which = (key, *repetition(run))
+            run_key = repetition(run)
+            which = (key, *run_key)
             if which in seen:
                 notes.append(f"left out {run.origin}: same experiment, fold and seed as "
                              f"{seen[which]}")  # fmt: skip
@@ -189,7 +191,7 @@ def experiments(
             experiment.how.append(run_how(run))
             for column, value in columns.items():
                 experiment.values.setdefault(column, []).append(value)
-                experiment.by_run.setdefault(column, {})[repetition(run)] = value
+                experiment.by_run.setdefault(column, {})[run_key] = value
             if model == "final":
                 for name, curve in run.curves.items():
                     experiment.curves.setdefault(name, []).append(curve)
@@ -205,13 +207,21 @@ def experiments(
     return ordered
 
 
-def repetition(run: Run) -> tuple:
+Repetition = tuple[object, object, object]
+"""(fold, data seed, ``seed_everything``): which repetition of its experiment a run is; the
+first two are its data split (:func:`per_split`)."""
+
+
+def repetition(run: Run) -> Repetition:
     """Which repetition of its experiment a run is: its fold, its data seed (``data.seed``:
     folds, data order, augmentation) and its ``seed_everything`` (initial weights, dropout), so
-    that repeating a fold under either seed adds a run, and a multi-task run pairs with the
-    single-task run that shares all three. A run saved without a config has no
-    ``seed_everything`` (None)."""
-    return run.identity.get("fold"), run.identity.get("seed"), run.config.get("seed_everything")
+    that repeating a fold under either seed adds a run. A run saved without a config has no
+    ``seed_everything`` (None); an unseeded run (``seed_everything: false``) is a repetition of
+    its own, not seed 0's (``False == 0`` in Python)."""
+    seed = run.config.get("seed_everything")
+    if isinstance(seed, bool):
+        seed = f"unseeded: {run.origin}"
+    return run.identity.get("fold"), run.identity.get("seed"), seed
 
 
 def run_how(run: Run) -> dict:
@@ -373,7 +383,7 @@ def deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, 
 
 @dataclass(frozen=True)
 class PairedDelta:
-    """Multi-task minus single-task over the runs paired by fold and seed: the mean difference,
+    """Multi-task minus single-task over the runs paired by data split: the mean difference,
     its 95 % confidence interval (NaN with fewer than 2 pairs, or when every pair differs by the
     same amount: Student's t needs a spread) and the number of pairs."""
 
@@ -403,18 +413,32 @@ class PairedDelta:
         return cls(mean, float(interval.low), float(interval.high), len(diffs))
 
 
+def per_split(by_run: dict[tuple, float]) -> dict[tuple, float]:
+    """A row's finite values averaged per data split (fold and data seed) over its
+    ``seed_everything`` repetitions. The split is what a multi-task run pairs on: runs of one
+    split trained and tested on the same faces, while one ``seed_everything`` draws unrelated
+    initial weights for two different networks, so it is no reason to pair."""
+    splits: dict[tuple, list[float]] = {}
+    for key, value in by_run.items():
+        if math.isfinite(value):
+            splits.setdefault(key[:2], []).append(value)
+    return {split: statistics.fmean(values) for split, values in splits.items()}
+
+
 def paired_deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, PairedDelta]:
     """Per column of a multi-task experiment with a single-task baseline, the paired difference
-    over the repetitions (fold and seeds) both ran with a finite value; a column without any
-    is left out."""
+    over the data splits (fold and data seed) both ran with a finite value, each side's runs of
+    a split averaged (:func:`per_split`); a column without any is left out."""
     if experiment.single_task:
         return {}
     out = {}
-    for column, mine in sorted(experiment.by_run.items()):
+    for column, by_run in sorted(experiment.by_run.items()):
         base = baseline(experiment, column.task, found)
-        theirs = {} if base is None else base.by_run.get(column, {})
+        mine, theirs = (
+            per_split(by_run),
+            per_split({} if base is None else base.by_run.get(column, {})),
+        )
         common = sorted(set(mine) & set(theirs), key=str)
-        common = [k for k in common if math.isfinite(mine[k]) and math.isfinite(theirs[k])]
         if common:
             out[column] = PairedDelta.of([mine[k] for k in common], [theirs[k] for k in common])
     return out
