@@ -51,7 +51,9 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
         )
         assert "(4) |" in rows[f"{protocol} · {tested}"]
     assert "(4) |" in rows["multi-task smile+emotion+gender+age"]  # paired with them
-    assert "(1) |" in rows["single-task emotion"]  # FER-2013's official split, one run
+    emotion = "single-task emotion · model.lr_scheduler.T_max={} · model.test_time_flip={} · "
+    for length, flip in (("30", "False"), ("60", "False"), ("60", "True")):  # official split
+        assert "(1) |" in rows[emotion.format(length, flip) + f"trainer.max_epochs={length}"]
     assert "Δ vs single-task [95 % CI] (pairs)" in table
     assert "paper: Sang & Cuong" in table
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", table)
