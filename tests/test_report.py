@@ -302,7 +302,7 @@ def test_a_repeated_fold_counts_once_and_config_differences_split_experiments(tm
     ]
     smile = Column("smile", "genki4k", "acc")
     assert found[1].values[smile] == [0.90, 0.92]  # "a2" left out, with a note
-    assert len(notes) == 1 and "a2" in notes[0] and "same experiment, fold and seed" in notes[0]
+    assert len(notes) == 1 and "a2" in notes[0] and "same experiment, fold and seeds" in notes[0]
 
 
 def test_seed_everything_makes_a_repetition_and_runs_pair_by_their_data_split(tmp_path):

@@ -67,6 +67,11 @@ class Stats:
         return cls(statistics.fmean(values), std, len(values))
 
 
+Repetition = tuple[object, object, object]
+"""(fold, data seed, ``seed_everything``): which repetition of its experiment a run is; the
+first two are its data split (:func:`per_split`)."""
+
+
 @dataclass
 class Experiment:
     """The runs of one experiment and what they measured."""
@@ -74,7 +79,7 @@ class Experiment:
     fields: dict[str, str]
     variant: dict[str, str] = field(default_factory=dict)  # config keys that set it apart
     values: dict[Column, list[float]] = field(default_factory=dict)
-    by_run: dict[Column, dict[tuple, float]] = field(default_factory=dict)  # repetition: value
+    by_run: dict[Column, dict[Repetition, float]] = field(default_factory=dict)
     curves: dict[str, list[list[tuple[float, float]]]] = field(default_factory=dict)
     how: list[dict] = field(default_factory=list)  # per run: epochs, fit_seconds, ran
     config: dict[str, str] = field(default_factory=dict)  # its first run's config items
@@ -181,7 +186,7 @@ def experiments(
             run_key = repetition(run)
             which = (key, *run_key)
             if which in seen:
-                notes.append(f"left out {run.origin}: same experiment, fold and seed as "
+                notes.append(f"left out {run.origin}: same experiment, fold and seeds as "
                              f"{seen[which]}")  # fmt: skip
                 continue
             seen[which] = run.origin
@@ -205,11 +210,6 @@ def experiments(
     ordered = sorted(found.values(), key=order)
     name_experiments(ordered)
     return ordered
-
-
-Repetition = tuple[object, object, object]
-"""(fold, data seed, ``seed_everything``): which repetition of its experiment a run is; the
-first two are its data split (:func:`per_split`)."""
 
 
 def repetition(run: Run) -> Repetition:
