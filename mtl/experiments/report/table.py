@@ -177,13 +177,13 @@ def experiments(
     found: dict[tuple, Experiment] = {}
     seen: dict[tuple, str] = {}
     for run in runs:
+        run_key = repetition(run)
         for prefix, model in prefixes.items():
             columns = run_columns(run, prefix, metrics)
             if not columns:
                 continue
             fields = bases[id(run)] | {"model": model}
             key = (*fields.values(), *variants[id(run)].items())
-            run_key = repetition(run)
             which = (key, *run_key)
             if which in seen:
                 notes.append(f"left out {run.origin}: same experiment, fold and seeds as "
@@ -434,10 +434,8 @@ def paired_deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[C
     out = {}
     for column, by_run in sorted(experiment.by_run.items()):
         base = baseline(experiment, column.task, found)
-        mine, theirs = (
-            per_split(by_run),
-            per_split({} if base is None else base.by_run.get(column, {})),
-        )
+        mine = per_split(by_run)
+        theirs = per_split(base.by_run.get(column, {})) if base is not None else {}
         common = sorted(set(mine) & set(theirs), key=str)
         if common:
             out[column] = PairedDelta.of([mine[k] for k in common], [theirs[k] for k in common])
