@@ -172,3 +172,26 @@ def test_a_test_of_a_checkpoint_in_a_folder_of_its_own_records_the_fit_it_tests(
     assert record["epochs"] == fitted["epochs"] == 2
     assert record["tested_checkpoint"] == str(checkpoint)
     assert record["fit_seconds"] == pytest.approx(fitted["fit_seconds"], abs=0.5)
+    assert record["ran"] == fitted["ran"] and record["ran"]["hardware"]  # the fit's, kept in it
+
+
+@pytest.mark.parametrize("beside", [True, False], ids=["its run folder kept", "moved alone"])
+def test_an_older_checkpoint_s_fit_hardware_is_read_from_its_run_folder(
+    checkpoint, beside, tmp_path, monkeypatch
+):
+    """A checkpoint written before checkpoints carried how their fit ran: its re-test reads
+    that from the ``run.json`` of the run folder it was saved in, or records none."""
+    saved = torch.load(checkpoint, weights_only=True)
+    state = next(v for k, v in saved["callbacks"].items() if "RunReport" in k)
+    assert state.pop("ran")["hardware"]  # the checkpoint carries it; an older one did not
+    old = tmp_path / "old/version_0/checkpoints/last.ckpt"
+    old.parent.mkdir(parents=True)
+    torch.save(saved, old)
+    fitted = json.loads((checkpoint.parents[1] / "run.json").read_text())
+    if beside:
+        (old.parents[1] / "run.json").write_text(json.dumps(fitted))
+    monkeypatch.chdir(tmp_path)
+    run_cli(test_args(old))
+    record = json.loads((tmp_path / "runs/mtl/version_0/run.json").read_text())
+    assert record["epochs"] == 2 and record["tested_checkpoint"] == str(old)
+    assert record.get("ran") == (fitted["ran"] if beside else None)

@@ -106,6 +106,20 @@ def how_it_ran(trainer: L.Trainer) -> dict:
     }
 
 
+def fit_ran_beside(checkpoint: str | Path | None) -> dict | None:
+    """How the fit that wrote ``checkpoint`` ran, from the ``run.json`` of the run folder it
+    was saved in (``<run>/checkpoints/x.ckpt``): for checkpoints written before they carried it
+    (None where that file is gone)."""
+    if not checkpoint:
+        return None
+    path = Path(checkpoint).parent.parent / RUN_FILE
+    try:
+        ran = json.loads(path.read_text()).get("ran")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return dict(ran) if isinstance(ran, dict) else None
+
+
 @skip_unused_batch_hooks
 class RunSummary(L.Callback):
     """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only).
@@ -124,6 +138,7 @@ class RunSummary(L.Callback):
         self.fit_started: float | None = None
         self.earlier_seconds = 0.0  # fitting before the checkpoint this fit resumed from
         self.trained_epochs: int | None = None  # of the checkpoint a test or resume loaded
+        self.fit_ran: dict | None = None  # how the fit ran, or the fit of a loaded checkpoint
 
     def fit_seconds(self) -> float:
         started = self.fit_started
@@ -132,20 +147,28 @@ class RunSummary(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fit_started = time.perf_counter()
 
-    @rank_zero_only
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """How the run trains, once its data path is chosen, into W&B's config (``ran``), so a
-        dashboard can group or filter runs by precision, data path and hardware, and ``mtl
-        report`` reads it from W&B as from ``run.json``."""
+        """How the run trains, once its data path is chosen: kept for its checkpoints (a later
+        test of one records the fit's hardware, not its own) and put into W&B's config
+        (``ran``), so a dashboard can group or filter runs by precision, data path and hardware,
+        and ``mtl report`` reads it from W&B as from ``run.json``."""
+        self.fit_ran = how_it_ran(trainer)
+        if not trainer.is_global_zero:
+            return
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.experiment.config.update({"ran": how_it_ran(trainer)}, allow_val_change=True)
+                logger.experiment.config.update({"ran": self.fit_ran}, allow_val_change=True)
 
-    def state_dict(self) -> dict[str, float]:
-        return {"fit_seconds": self.fit_seconds()}
+    def state_dict(self) -> dict[str, object]:
+        state: dict[str, object] = {"fit_seconds": self.fit_seconds()}
+        if self.fit_ran is not None:
+            state["ran"] = self.fit_ran
+        return state
 
-    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.earlier_seconds = float(state_dict.get("fit_seconds", 0.0))
+        ran = state_dict.get("ran")
+        self.fit_ran = dict(ran) if isinstance(ran, dict) else None
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -183,6 +206,9 @@ class RunSummary(L.Callback):
             record["tested_checkpoint"] = str(trainer.ckpt_path) if trainer.ckpt_path else None
             if self.earlier_seconds:
                 record["fit_seconds"] = round(self.earlier_seconds, 1)
+            ran = self.fit_ran or fit_ran_beside(trainer.ckpt_path)
+            if ran:
+                record["ran"] = ran
         record |= {"run_ids": run_ids(trainer)} | fields
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1, allow_nan=True))
