@@ -50,7 +50,9 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
             f"model.test_time_flip={flip} · trainer.max_epochs=250 · trainer.precision=bf16-mixed"
         )
         assert "(4) |" in rows[f"{protocol} · {tested}"]
-    assert "(4) |" in rows["multi-task smile+emotion+gender+age"]  # paired with them
+    multi = "multi-task smile+emotion+gender+age · model.test_time_flip={}"
+    assert "(8) |" in rows[multi.format("False")]  # four folds, two seeds; paired with them
+    assert "(4) |" in rows[multi.format("True")]  # the second seed's models, tested with flip
     emotion = "single-task emotion · model.lr_scheduler.T_max={} · model.test_time_flip={} · "
     for length, flip in (("30", "False"), ("60", "False"), ("60", "True")):  # official split
         assert "(1) |" in rows[emotion.format(length, flip) + f"trainer.max_epochs={length}"]
