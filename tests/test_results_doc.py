@@ -57,6 +57,8 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
     for length, flip in (("30", "False"), ("60", "False"), ("60", "True")):  # official split
         assert "(1) |" in rows[emotion.format(length, flip) + f"trainer.max_epochs={length}"]
     assert "Δ vs single-task [95 % CI] (pairs)" in table
+    ran = table[table.index("### How each row ran") :].split("\n\n")[1].splitlines()[2:]
+    assert ran and all(not row.endswith("| – |") for row in ran)  # re-tests name their fit's too
     assert "paper: Sang & Cuong" in table
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", table)
     plots = {"bars.png", "curves.png", "deltas.png", "subgroups.png"}

@@ -175,23 +175,39 @@ def test_a_test_of_a_checkpoint_in_a_folder_of_its_own_records_the_fit_it_tests(
     assert record["ran"] == fitted["ran"] and record["ran"]["hardware"]  # the fit's, kept in it
 
 
-@pytest.mark.parametrize("beside", [True, False], ids=["its run folder kept", "moved alone"])
-def test_an_older_checkpoint_s_fit_hardware_is_read_from_its_run_folder(
-    checkpoint, beside, tmp_path, monkeypatch
+BESIDE = {  # a checkpoint's state and the run.json of its folder -> the ran a re-test records
+    "carried, moved alone": (True, None, "fit"),
+    "older, its run folder kept": (False, "fit", "fit"),
+    "older, moved alone": (False, None, None),
+    "older, beside a malformed run.json": (False, "[]", None),
+    "older, beside a file that is not JSON": (False, "{", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BESIDE))
+def test_a_re_test_records_the_fit_s_hardware_from_its_checkpoint_or_run_folder(
+    checkpoint, case, tmp_path, monkeypatch
 ):
-    """A checkpoint written before checkpoints carried how their fit ran: its re-test reads
-    that from the ``run.json`` of the run folder it was saved in, or records none."""
+    """A checkpoint carries how its fit ran; one written before it did has its re-test read
+    that from the ``run.json`` of the run folder it was saved in (``<run>/checkpoints/``), or
+    record none: never another run's."""
+    carried, beside, expected = BESIDE[case]
     saved = torch.load(checkpoint, weights_only=True)
     state = next(v for k, v in saved["callbacks"].items() if "RunReport" in k)
-    assert state.pop("ran")["hardware"]  # the checkpoint carries it; an older one did not
-    old = tmp_path / "old/version_0/checkpoints/last.ckpt"
-    old.parent.mkdir(parents=True)
-    torch.save(saved, old)
     fitted = json.loads((checkpoint.parents[1] / "run.json").read_text())
+    assert state["ran"] == fitted["ran"] and state["ran"]["hardware"]
+    if not carried:
+        del state["ran"]
+    folder = "old/version_0/checkpoints" if beside else "moved"
+    moved = tmp_path / folder / "last.ckpt"
+    moved.parent.mkdir(parents=True)
+    torch.save(saved, moved)
     if beside:
-        (old.parents[1] / "run.json").write_text(json.dumps(fitted))
+        text = json.dumps(fitted) if beside == "fit" else beside
+        (moved.parents[1] / "run.json").write_text(text)
+    (tmp_path / "run.json").write_text(json.dumps({"ran": {"hardware": "another run's"}}))
     monkeypatch.chdir(tmp_path)
-    run_cli(test_args(old))
+    run_cli(test_args(moved))
     record = json.loads((tmp_path / "runs/mtl/version_0/run.json").read_text())
-    assert record["epochs"] == 2 and record["tested_checkpoint"] == str(old)
-    assert record.get("ran") == (fitted["ran"] if beside else None)
+    assert record["epochs"] == 2 and record["tested_checkpoint"] == str(moved)
+    assert record.get("ran") == (fitted["ran"] if expected else None)

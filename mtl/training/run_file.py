@@ -6,7 +6,10 @@ table never imports torch or Lightning.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 from mtl.tasks import parse_metric_key
 
@@ -25,3 +28,19 @@ def result_rows(metrics: dict[str, float]) -> list[dict]:
             rows.append({"model": MODELS[stage], "source": source or "all", "task": task,
                          "metric": metric, "value": value})  # fmt: skip
     return rows
+
+
+def fit_ran_beside(checkpoint: str | Path | None) -> dict[str, Any] | None:
+    """How the fit that wrote ``checkpoint`` ran (``ran``), from the ``run.json`` of the run
+    folder it was saved in, for checkpoints written before they carried it. Only for the layout
+    the project's checkpoints have (``<run>/checkpoints/x.ckpt``): a checkpoint moved elsewhere
+    would otherwise take another run's hardware. None where there is no such file or it holds
+    no ``ran``."""
+    if not checkpoint or Path(checkpoint).parent.name != "checkpoints":
+        return None
+    try:
+        record = json.loads((Path(checkpoint).parent.parent / RUN_FILE).read_text())
+    except (OSError, ValueError):  # gone, unreadable, not JSON
+        return None
+    ran = record.get("ran") if isinstance(record, dict) else None
+    return dict(ran) if isinstance(ran, dict) else None

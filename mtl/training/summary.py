@@ -33,7 +33,7 @@ from mtl.training.callbacks import run_ids
 from mtl.training.evaluation import ConfusionMatrices, write_confusion_csv
 from mtl.training.hooks import skip_unused_batch_hooks
 from mtl.training.identity import RunIdentity
-from mtl.training.run_file import MODELS, RUN_FILE, result_rows
+from mtl.training.run_file import MODELS, RUN_FILE, fit_ran_beside, result_rows
 from mtl.training.subgroups import Gap, SubgroupMetrics, as_record
 
 
@@ -106,27 +106,15 @@ def how_it_ran(trainer: L.Trainer) -> dict:
     }
 
 
-def fit_ran_beside(checkpoint: str | Path | None) -> dict | None:
-    """How the fit that wrote ``checkpoint`` ran, from the ``run.json`` of the run folder it
-    was saved in (``<run>/checkpoints/x.ckpt``): for checkpoints written before they carried it
-    (None where that file is gone)."""
-    if not checkpoint:
-        return None
-    path = Path(checkpoint).parent.parent / RUN_FILE
-    try:
-        ran = json.loads(path.read_text()).get("ran")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return dict(ran) if isinstance(ran, dict) else None
-
-
 @skip_unused_batch_hooks
 class RunSummary(L.Callback):
     """Writes ``run.json`` after fit and test, and the test's result files (rank 0 only).
 
     ``fit_seconds`` is the wall time of fitting. Checkpoints carry the time so far (a plain
     float), so a resumed run adds its own to the time up to the checkpoint it resumed from, also
-    after an interruption that never reached the end of a fit."""
+    after an interruption that never reached the end of a fit; and how the fit ran (``ran``, a
+    plain dict), so a later test of the checkpoint in a folder of its own records the fit's
+    precision, data path and hardware rather than none."""
 
     @property
     def state_key(self) -> str:
@@ -138,7 +126,7 @@ class RunSummary(L.Callback):
         self.fit_started: float | None = None
         self.earlier_seconds = 0.0  # fitting before the checkpoint this fit resumed from
         self.trained_epochs: int | None = None  # of the checkpoint a test or resume loaded
-        self.fit_ran: dict | None = None  # how the fit ran, or the fit of a loaded checkpoint
+        self.fit_ran: dict[str, Any] | None = None  # this fit's, or a loaded checkpoint's fit's
 
     def fit_seconds(self) -> float:
         started = self.fit_started
@@ -151,7 +139,8 @@ class RunSummary(L.Callback):
         """How the run trains, once its data path is chosen: kept for its checkpoints (a later
         test of one records the fit's hardware, not its own) and put into W&B's config
         (``ran``), so a dashboard can group or filter runs by precision, data path and hardware,
-        and ``mtl report`` reads it from W&B as from ``run.json``."""
+        and ``mtl report`` reads it from W&B as from ``run.json``. Computed on every rank (local
+        facts only, no collective), so the callback's state is the same on each."""
         self.fit_ran = how_it_ran(trainer)
         if not trainer.is_global_zero:
             return
@@ -159,8 +148,8 @@ class RunSummary(L.Callback):
             if isinstance(logger, WandbLogger):
                 logger.experiment.config.update({"ran": self.fit_ran}, allow_val_change=True)
 
-    def state_dict(self) -> dict[str, object]:
-        state: dict[str, object] = {"fit_seconds": self.fit_seconds()}
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"fit_seconds": self.fit_seconds()}
         if self.fit_ran is not None:
             state["ran"] = self.fit_ran
         return state
