@@ -75,7 +75,7 @@ def fit(root: Path, *extra: str) -> Path:
     return root / "runs/mtl/version_0/checkpoints/last.ckpt"
 
 
-def test_args(checkpoint: Path) -> list[str]:
+def retest_args(checkpoint: Path) -> list[str]:
     """``mtl test`` of the checkpoint, on the data it was fitted on."""
     return ["test", *tiny_fit_args(train=32, val=16, test=16)[1:], f"--ckpt_path={checkpoint}"]
 
@@ -144,7 +144,7 @@ def test_mtl_test_of_a_checkpoint_flips_as_the_command_line_asks(
     where it names it (the checkpoint here was trained with the flip)."""
     flips, extra = ASKED[case]
     monkeypatch.chdir(tmp_path)
-    cli = run_cli([*test_args(checkpoint), *extra])
+    cli = run_cli([*retest_args(checkpoint), *extra])
     assert cli.model.net.test_time_flip is flips
 
 
@@ -154,7 +154,7 @@ def test_a_config_file_asks_for_it_too_and_what_a_network_is_stays_the_checkpoin
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "evaluate.yaml"
     config.write_text(yaml.safe_dump({"model": {"test_time_flip": True, "channels_last": False}}))
-    cli = run_cli([*test_args(plain_checkpoint), "--config", str(config), "--model.init_std=.5"])
+    cli = run_cli([*retest_args(plain_checkpoint), "--config", str(config), "--model.init_std=.5"])
     assert cli.model.net.test_time_flip is True and cli.model.channels_last is False
     saved = torch.load(plain_checkpoint, weights_only=True)["hyper_parameters"]
     assert cli.model.hparams.init_std == saved["init_std"] != 0.5  # what it is: the checkpoint's
@@ -166,7 +166,7 @@ def test_a_test_of_a_checkpoint_in_a_folder_of_its_own_records_the_fit_it_tests(
     """``run.json`` of a re-test (with the flip, say) names the epochs and fit time of the
     model it tested, not the test's own nothing, so a report reads the row as that fit's."""
     monkeypatch.chdir(tmp_path)
-    run_cli(test_args(checkpoint))
+    run_cli(retest_args(checkpoint))
     record = json.loads((tmp_path / "runs/mtl/version_0/run.json").read_text())
     fitted = json.loads((checkpoint.parents[1] / "run.json").read_text())
     assert record["epochs"] == fitted["epochs"] == 2
@@ -207,7 +207,7 @@ def test_a_re_test_records_the_fit_s_hardware_from_its_checkpoint_or_run_folder(
         (moved.parents[1] / "run.json").write_text(text)
     (tmp_path / "run.json").write_text(json.dumps({"ran": {"hardware": "another run's"}}))
     monkeypatch.chdir(tmp_path)
-    run_cli(test_args(moved))
+    run_cli(retest_args(moved))
     record = json.loads((tmp_path / "runs/mtl/version_0/run.json").read_text())
     assert record["epochs"] == 2 and record["tested_checkpoint"] == str(moved)
     assert record.get("ran") == (fitted["ran"] if expected else None)
