@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mtl.cli import main
+from mtl.experiments.report.figures import legend_label
 from mtl.experiments.report.runs import find_runs
 from mtl.experiments.report.table import (
     Column,
@@ -624,3 +625,44 @@ def test_how_the_optimiser_computes_its_update_splits_nothing(tmp_path):
         (tmp_path / f"r{fold}" / "config.yaml").write_text(yaml.safe_dump(config))
     found = experiments(find_runs([str(tmp_path)]))
     assert [len(e.values[Column("smile", "genki4k", "acc")]) for e in found] == [3]
+
+
+def test_ensembles_of_different_sizes_are_different_rows_and_pair_by_size(tmp_path):
+    """The ensemble's size is not an experiment for the final model (one row of 4 runs) but is
+    for the ensemble: 5 and 10 members are two rows, each paired with the single-task ensemble
+    of its own size; a fit of 3 epochs kept 3 members whatever it asked for."""
+    fed = {  # name: (tasks, fold, ensemble, epochs, final, ensemble accuracy)
+        "st5": (["smile"], 0, 5, 30, 0.90, 0.91), "st10": (["smile"], 1, 10, 30, 0.90, 0.93),
+        "mt5": (["smile", "gender"], 0, 5, 30, 0.92, 0.95),
+        "mt10": (["smile", "gender"], 1, 10, 30, 0.92, 0.94),
+        "short": (["smile"], 2, 10, 3, 0.80, 0.81),
+    }  # fmt: skip
+    for name, (tasks, fold, size, epochs, final, ens) in fed.items():
+        how = {"epochs": epochs}
+        local_run(tmp_path / name, tasks, fold, {SMILE: final}, {SMILE: ens}, how=how)
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"ensemble": size}))
+    found = experiments(find_runs([str(tmp_path)]))
+    smile = Column("smile", "genki4k", "acc")
+    assert {e.label: sorted(e.values[smile]) for e in found} == {
+        "single-task smile": [0.80, 0.90, 0.90],
+        "single-task smile · + ensemble of 3": [0.81],
+        "single-task smile · + ensemble of 5": [0.91],
+        "single-task smile · + ensemble of 10": [0.93],
+        "multi-task smile+gender": [0.92, 0.92],
+        "multi-task smile+gender · + ensemble of 5": [0.95],
+        "multi-task smile+gender · + ensemble of 10": [0.94],
+    }
+    assert [e.label.rsplit(" ", 1)[-1] for e in found if "ensemble" in e.label] == [
+        "3", "5", "10", "5", "10"]  # fmt: skip
+    by_label = {e.label: e for e in found}
+    for size, diff in (("5", 0.95 - 0.91), ("10", 0.94 - 0.93)):
+        ensemble = by_label[f"multi-task smile+gender · + ensemble of {size}"]
+        assert deltas(ensemble, found)[smile] == pytest.approx(diff)
+
+
+def test_a_long_row_label_is_broken_into_legend_lines_at_its_separators():
+    label = " · ".join(["single-task smile", "data.batch_size=128", "x" * 90, "trainer.a=1"])
+    lines = legend_label(label, width=40).splitlines()
+    assert lines == ["single-task smile · data.batch_size=128", "x" * 90, "trainer.a=1"]
+    short = "multi-task smile · + ensemble of 5"
+    assert legend_label(short) == short

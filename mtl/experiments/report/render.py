@@ -16,6 +16,7 @@ import yaml
 from rich.table import Table
 
 from mtl.errors import UserError
+from mtl.experiments.report.figures import colour, legend_label, pyplot, save
 from mtl.experiments.report.table import (
     Column,
     Experiment,
@@ -116,7 +117,7 @@ def how_rows(found: list[Experiment]) -> list[list[str]]:
 
     rows = []
     for e in found:
-        if e.fields.get("model") == "ensemble":  # the same runs as its final-model row
+        if e.fields.get("model") != "final":  # an ensemble: the same runs as its final model
             continue
         how = e.how
         seconds = [h["fit_seconds"] for h in how if isinstance(h.get("fit_seconds"), int | float)]
@@ -185,21 +186,12 @@ def write_csv(path: Path, found: list[Experiment]) -> None:
                 writer.writerow(row)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def bar_chart(
     path: Path, found: list[Experiment], references: list[Reference], columns: list[Column]
 ) -> None:
     """Grouped bars: a group per column, a bar per experiment (mean, error bar: std); the
     papers' rows hatched; the legend beside the plot."""
-    plt = _pyplot()
+    plt = pyplot()
     series = [(e.label, e.stats()) for e in found]
     series += [(f"paper: {r.label}", r.stats) for r in references]
     width = 0.8 / max(len(series), 1)
@@ -211,14 +203,12 @@ def bar_chart(
                  for c, f in zip(columns, scale, strict=True)]  # fmt: skip
         hatch = "//" if label.startswith("paper") else None
         ax.bar(xs, [m for m, _ in cells], width, yerr=[s for _, s in cells], capsize=2,
-               label=label, hatch=hatch)  # fmt: skip
+               label=legend_label(label), hatch=hatch, color=colour(i, len(series)))  # fmt: skip
     ax.set_xticks(range(len(columns)), [c.label for c in columns], rotation=15, ha="right")
     ax.set_ylabel("accuracy (%)" if all(metric_of(c.metric).percent for c in columns) else "value")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def deltas_chart(path: Path, found: list[Experiment]) -> bool:
@@ -229,7 +219,7 @@ def deltas_chart(path: Path, found: list[Experiment]) -> bool:
     series = [(label, p) for label, p in series if p]
     if not series:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     columns = sorted({c for _, p in series for c in p})
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(columns) + 2) + 5, 4.0))
@@ -243,25 +233,23 @@ def deltas_chart(path: Path, found: list[Experiment]) -> bool:
             err = None
             if p.has_interval:  # asymmetric bar: below and above the mean
                 err = [[scale * (p.mean - p.low)], [scale * (p.high - p.mean)]]
-            colour = f"C{i % 10}"
-            ax.bar(x, scale * p.mean, width, yerr=err, capsize=3, color=colour, edgecolor=colour,
-                   fill=not p.spans_zero, label=label if k == 0 else None)  # fmt: skip
+            rgb, shown = colour(i, len(series)), legend_label(label) if k == 0 else None
+            ax.bar(x, scale * p.mean, width, yerr=err, capsize=3, color=rgb, edgecolor=rgb,
+                   fill=not p.spans_zero, label=shown)  # fmt: skip
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(columns)), [c.label for c in columns], rotation=15, ha="right")
     ax.set_ylabel("multi-task − single-task (acc/F1: points; MAE: its unit)")
     ax.set_title("paired difference, 95 % CI (hollow: interval contains 0)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
     return True
 
 
 def curves_chart(path: Path, found: list[Experiment], metric: str = "acc") -> None:
     """Validation ``val/<task>/<metric>`` by epoch: a panel per task, a line per experiment
     (mean over its runs, band: min to max)."""
-    plt = _pyplot()
+    plt = pyplot()
     keys = {k for e in found for k in e.curves if k.count("/") == 2 and k.endswith(f"/{metric}")}
     tasks = sorted(k.split("/")[1] for k in keys)
     if not tasks:
@@ -278,9 +266,10 @@ def curves_chart(path: Path, found: list[Experiment], metric: str = "acc") -> No
                 continue
             epochs = sorted(by_epoch)
             mean = [sum(by_epoch[x]) / len(by_epoch[x]) for x in epochs]
-            ax.plot(epochs, mean, label=e.label, color=f"C{k % 10}")
+            rgb = colour(k, len(found))
+            ax.plot(epochs, mean, label=legend_label(e.label), color=rgb)
             lo, hi = [min(by_epoch[x]) for x in epochs], [max(by_epoch[x]) for x in epochs]
-            ax.fill_between(epochs, lo, hi, alpha=0.15, color=f"C{k % 10}")
+            ax.fill_between(epochs, lo, hi, alpha=0.15, color=rgb)
         ax.set_title(f"val/{task}/{metric}")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -288,11 +277,10 @@ def curves_chart(path: Path, found: list[Experiment], metric: str = "acc") -> No
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             labels.setdefault(label, handle)
-    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 3),
-               fontsize=8)  # fmt: skip
-    fig.tight_layout(rect=(0, 0.08 + 0.04 * ((len(labels) - 1) // 3), 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.tight_layout()  # the panels among themselves; the legend below them, outside
+    fig.legend(labels.values(), labels.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(len(labels), 2), fontsize=8)  # fmt: skip
+    save(fig, path)
 
 
 BEGIN = "<!-- mtl report: from here to the end marker, written by the command above -->"

@@ -10,6 +10,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from mtl.experiments.report.figures import colour, legend_label, pyplot, save
 from mtl.experiments.report.table import Experiment
 
 Key = tuple[str, str, str]  # source, task, partition
@@ -67,11 +68,7 @@ def chart(path: Path, found: Sequence[Experiment]) -> bool:
     with_groups = [e for e in found if e.subgroups]
     if not with_groups:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     summaries = [(e.label, summarise(e)) for e in with_groups]
     keys = sorted({k for _, s in summaries for k in s})
     fig, axes = plt.subplots(len(keys), 1, figsize=(10, 2.8 * len(keys)), squeeze=False)
@@ -83,13 +80,12 @@ def chart(path: Path, found: Sequence[Experiment]) -> bool:
             means = [100 * statistics.fmean(cells[g][1]) if g in cells and cells[g][1]
                      else float("nan") for g in groups]  # fmt: skip
             xs = [k + (i - (len(summaries) - 1) / 2) * width for k in range(len(groups))]
-            ax.bar(xs, means, width, label=label)
+            ax.bar(xs, means, width, label=legend_label(label), color=colour(i, len(summaries)))
         ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right", fontsize=7)
         ax.set_title(f"{key[0]}: {key[1]} accuracy by {key[2]}", fontsize=9)
         ax.set_ylabel("accuracy (%)")
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.tight_layout()  # the panels among themselves; the legend beside them, outside
+    save(fig, path)
     return True

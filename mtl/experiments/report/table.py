@@ -182,7 +182,7 @@ def experiments(
             columns = run_columns(run, prefix, metrics)
             if not columns:
                 continue
-            fields = bases[id(run)] | {"model": model}
+            fields = bases[id(run)] | {"model": evaluated_model(run, model)}
             key = (*fields.values(), *variants[id(run)].items())
             which = (key, *run_key)
             if which in seen:
@@ -203,13 +203,28 @@ def experiments(
                 if run.subgroups.get("groups"):
                     experiment.subgroups.append(run.subgroups["groups"])
 
-    def order(e: Experiment) -> tuple:  # single-task first; the final model before its ensemble
+    def order(e: Experiment) -> tuple:  # single-task first; the final model, then ensembles
         rest = [v for f, v in e.fields.items() if f != "model"]
-        return not e.single_task, rest, sorted(e.variant.items()), e.fields["model"] != "final"
+        model = e.fields["model"]  # "final", "ensemble", "ensemble of K": by K
+        members = int(model.rsplit(" ", 1)[-1]) if model[-1].isdigit() else 0
+        return not e.single_task, rest, sorted(e.variant.items()), model != "final", members
 
     ordered = sorted(found.values(), key=order)
     name_experiments(ordered)
     return ordered
+
+
+def evaluated_model(run: Run, model: str) -> str:
+    """``final``, or the ensemble with its number of members (``ensemble of 5``): ensembles of
+    different sizes are different models, so they never share a row or a pair. The members are
+    the last ``ensemble`` epochs, fewer where the fit trained fewer epochs; a run whose config
+    does not say (a W&B run logged without it) is ``ensemble``."""
+    size, epochs = run.config.get("ensemble"), run.how.get("epochs")
+    if model != "ensemble" or not isinstance(size, int) or isinstance(size, bool):
+        return model
+    if isinstance(epochs, int) and not isinstance(epochs, bool) and 0 < epochs < size:
+        size = epochs
+    return f"{model} of {size}"
 
 
 def repetition(run: Run) -> Repetition:
@@ -341,8 +356,8 @@ def name_experiments(found: Sequence[Experiment]) -> None:
         parts = [f"{kind} {e.fields['task_set']}"]
         parts += [e.fields[f] for f in varying if f not in ("task_set", "model")]
         parts += variant_label(e.variant)
-        if e.fields["model"] == "ensemble":
-            parts.append("+ ensemble")
+        if e.fields["model"] != "final":
+            parts.append(f"+ {e.fields['model']}")
         e.label = " · ".join(parts)
 
 
