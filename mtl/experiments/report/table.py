@@ -216,11 +216,12 @@ def experiments(
 
 def evaluated_model(run: Run, model: str) -> str:
     """``final``, or the ensemble with its number of members (``ensemble of 5``): ensembles of
-    different sizes are different models, so they never share a row or a pair. The members are
-    the last ``ensemble`` epochs, fewer where the fit trained fewer epochs; a run whose config
-    does not say (a W&B run logged without it) is ``ensemble``."""
+    different sizes are different models, so they never share a row or a pair. The size is the
+    run's ``ensemble`` setting, capped by the epochs its fit trained where the run says (a
+    ``run.json``; a W&B run's config has no epochs); a run whose config has no size (saved
+    without ``config.yaml``) is ``ensemble``, a row of its own."""
     size, epochs = run.config.get("ensemble"), run.how.get("epochs")
-    if model != "ensemble" or not isinstance(size, int) or isinstance(size, bool):
+    if model != "ensemble" or not isinstance(size, int) or isinstance(size, bool) or size < 1:
         return model
     if isinstance(epochs, int) and not isinstance(epochs, bool) and 0 < epochs < size:
         size = epochs
