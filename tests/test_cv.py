@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,6 +33,7 @@ def test_fit_then_test_in_one_run_with_the_checkpoint_ensemble(in_tmp):
     )
     assert "val/smile/acc" in record["val"]
     assert record["epochs"] == 3 and record["fit_seconds"] > 0  # how it ran, for mtl report
+    assert record["ensemble_members"] == 2  # what test_ens averaged, for mtl report's rows
     assert record["ran"]["precision"] == str(cli.trainer.precision) and record["ran"]["hardware"]
     assert record["ran"]["devices"] == 1 and record["ran"]["threads"] >= 1
     rows = list(csv.DictReader((run / "test" / "results.csv").open()))
@@ -47,8 +49,11 @@ def test_fit_then_test_in_one_run_with_the_checkpoint_ensemble(in_tmp):
 
     # `mtl test` of a checkpoint finds the ensemble beside it.
     last = run / "checkpoints" / "last.ckpt"
-    tested = run_cli(["test", "--config", str(run / "config.yaml"), f"--ckpt_path={last}"])
+    tested = run_cli(["test", "--config", str(run / "config.yaml"), f"--ckpt_path={last}",
+                      "--ensemble=5"])  # fmt: skip
     assert "test_ens/smile/acc" in tested.trainer.callback_metrics
+    retested = json.loads((Path(tested.trainer.log_dir) / "run.json").read_text())
+    assert retested["ensemble_members"] == 2  # asked for 5; the fit kept 2
 
 
 def test_cv_runs_every_fold_then_reports_and_skips_finished_folds(in_tmp, monkeypatch, capsys):

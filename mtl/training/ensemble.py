@@ -40,6 +40,7 @@ class CheckpointEnsemble(L.Callback):
         self.folder: Path | None = None  # where this process's fit keeps the members
         self.ensemble: EnsembleNet | None = None
         self.metrics: StageMetrics | None = None
+        self.members = 0  # how many the last test averaged (fewer than size where fewer kept)
 
     @staticmethod
     def folder_of(trainer: L.Trainer) -> Path:
@@ -67,6 +68,7 @@ class CheckpointEnsemble(L.Callback):
         files = member_files(folder, self.size) if folder is not None else []
         files = trainer.strategy.broadcast(files, src=0)
         self.ensemble = self.metrics = None
+        self.members = len(files)
         if not files:
             rank_zero_info(f"checkpoint ensemble: no member weights in {folder}; not evaluated")
             return

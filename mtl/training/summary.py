@@ -30,6 +30,7 @@ from rich.table import Table
 
 from mtl.tasks import metric_key
 from mtl.training.callbacks import run_ids
+from mtl.training.ensemble import CheckpointEnsemble
 from mtl.training.evaluation import ConfusionMatrices, write_confusion_csv
 from mtl.training.hooks import skip_unused_batch_hooks
 from mtl.training.identity import RunIdentity
@@ -220,7 +221,10 @@ class RunSummary(L.Callback):
         if run_folder is None:
             return
         subgroups = next((c for c in trainer.callbacks if isinstance(c, SubgroupMetrics)), None)
-        fields = {"test": metrics}
+        fields: dict[str, object] = {"test": metrics}
+        ensemble = next((c for c in trainer.callbacks if isinstance(c, CheckpointEnsemble)), None)
+        if ensemble is not None and ensemble.members:  # what test_ens averaged, for mtl report
+            fields["ensemble_members"] = ensemble.members
         if subgroups is not None and subgroups.rows:
             Console().print(gaps_table(subgroups.gaps, subgroups.min_faces))
             fields["subgroups"] = as_record(subgroups.rows, subgroups.gaps)

@@ -45,7 +45,7 @@ class Run:
     origin: str = ""  # the file it was read from
     wandb_id: str | None = None  # its W&B run id, if it logged to W&B
     config: dict = field(default_factory=dict)  # the resolved config (data, model, trainer)
-    how: dict = field(default_factory=dict)  # epochs, fit_seconds, ran: {precision, hardware …}
+    how: dict = field(default_factory=dict)  # epochs, fit_seconds, ran, ensemble_members
     subgroups: dict = field(default_factory=dict)  # run.json's: {groups: [...], gaps: [...]}
 
     @property
@@ -89,7 +89,8 @@ def local_run(folder: Path) -> Run:
     config = (yaml.safe_load(config_file.read_text()) if config_file.is_file() else None) or {}
     wandb_id = record.get("run_ids", {}).get("wandb")
     origin = str(folder / RUN_FILE)
-    how = {k: record[k] for k in ("epochs", "fit_seconds", "ran") if k in record}
+    kept = ("epochs", "fit_seconds", "ran", "ensemble_members")
+    how = {k: record[k] for k in kept if k in record}
     identity = record.get("identity", {})
     subgroups = record.get("subgroups") or {}
     return Run(folder.name, identity, metrics, curves, origin, wandb_id, config, how, subgroups)

@@ -216,12 +216,18 @@ def experiments(
 
 def evaluated_model(run: Run, model: str) -> str:
     """``final``, or the ensemble with its number of members (``ensemble of 5``): ensembles of
-    different sizes are different models, so they never share a row or a pair. The size is the
-    run's ``ensemble`` setting, capped by the epochs its fit trained where the run says (a
-    ``run.json``; a W&B run's config has no epochs); a run whose config has no size (saved
-    without ``config.yaml``) is ``ensemble``, a row of its own."""
+    different sizes are different models, so they never share a row or a pair. The size is what
+    the test averaged (``run.json``'s ``ensemble_members``); for runs written before it was
+    recorded, and W&B runs, the run's ``ensemble`` setting, capped by the epochs its fit trained
+    where the run says; a run with neither (saved without ``config.yaml``) is ``ensemble``, a
+    row of its own."""
+    if model != "ensemble":
+        return model
+    members = run.how.get("ensemble_members")
+    if isinstance(members, int) and not isinstance(members, bool) and members >= 1:
+        return f"{model} of {members}"
     size, epochs = run.config.get("ensemble"), run.how.get("epochs")
-    if model != "ensemble" or not isinstance(size, int) or isinstance(size, bool) or size < 1:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         return model
     if isinstance(epochs, int) and not isinstance(epochs, bool) and 0 < epochs < size:
         size = epochs
