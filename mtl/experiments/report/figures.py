@@ -36,8 +36,10 @@ def legend_label(label: str, width: int = LEGEND_WIDTH) -> str:
 def colour(i: int, n: int) -> tuple:
     """The ``i``-th of ``n`` series' colour: matplotlib's 10 colours, or 20 where more series
     than 10 would otherwise share one (beyond 20 they repeat)."""
-    plt = pyplot()
-    return plt.get_cmap("tab10" if n <= 10 else "tab20")(i % (10 if n <= 10 else 20))
+    from matplotlib import colormaps
+
+    colours = 10 if n <= 10 else 20
+    return colormaps[f"tab{colours}"](i % colours)
 
 
 def save(fig, path: Path) -> None:  # noqa: ANN001 (a matplotlib Figure)

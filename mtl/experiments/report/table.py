@@ -223,15 +223,15 @@ def evaluated_model(run: Run, model: str) -> str:
     row of its own."""
     if model != "ensemble":
         return model
-    members = run.how.get("ensemble_members")
-    if isinstance(members, int) and not isinstance(members, bool) and members >= 1:
-        return f"{model} of {members}"
-    size, epochs = run.config.get("ensemble"), run.how.get("epochs")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        return model
-    if isinstance(epochs, int) and not isinstance(epochs, bool) and 0 < epochs < size:
-        size = epochs
-    return f"{model} of {size}"
+    size = count(run.how.get("ensemble_members"))
+    if size is None and (asked := count(run.config.get("ensemble"))) is not None:
+        size = min(asked, count(run.how.get("epochs")) or asked)
+    return model if size is None else f"{model} of {size}"
+
+
+def count(value: object) -> int | None:
+    """``value`` if it is a positive whole number (not a bool, which is an int), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 def repetition(run: Run) -> Repetition:
