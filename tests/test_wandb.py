@@ -102,3 +102,22 @@ def test_ddp_runs_make_exactly_one_wandb_run_each_also_under_an_agent(tmp_path):
     run("validate", f"--ckpt_path={checkpoint}")
     run("test", f"--ckpt_path={checkpoint}", "--ensemble=2")
     assert len(list((tmp_path / "runs" / "wandb").glob("offline-run-*"))) == 3  # one each
+
+
+def test_a_wandb_run_records_how_it_ran_for_mtl_report(in_tmp):
+    """Epochs, fit time and the ensemble's real size reach the W&B run's config, so a report of
+    W&B runs alone names the ensemble by what it averaged (2: the fit trained 3 epochs and kept
+    2) and does not take them for settings."""
+    from mtl.experiments.report.runs import find_runs
+    from mtl.experiments.report.table import evaluated_model
+
+    args = [*tiny_fit_args(), *WANDB, "--trainer.max_epochs=3", "--ensemble=2"]
+    cli = run_cli([*args, "--test_after_fit=true"])
+    wandb_dir = Path(cli.trainer.loggers[1].experiment.dir).parent
+    wandb.finish()
+    (path,) = wandb_dir.glob("run-*.wandb")
+    (run,) = find_runs([str(path)])
+    assert run.how["epochs"] == 3 and run.how["ensemble_members"] == 2
+    assert run.how["fit_seconds"] > 0 and run.how["ran"]["precision"] == str(cli.trainer.precision)
+    assert not {"epochs", "fit_seconds", "ensemble_members", "ran"} & run.config.keys()
+    assert evaluated_model(run, "ensemble") == "ensemble of 2"

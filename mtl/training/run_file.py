@@ -17,6 +17,12 @@ RUN_FILE = "run.json"
 MODELS = {"test": "final", "test_ens": "ensemble"}
 """Metric prefix of a test -> the model it evaluated."""
 
+HOW_KEYS = ("epochs", "fit_seconds", "ran", "ensemble_members")
+"""The keys of ``run.json`` that say how a run ran (epochs trained, fit time, hardware and
+precision, how many members its ensemble averaged), not what it measured or was asked to do.
+A W&B run's config carries them too, so ``mtl report`` reads them there as from ``run.json``,
+and never takes them for a setting that tells experiments apart."""
+
 
 def result_rows(metrics: dict[str, float]) -> list[dict]:
     """Rows model, source, task, metric, value of test metrics (``""`` source: all sources)."""

@@ -34,7 +34,7 @@ from mtl.training.ensemble import CheckpointEnsemble
 from mtl.training.evaluation import ConfusionMatrices, write_confusion_csv
 from mtl.training.hooks import skip_unused_batch_hooks
 from mtl.training.identity import RunIdentity
-from mtl.training.run_file import MODELS, RUN_FILE, fit_ran_beside, result_rows
+from mtl.training.run_file import HOW_KEYS, MODELS, RUN_FILE, fit_ran_beside, result_rows
 from mtl.training.subgroups import Gap, SubgroupMetrics, as_record
 
 
@@ -184,6 +184,9 @@ class RunSummary(L.Callback):
     def update_run_file(
         self, folder: Path, trainer: L.Trainer, pl_module: L.LightningModule, **fields: object
     ) -> None:
+        """Merge ``fields`` into the run's ``run.json``, and mirror how the run ran (its
+        ``HOW_KEYS``: epochs, fit time, hardware, ensemble size) into each W&B run's config, so
+        a report of W&B runs names an ensemble by the members it really averaged."""
         path = folder / RUN_FILE
         record = json.loads(path.read_text()) if path.is_file() else {}
         identity = RunIdentity.of(pl_module, trainer.datamodule)
@@ -202,6 +205,10 @@ class RunSummary(L.Callback):
         record |= {"run_ids": run_ids(trainer)} | fields
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1, allow_nan=True))
+        how = {k: record[k] for k in HOW_KEYS if k in record}
+        for logger in trainer.loggers:  # mtl report reads a W&B run's from its config
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(how, allow_val_change=True)
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -28,7 +28,7 @@ import yaml
 
 from mtl.errors import UserError
 from mtl.experiments.report.wandb_file import read_wandb_file
-from mtl.training.run_file import RUN_FILE
+from mtl.training.run_file import HOW_KEYS, RUN_FILE
 
 CURVE_PREFIX = "val/"
 Curve = list[tuple[float, float]]  # (epoch, value)
@@ -89,8 +89,7 @@ def local_run(folder: Path) -> Run:
     config = (yaml.safe_load(config_file.read_text()) if config_file.is_file() else None) or {}
     wandb_id = record.get("run_ids", {}).get("wandb")
     origin = str(folder / RUN_FILE)
-    kept = ("epochs", "fit_seconds", "ran", "ensemble_members")
-    how = {k: record[k] for k in kept if k in record}
+    how = {k: record[k] for k in HOW_KEYS if k in record}
     identity = record.get("identity", {})
     subgroups = record.get("subgroups") or {}
     return Run(folder.name, identity, metrics, curves, origin, wandb_id, config, how, subgroups)
@@ -112,10 +111,13 @@ def wandb_offline_run(path: Path, notes: list[str] | None = None) -> Run:
 
 
 def wandb_config(config: Mapping[str, object]) -> tuple[dict, dict]:
-    """A W&B run's resolved config, and how it ran (its ``ran`` key, as in ``run.json``)."""
-    resolved = {k: v for k, v in config.items() if k not in ("mtl", "_wandb", "ran")}
-    ran = config.get("ran")
-    return resolved, ({"ran": dict(ran)} if isinstance(ran, Mapping) else {})
+    """A W&B run's resolved config, and how it ran (its :data:`HOW_KEYS`, as in ``run.json``;
+    runs logged before they were mirrored there carry ``ran`` at most)."""
+    resolved = {k: v for k, v in config.items() if k not in ("mtl", "_wandb", *HOW_KEYS)}
+    how = {k: config[k] for k in HOW_KEYS if k in config}
+    if "ran" in how:
+        how["ran"] = dict(how["ran"]) if isinstance(how["ran"], Mapping) else None
+    return resolved, {k: v for k, v in how.items() if v is not None}
 
 
 def wandb_project_runs(path: str) -> Iterator[Run]:
