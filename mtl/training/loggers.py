@@ -105,6 +105,9 @@ class WandbLogger(LightningWandbLogger):
                 offline, id, …) and any other ``wandb.init`` argument.
         """
         given = {"group": group, "job_type": job_type, "tags": tags}
+        for key in ("save_dir", "dir"):  # absolute: W&B's service process, shared by the runs
+            if kwargs.get(key) is not None:  # of one Python process, has a cwd of its own
+                kwargs[key] = str(Path(kwargs[key]).resolve())
         super().__init__(**kwargs, **{k: v for k, v in given.items() if v is not None})
 
     def describe(self, identity: RunIdentity, command: str = "fit") -> None:

@@ -6,7 +6,8 @@
   metrics (last validation epoch after fit; test results, final model and ensemble, after a
   test), and how it ran (precision, training data path, hardware, threads, devices, the
   fit's wall time), so runs are compared without re-reading their logs; how it ran goes to
-  W&B's config too (``ran``), once training starts;
+  W&B's config too: ``ran`` once training starts, the epochs, fit time and ensemble size
+  (``HOW_KEYS``) after a fit and after a test;
 * after a test, ``test/results.csv`` (one row per model, source, task and metric) and
   ``test/confusion/<source>-<task>.csv`` / ``.png`` per classification task (and per source),
   the PNGs logged to W&B too when it is on; and a table of the results on the console.

@@ -217,10 +217,10 @@ def experiments(
 def evaluated_model(run: Run, model: str) -> str:
     """``final``, or the ensemble with its number of members (``ensemble of 5``): ensembles of
     different sizes are different models, so they never share a row or a pair. The size is what
-    the test averaged (``run.json``'s ``ensemble_members``); for runs written before it was
-    recorded, and W&B runs, the run's ``ensemble`` setting, capped by the epochs its fit trained
-    where the run says; a run with neither (saved without ``config.yaml``) is ``ensemble``, a
-    row of its own."""
+    the test averaged (``ensemble_members``, in ``run.json`` and a W&B run's config); for runs,
+    local or W&B, written before it was recorded, the run's ``ensemble`` setting, capped by the
+    epochs its fit trained where the run says; a run with neither (saved without
+    ``config.yaml``) is ``ensemble``, a row of its own."""
     if model != "ensemble":
         return model
     size = count(run.how.get("ensemble_members"))
