@@ -41,8 +41,8 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
     cosine = "model.lr_scheduler=CosineAnnealingLR(T_max=30, eta_min=0.0)"
     single = f"single-task smile · data.batch_size=64 · model.init_std=None · {cosine}"
     plain = "model.test_time_flip=False · trainer.max_epochs=30 · trainer.precision=bf16-mixed"
-    assert "(8) |" in rows[f"{single} · {plain}"]  # four folds, two seeds (seed_everything)
-    assert "(4) |" in rows[f"{single} · {plain.replace('=False', '=True')}"]  # retrained, flip
+    assert "(12) |" in rows[f"{single} · {plain}"]  # four folds, three seeds (seed_everything)
+    assert "(8) |" in rows[f"{single} · {plain.replace('=False', '=True')}"]  # seeds 1-2, flip
     papers = "model.lr_scheduler=ExponentialDecay(decay_steps=10000, rate=0.8, staircase=False)"
     protocol = f"single-task smile · data.batch_size=128 · model.init_std=auto · {papers}"
     for flip in ("False", "True"):  # the flip row: the same models tested again
@@ -51,8 +51,8 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
         )
         assert "(8) |" in rows[f"{protocol} · {tested}"]  # four folds, two seeds
     multi = "multi-task smile+emotion+gender+age · model.test_time_flip={}"
-    assert "(8) |" in rows[multi.format("False")]  # four folds, two seeds; paired with them
-    assert "(4) |" in rows[multi.format("True")]  # the second seed's models, tested with flip
+    assert "(12) |" in rows[multi.format("False")]  # four folds, three seeds; paired with them
+    assert "(8) |" in rows[multi.format("True")]  # seeds 1 and 2's models, tested with flip
     emotion = "single-task emotion · model.lr_scheduler.T_max={} · model.test_time_flip={} · "
     for length, flip in (("30", "False"), ("60", "False"), ("60", "True")):  # official split
         assert "(1) |" in rows[emotion.format(length, flip) + f"trainer.max_epochs={length}"]
