@@ -18,6 +18,7 @@ from rich.table import Table
 
 from mtl.tasks import parse_metric_key
 from mtl.training.hooks import skip_unused_batch_hooks
+from mtl.training.loggers import update_wandb_config
 
 
 @skip_unused_batch_hooks
@@ -30,9 +31,7 @@ class SaveConfigToCheckpoint(SaveConfigCallback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str
     ) -> None:  # rank 0 only
         resolved = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.config.update(resolved, allow_val_change=True)
+        update_wandb_config(trainer, resolved)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["mtl_config"] = self.parser.dump(self.config, skip_none=False)

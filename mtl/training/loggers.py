@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.fabric.loggers.csv_logs import _ExperimentWriter
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
@@ -75,6 +77,14 @@ class CSVLogger(LightningCSVLogger):
         """The latest confusion matrix of ``key`` as ``confusion/<key>.csv`` (rows: actual)."""
         path = Path(self.log_dir) / "confusion" / f"{key.replace('/', '-')}.csv"
         write_confusion_csv(matrix, class_names, path)
+
+
+def update_wandb_config(trainer: L.Trainer, values: Mapping[str, object]) -> None:
+    """Merge ``values`` into the config of each W&B run ``trainer`` logs to (call on rank 0:
+    only its W&B logger is a run); a value set before is replaced."""
+    for logger in trainer.loggers:
+        if isinstance(logger, LightningWandbLogger):
+            logger.experiment.config.update(dict(values), allow_val_change=True)
 
 
 class WandbLogger(LightningWandbLogger):

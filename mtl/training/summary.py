@@ -35,6 +35,7 @@ from mtl.training.ensemble import CheckpointEnsemble
 from mtl.training.evaluation import ConfusionMatrices, write_confusion_csv
 from mtl.training.hooks import skip_unused_batch_hooks
 from mtl.training.identity import RunIdentity
+from mtl.training.loggers import update_wandb_config
 from mtl.training.run_file import HOW_KEYS, MODELS, RUN_FILE, fit_ran_beside, result_rows
 from mtl.training.subgroups import Gap, SubgroupMetrics, as_record
 
@@ -144,11 +145,8 @@ class RunSummary(L.Callback):
         and ``mtl report`` reads it from W&B as from ``run.json``. Computed on every rank (local
         facts only, no collective), so the callback's state is the same on each."""
         self.fit_ran = how_it_ran(trainer)
-        if not trainer.is_global_zero:
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.config.update({"ran": self.fit_ran}, allow_val_change=True)
+        if trainer.is_global_zero:
+            update_wandb_config(trainer, {"ran": self.fit_ran})
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"fit_seconds": self.fit_seconds()}
@@ -206,10 +204,7 @@ class RunSummary(L.Callback):
         record |= {"run_ids": run_ids(trainer)} | fields
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1, allow_nan=True))
-        how = {k: record[k] for k in HOW_KEYS if k in record}
-        for logger in trainer.loggers:  # mtl report reads a W&B run's from its config
-            if isinstance(logger, WandbLogger):
-                logger.experiment.config.update(how, allow_val_change=True)
+        update_wandb_config(trainer, {k: record[k] for k in HOW_KEYS if k in record})
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
