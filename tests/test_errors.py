@@ -33,6 +33,9 @@ def one_line_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
         ("--data.balance=weights", "one weight per source"),  # found once the data is known
         ("--model.backbone.input_size=50", "not divisible"),
         ("--model.optimizer.lr=-1", "model.optimizer"),  # only built once fit starts
+        # faces the network cannot take: found once the data is known, before any step
+        ("--data.image_size=64", "--model.backbone.input_size=64"),
+        ("--model.backbone.in_chans=3", "--model.backbone.in_chans=1"),
     ],
 )
 def test_a_value_the_classes_refuse_is_one_line(override, named, in_tmp, capsys):
@@ -51,6 +54,11 @@ def test_settings_lightning_rejects_are_one_line(in_tmp, capsys):
         "--trainer.limit_val_batches=0",  # nothing to monitor
     ]
     assert "val/loss" in one_line_error(args, capsys)
+
+
+def test_a_larger_input_trains_once_the_backbone_is_told(in_tmp):
+    cli = run_cli([*tiny_fit_args(), "--data.image_size=64", "--model.backbone.input_size=64"])
+    assert cli.trainer.state.finished and cli.model.input_shape == (1, 64, 64)
 
 
 def test_no_checkpointing_just_works(in_tmp):

@@ -154,8 +154,10 @@ class MultiTaskModule(L.LightningModule, HubModel):
             super().__setattr__(name, value)
 
     def setup(self, stage: str) -> None:
-        """Per-source evaluation metrics (``val/<source>/<task>/acc``), also for one source, so
+        """Refuse data whose faces the network cannot take, before any step runs; then
+        per-source evaluation metrics (``val/<source>/<task>/acc``), also for one source, so
         every run's results name the dataset they were measured on."""
+        self._check_input(self._data_preprocessing())
         for s in EVAL_STAGES:
             sources = evaluation_sources(self.trainer.datamodule, s)
             if not sources or self.metrics[f"{s}_metrics"].source_names == list(sources):
@@ -179,12 +181,32 @@ class MultiTaskModule(L.LightningModule, HubModel):
                 self._compiled_objective = torch.compile(self.objective, mode=self.compile_mode)
             self._compiled = True
 
+    def _data_preprocessing(self) -> Preprocessing | None:
+        """How the trainer's data crops its faces; None for data that does not say."""
+        face_settings = getattr(self.trainer.datamodule, "face_settings", None)
+        settings = face_settings() if callable(face_settings) else None
+        return Preprocessing(settings) if settings is not None else None
+
+    def _check_input(self, data: Preprocessing | None) -> None:
+        """A clear error naming both settings, instead of a shape error deep in the first
+        forward (or, for a pooled backbone, a model whose recorded input size is false)."""
+        if data is None or data.input_shape == self.input_shape:
+            return
+        backbone = type(self.net.backbone).__name__
+        (c, size, _), (want_c, want_size, _) = data.input_shape, self.input_shape
+        fixes = [f"--model.backbone.input_size={size}"] if size != want_size else []
+        fixes += [f"--model.backbone.in_chans={c}"] if c != want_c else []
+        raise ConfigError(
+            f"the data gives {c} x {size} x {size} faces (data face.size={size}, "
+            f"face.grayscale={str(data.face.grayscale).lower()}) but the {backbone} backbone "
+            f"takes {want_c} x {want_size} x {want_size}: give --model.backbone={backbone} "
+            f"{' '.join(fixes)}, or change the data's face settings"
+        )
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Record how the training faces were cropped: ``mtl analyze`` and ``mtl export`` read
         it, so new photos get exactly the training preprocessing."""
-        face_settings = getattr(self.trainer.datamodule, "face_settings", None)
-        settings = face_settings() if callable(face_settings) else None
-        preprocessing = Preprocessing(settings) if settings is not None else self.preprocessing
+        preprocessing = self._data_preprocessing() or self.preprocessing
         if preprocessing is not None:
             checkpoint[PREPROCESSING_KEY] = preprocessing.to_dict()
 
