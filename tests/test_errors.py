@@ -9,7 +9,7 @@ import yaml
 from mtl.cli import main, run_cli
 from tests import raw_fixtures as F
 
-from .conftest import tiny_fit_args
+from .conftest import NARROW_BKNET, tiny_fit_args
 
 
 def one_line_error(args: list[str], capsys: pytest.CaptureFixture) -> str:
@@ -59,6 +59,26 @@ def test_settings_lightning_rejects_are_one_line(in_tmp, capsys):
 def test_a_larger_input_trains_once_the_backbone_is_told(in_tmp):
     cli = run_cli([*tiny_fit_args(), "--data.image_size=64", "--model.backbone.input_size=64"])
     assert cli.trainer.state.finished and cli.model.input_shape == (1, 64, 64)
+
+
+def test_a_pooling_backbone_is_told_the_face_size_too(in_tmp, capsys):
+    """LightweightCNN pools to any size: it used to train on other faces and record a false
+    input, whose checkpoints mtl analyze and mtl export refuse."""
+    args = [a for a in tiny_fit_args() if a not in NARROW_BKNET]
+    args += ["--model.backbone=LightweightCNN", "--data.image_size=64"]
+    error = one_line_error(args, capsys)
+    assert "--model.backbone=LightweightCNN --model.backbone.input_size=64" in error
+    assert not list(in_tmp.rglob("*.ckpt"))  # refused before any step
+
+
+def test_a_checkpoint_is_tested_only_on_faces_like_its_own(in_tmp, capsys):
+    cli = run_cli(tiny_fit_args())
+    last = next(in_tmp.rglob("last.ckpt"))
+    config = f"{cli.trainer.log_dir}/config.yaml"
+    args = ["test", "--config", config, f"--ckpt_path={last}", "--data.image_size=64"]
+    error = one_line_error(args, capsys)
+    assert "1 x 64 x 64 (grey)" in error and "1 x 48 x 48 (grey)" in error
+    assert "a trained network's input cannot change" in error and "--model.backbone" not in error
 
 
 def test_no_checkpointing_just_works(in_tmp):

@@ -17,6 +17,7 @@ from mtl.data import (
     UTKFaceDataModule,
 )
 from mtl.data.faces import FaceSettings
+from mtl.errors import ConfigError
 from tests import raw_fixtures as F
 
 from .conftest import CONF_DIR
@@ -53,6 +54,18 @@ def test_tasks_are_the_union_and_each_source_fills_its_own_columns(children):
     batch = next(iter(dm.train_dataloader()))
     assert batch["targets"].shape == batch["mask"].shape == (len(batch["image"]), 3)
     assert torch.equal(batch["mask"], ~torch.isnan(batch["targets"]))
+
+
+def test_sources_whose_faces_differ_are_refused_naming_each(tmp_path, children):
+    face = FaceSettings(detector="none", size=32)
+    small = Genki4kDataModule(
+        root=children[0].root, cache_dir=tmp_path / "cache", prepare_workers=0, face=face
+    )
+    dm = MultiSourceDataModule([small, children[1]])
+    dm.prepare_data()
+    listed = r"Genki4kDataModule 1 x 32 x 32 \(grey\), Fer2013DataModule 1 x 48 x 48 \(grey\)"
+    with pytest.raises(ConfigError, match=listed):
+        dm.setup("fit")
 
 
 def test_the_run_tasks_restrict_every_child(children):

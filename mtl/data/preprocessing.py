@@ -63,6 +63,13 @@ class Preprocessing:
         return found
 
 
+def describe_input(shape: tuple[int, int, int]) -> str:
+    """A C x H x W input in words for messages: ``1 x 48 x 48 (grey)``."""
+    c, h, w = shape
+    kind = {1: "grey", 3: "colour"}.get(c, f"{c} channels")
+    return f"{c} x {h} x {w} ({kind})"
+
+
 def _find_key(tree: Any, key: str) -> Any:
     """The first value of ``key`` in a nested config (depth first), else None."""
     if isinstance(tree, dict):

@@ -13,7 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from mtl.data.preprocessing import PREPROCESSING_KEY, Preprocessing
+from mtl.data.preprocessing import PREPROCESSING_KEY, Preprocessing, describe_input
 from mtl.errors import ConfigError
 from mtl.losses import CLASSIFICATION_LOSSES, EuclideanGaussian, FixedWeighting, WeightingCallable
 from mtl.losses.distributed import max_over_ranks, world_size
@@ -157,7 +157,7 @@ class MultiTaskModule(L.LightningModule, HubModel):
         """Refuse data whose faces the network cannot take, before any step runs; then
         per-source evaluation metrics (``val/<source>/<task>/acc``), also for one source, so
         every run's results name the dataset they were measured on."""
-        self._check_input(self._data_preprocessing())
+        self._check_input(self._data_preprocessing(), stage)
         for s in EVAL_STAGES:
             sources = evaluation_sources(self.trainer.datamodule, s)
             if not sources or self.metrics[f"{s}_metrics"].source_names == list(sources):
@@ -187,20 +187,23 @@ class MultiTaskModule(L.LightningModule, HubModel):
         settings = face_settings() if callable(face_settings) else None
         return Preprocessing(settings) if settings is not None else None
 
-    def _check_input(self, data: Preprocessing | None) -> None:
-        """A clear error naming both settings, instead of a shape error deep in the first
-        forward (or, for a pooled backbone, a model whose recorded input size is false)."""
+    def _check_input(self, data: Preprocessing | None, stage: str) -> None:
+        """Refuse faces the network was not built for: a network that flattens fails in the
+        first step with a matrix-shape error, and one that pools trains a model whose recorded
+        input is false (``mtl analyze`` and ``mtl export`` refuse its checkpoints)."""
         if data is None or data.input_shape == self.input_shape:
             return
+        have, want = data.input_shape, self.input_shape
         backbone = type(self.net.backbone).__name__
-        (c, size, _), (want_c, want_size, _) = data.input_shape, self.input_shape
-        fixes = [f"--model.backbone.input_size={size}"] if size != want_size else []
-        fixes += [f"--model.backbone.in_chans={c}"] if c != want_c else []
+        if stage != "fit":  # a trained network (a checkpoint's, or the one just fitted)
+            fix = "a trained network's input cannot change: give the data faces like its own"
+        else:
+            flags = [f"--model.backbone.input_size={have[1]}"] if have[1] != want[1] else []
+            flags += [f"--model.backbone.in_chans={have[0]}"] if have[0] != want[0] else []
+            fix = f"give --model.backbone={backbone} {' '.join(flags)}, or the data other faces"
         raise ConfigError(
-            f"the data gives {c} x {size} x {size} faces (data face.size={size}, "
-            f"face.grayscale={str(data.face.grayscale).lower()}) but the {backbone} backbone "
-            f"takes {want_c} x {want_size} x {want_size}: give --model.backbone={backbone} "
-            f"{' '.join(fixes)}, or change the data's face settings"
+            f"the data's faces are {describe_input(have)} but the {backbone} network takes "
+            f"{describe_input(want)}: {fix}"
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

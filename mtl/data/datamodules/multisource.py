@@ -23,6 +23,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from mtl.data.datamodules.base import SPLIT_NAMES, FaceDataModule, SourceData
 from mtl.data.datasets import TaskView
 from mtl.data.faces import FaceSettings
+from mtl.data.preprocessing import Preprocessing, describe_input
+from mtl.errors import ConfigError
 from mtl.tasks import TASK_NAMES, Task, build_tasks
 
 
@@ -103,12 +105,26 @@ class MultiSourceDataModule(FaceDataModule):
         for child in self.datamodules:
             child.prepare_data()
 
+    def _check_same_faces(self) -> None:
+        """Every child's faces of one size and colour (known once set up: a prepared cache
+        says): batches stack them and one network takes them all, so a difference would
+        otherwise fail late, stacking the first mixed batch."""
+        shapes = [(type(child).__name__, child.face_settings()) for child in self.datamodules]
+        found = [(name, Preprocessing(face).input_shape) for name, face in shapes if face]
+        if len({shape for _, shape in found}) > 1:
+            listed = ", ".join(f"{name} {describe_input(shape)}" for name, shape in found)
+            raise ConfigError(
+                f"the sources' faces differ ({listed}): give every source the same face.size "
+                "and face.grayscale"
+            )
+
     def load_sources(self, stage: str | None) -> list[SourceData]:
         run = self.task_names
         parts: list[tuple[FaceDataModule, SourceData]] = []
         for child in self.datamodules:
             child.setup(stage)
             parts += [(child, source) for source in child.sources]
+        self._check_same_faces()
         names = [source.name for _, source in parts]
         sources = []
         for i, (child, source) in enumerate(parts):

@@ -33,7 +33,7 @@ class TimmBackbone(Backbone, name="timm"):
             model_name: any name from ``timm.list_models()``, optionally with a pretrained tag
                 (``resnet18.a1_in1k``).
             in_chans: input channels (1 for grayscale faces).
-            input_size: the square input side the run feeds (used for summaries/benchmarks).
+            input_size: the square input side: the data's face size (a run checks it).
             pretrained_file: local weights (``.pth``/``.safetensors``) to start from; never
                 downloaded.
         """
