@@ -75,6 +75,27 @@ def test_bench_train_compares_the_framework_with_a_bare_loop(tmp_path, capsys):
         Genki4kDataModule(cache_path=cache).prepare_data()
 
 
+def test_bench_train_builds_its_network_for_the_caches_faces(tmp_path):
+    """A cache prepared at another size or in colour is benchmarked, not refused: ``bench``
+    takes no backbone options, so its Multi-task BKNet is built for the faces it is given."""
+    from mtl.data.faces import FaceSettings
+
+    F.write_utkface(tmp_path / "utk")
+    dm = UTKFaceDataModule(
+        root=tmp_path / "utk",
+        cache_dir=tmp_path / "cache",
+        face=FaceSettings(size=32, grayscale=False),
+    )
+    dm.prepare_data()
+    cache = next((tmp_path / "cache" / "utkface").iterdir())
+    out = tmp_path / "train.json"
+    args = ["--data_root", str(tmp_path / "none"), "--caches", f"{{utkface: {cache}}}"]
+    args += ["--batch_size", "4", "--steps", "1", "--warmup", "1", "--workers", "0"]
+    main(["bench", "train", *args, "--variants", "[eager]", "--json", str(out)])
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["framework_images_per_s"] > 0 and row["bare_images_per_s"] > 0
+
+
 def test_bench_infer_reports_every_mode_and_the_papers(tmp_path, capsys):
     import cv2
     from skimage.data import astronaut

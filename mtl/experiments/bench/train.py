@@ -34,9 +34,11 @@ from jsonargparse import Namespace
 
 from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataModule
 from mtl.data.device import channels_first, face_arrays
+from mtl.data.preprocessing import Preprocessing
 from mtl.errors import UserError
 from mtl.experiments.bench.common import autocast, measured_on, synchronize, timed
 from mtl.experiments.bench.result import BenchResult, Column, Table, verdict
+from mtl.models import BKNet
 from mtl.tasks import REGRESSION, Task
 from mtl.training.module import MultiTaskModule
 
@@ -97,10 +99,18 @@ class StepTimer(L.Callback):
 
 
 def make_module(dm: MultiSourceDataModule, speedups: Speedups, seed: int) -> MultiTaskModule:
+    """Multi-task BKNet built for the faces ``dm`` holds (``--caches`` may have been prepared
+    at another size or in colour: bench takes no backbone options, so it adapts to them)."""
+    face = dm.face_settings()
+    backbone = None  # the module's default: BKNet for the papers' 48 x 48 grey faces
+    if face is not None:
+        c, size, _ = Preprocessing(face).input_shape
+        backbone = BKNet(in_chans=c, input_size=size)
     torch.manual_seed(seed)
     return MultiTaskModule(
         dm.task_names,
         dm.age_edges,
+        backbone=backbone,
         channels_last=speedups.channels_last,
         compile=speedups.compile,
     )
