@@ -26,12 +26,12 @@ def backbone_label(backbone: object) -> str:
     return name
 
 
-def validation_fold(datamodule: object) -> int | None:
-    """The k-fold the run validates on: the DataModule's ``val_fold``, or the one its children
-    (a multi-source run's) share."""
-    fold = getattr(datamodule, "val_fold", None)
+def shared_fold(datamodule: object, option: str = "val_fold") -> int | None:
+    """The DataModule's fold option ``option`` (``val_fold``, ``test_fold``), or the one its
+    children (a multi-source run's) share."""
+    fold = getattr(datamodule, option, None)
     children = getattr(datamodule, "datamodules", [])
-    folds = {getattr(child, "val_fold", None) for child in children} - {None}
+    folds = {getattr(child, option, None) for child in children} - {None}
     return fold if fold is not None or len(folds) != 1 else folds.pop()
 
 
@@ -42,7 +42,11 @@ DEFAULT_LOSS = "cross_entropy"
 class RunIdentity:
     """The experiment a run belongs to (tasks, backbone, weighting, loss) and which repetition
     of it the run is (fold, data seed; ``seed_everything``, which draws the initial weights, is
-    in the run's config)."""
+    in the run's config).
+
+    ``fold`` is the k-fold the run validates on, which is also its test fold unless
+    ``test_fold`` holds another one out (a run that chooses on one fold and tests on another):
+    the two together name the split, so such a run is never taken for the usual one."""
 
     tasks: tuple[str, ...]
     backbone: str
@@ -50,6 +54,7 @@ class RunIdentity:
     fold: int | None = None
     loss: str = DEFAULT_LOSS
     seed: int | None = None
+    test_fold: int | None = None
 
     @classmethod
     def of(cls, model: L.LightningModule, datamodule: L.LightningDataModule | None) -> RunIdentity:
@@ -59,7 +64,8 @@ class RunIdentity:
         weighting = type(getattr(model, "weighting", None)).__name__
         loss = getattr(model, "hparams", {}).get("task_loss", DEFAULT_LOSS)
         seed = getattr(datamodule, "seed", None)
-        return cls(tasks, backbone, weighting, validation_fold(datamodule), loss, seed)
+        fold, test_fold = shared_fold(datamodule), shared_fold(datamodule, "test_fold")
+        return cls(tasks, backbone, weighting, fold, loss, seed, test_fold)
 
     @property
     def task_set(self) -> str:
@@ -83,7 +89,8 @@ class RunIdentity:
     def tags(self) -> list[str]:
         tags = [self.job_type, f"tasks:{self.task_set}", f"backbone:{self.backbone}"]
         tags += [f"weighting:{self.weighting}", f"loss:{self.loss}"]
-        return tags + ([f"fold:{self.fold}"] if self.fold is not None else [])
+        tags += [f"fold:{self.fold}"] if self.fold is not None else []
+        return tags + ([f"test_fold:{self.test_fold}"] if self.test_fold is not None else [])
 
     def as_config(self) -> dict:
         return asdict(self) | {"task_set": self.task_set, "job_type": self.job_type}
