@@ -349,21 +349,28 @@ def test_a_run_tested_on_another_fold_than_it_validated_on_is_another_split(tmp_
     assert paired.n == 1 and paired.mean == pytest.approx(0.85 - 0.80)
 
 
-def test_a_run_s_identity_names_its_test_fold_where_one_was_held_out():
-    """The folds a multi-source run's children share are the run's; ``test_fold`` is recorded
-    (and tagged) only where set."""
+def test_a_run_s_identity_names_its_test_fold_where_one_was_held_out(tmp_path):
+    """A multi-source run's ``test_fold`` (given to every child) and a single source's other
+    than its default are recorded and tagged; Adience's default fold 4 is its usual split, so
+    it is not, and a run on Adience pairs with a multi-source run that includes it."""
     from types import SimpleNamespace
 
+    from mtl.data.datamodules import AdienceDataModule
     from mtl.training.identity import RunIdentity
 
-    model = SimpleNamespace(task_names=["smile"], hparams={})
-    child = SimpleNamespace(val_fold=1, test_fold=0)
-    multi = SimpleNamespace(datamodules=[child, SimpleNamespace(val_fold=1, test_fold=None)])
+    model = SimpleNamespace(task_names=["gender"], hparams={})
+    children = [SimpleNamespace(val_fold=1, test_fold=None), SimpleNamespace(val_fold=1)]
+    multi = SimpleNamespace(datamodules=children, val_fold=None, test_fold=0)
     identity = RunIdentity.of(model, multi)
     assert (identity.fold, identity.test_fold) == (1, 0) and "test_fold:0" in identity.tags
-    usual = RunIdentity.of(model, SimpleNamespace(val_fold=1, test_fold=None))
+    usual = RunIdentity.of(model, AdienceDataModule(cache_path=tmp_path, val_fold=1))
     assert (usual.fold, usual.test_fold) == (1, None)
     assert not any(tag.startswith("test_fold") for tag in usual.tags)
+    other = AdienceDataModule(cache_path=tmp_path, val_fold=1, test_fold=3)
+    assert RunIdentity.of(model, other).test_fold == 3
+    adience = AdienceDataModule(cache_path=tmp_path, val_fold=1)
+    with_adience = SimpleNamespace(datamodules=[adience, children[0]], test_fold=None)
+    assert RunIdentity.of(model, with_adience).test_fold is None
 
 
 def test_a_wandb_run_s_seed_everything_makes_a_repetition(tmp_path):

@@ -8,6 +8,7 @@ dashboards compare single- vs multi-task, backbones and weightings with no hand-
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass
 
 import lightning as L
@@ -26,13 +27,28 @@ def backbone_label(backbone: object) -> str:
     return name
 
 
-def shared_fold(datamodule: object, option: str = "val_fold") -> int | None:
-    """The DataModule's fold option ``option`` (``val_fold``, ``test_fold``), or the one its
-    children (a multi-source run's) share."""
-    fold = getattr(datamodule, option, None)
+def validation_fold(datamodule: object) -> int | None:
+    """The k-fold the run validates on: the DataModule's ``val_fold``, or the one its children
+    (a multi-source run's) share."""
+    fold = getattr(datamodule, "val_fold", None)
     children = getattr(datamodule, "datamodules", [])
-    folds = {getattr(child, option, None) for child in children} - {None}
+    folds = {getattr(child, "val_fold", None) for child in children} - {None}
     return fold if fold is not None or len(folds) != 1 else folds.pop()
+
+
+def held_out_test_fold(datamodule: object) -> int | None:
+    """The fold the run tests on in place of its data's usual test set: a multi-source run's
+    ``test_fold`` (set on every child), or a single source's where it is not that source's
+    default (Adience tests on its fold 4 by default: that is its usual split, which a
+    multi-source run with Adience shares)."""
+    fold = getattr(datamodule, "test_fold", None)
+    if fold is None or hasattr(datamodule, "datamodules"):
+        return fold
+    try:
+        default = inspect.signature(type(datamodule)).parameters.get("test_fold")
+    except (TypeError, ValueError):  # a class without a readable signature
+        default = None
+    return None if default is not None and default.default == fold else fold
 
 
 DEFAULT_LOSS = "cross_entropy"
@@ -64,7 +80,7 @@ class RunIdentity:
         weighting = type(getattr(model, "weighting", None)).__name__
         loss = getattr(model, "hparams", {}).get("task_loss", DEFAULT_LOSS)
         seed = getattr(datamodule, "seed", None)
-        fold, test_fold = shared_fold(datamodule), shared_fold(datamodule, "test_fold")
+        fold, test_fold = validation_fold(datamodule), held_out_test_fold(datamodule)
         return cls(tasks, backbone, weighting, fold, loss, seed, test_fold)
 
     @property
