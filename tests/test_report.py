@@ -708,6 +708,26 @@ def test_ensembles_of_different_sizes_are_different_rows_and_pair_by_size(tmp_pa
         assert deltas(ensemble, found)[smile] == pytest.approx(diff)
 
 
+def test_a_checkpoint_re_tested_with_another_ensemble_size_counts_its_final_model_once(tmp_path):
+    """``mtl test --ckpt_path … --ensemble=5`` after a fit with ``--ensemble=10``: the final
+    model's result is the fit's own (counted once, no note), the 5 members are a row of their
+    own; a repeat whose final model differs is still left out with a note."""
+    fed = {"fit": (10, 0.89, 0.94), "retest": (5, 0.89, 0.95), "other": (5, 0.70, 0.96)}
+    for name, (size, final, ens) in fed.items():
+        local_run(tmp_path / name, ["smile"], 0, {SMILE: final}, {SMILE: ens})
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"ensemble": size}))
+    notes: list[str] = []
+    found = experiments(find_runs([str(tmp_path)]), notes=notes)
+    smile = Column("smile", "genki4k", "acc")
+    assert {e.label: e.values[smile] for e in found} == {
+        "single-task smile": [0.89],
+        "single-task smile · + ensemble of 5": [0.96],  # "other" sorts before "retest"
+        "single-task smile · + ensemble of 10": [0.94],
+    }
+    assert len(notes) == 2 and all("same experiment, fold and seeds" in n for n in notes)
+    assert {n.split()[2].split("/")[-2] for n in notes} == {"other", "retest"}
+
+
 def test_a_long_row_label_is_broken_into_legend_lines_at_its_separators():
     label = " · ".join(["single-task smile", "data.batch_size=128", "x" * 90, "trainer.a=1"])
     lines = legend_label(label, width=40).splitlines()

@@ -168,14 +168,16 @@ def experiments(
     """The runs grouped into experiments, each with its values per column, named by what
     differs between the experiments. Runs of one identity (task set, backbone, weighting, loss)
     whose configs differ (epochs, learning rate, batch norm …) are separate experiments named
-    by those keys; a second run of the same experiment, fold and seeds is left out (a note)."""
+    by those keys; a second run of the same experiment, fold and seeds is left out (a note),
+    silently where its values are the kept run's (the same checkpoint re-tested, say with
+    another ensemble size: its final model is the same result, counted once)."""
     notes = [] if notes is None else notes
     prefixes = dict(MODELS) if stage == "test" else {"val": "final"}
     runs = sorted(runs, key=lambda r: r.origin)
     bases = {id(run): base_fields(run) for run in runs}
     variants = config_variants(runs, bases)
     found: dict[tuple, Experiment] = {}
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple, tuple[str, dict]] = {}
     for run in runs:
         run_key = repetition(run)
         for prefix, model in prefixes.items():
@@ -186,10 +188,12 @@ def experiments(
             key = (*fields.values(), *variants[id(run)].items())
             which = (key, *run_key)
             if which in seen:
-                notes.append(f"left out {run.origin}: same experiment, fold and seeds as "
-                             f"{seen[which]}")  # fmt: skip
+                kept, kept_columns = seen[which]
+                if columns != kept_columns:  # equal: the same model tested again, one result
+                    notes.append(f"left out {run.origin}: same experiment, fold and seeds as "
+                                 f"{kept}")  # fmt: skip
                 continue
-            seen[which] = run.origin
+            seen[which] = run.origin, columns
             experiment = found.setdefault(
                 key, Experiment(fields, variant=variants[id(run)], config=run_items(run))
             )
