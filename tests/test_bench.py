@@ -92,8 +92,27 @@ def test_bench_train_builds_its_network_for_the_caches_faces(tmp_path):
     args = ["--data_root", str(tmp_path / "none"), "--caches", f"{{utkface: {cache}}}"]
     args += ["--batch_size", "4", "--steps", "1", "--warmup", "1", "--workers", "0"]
     main(["bench", "train", *args, "--variants", "[eager]", "--json", str(out)])
-    (row,) = json.loads(out.read_text())["results"]
+    result = json.loads(out.read_text())
+    assert result["input"] == "3 x 32 x 32 (colour)"  # recorded: not the papers' 48 x 48 grey
+    (row,) = result["results"]
     assert row["framework_images_per_s"] > 0 and row["bare_images_per_s"] > 0
+
+
+def test_bench_train_refuses_faces_bknet_cannot_take_naming_them(tmp_path, capsys):
+    from mtl.data.faces import FaceSettings
+
+    F.write_utkface(tmp_path / "utk")
+    dm = UTKFaceDataModule(
+        root=tmp_path / "utk", cache_dir=tmp_path / "cache", face=FaceSettings(size=40)
+    )
+    dm.prepare_data()
+    cache = next((tmp_path / "cache" / "utkface").iterdir())
+    args = ["--data_root", str(tmp_path / "none"), "--caches", f"{{utkface: {cache}}}"]
+    with pytest.raises(SystemExit):
+        main(["bench", "train", *args, "--steps", "1", "--warmup", "1", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert "--caches: faces of 1 x 40 x 40 (grey), which BKNet cannot take" in err
+    assert "Traceback" not in err
 
 
 def test_bench_infer_reports_every_mode_and_the_papers(tmp_path, capsys):

@@ -329,50 +329,6 @@ def test_seed_everything_makes_a_repetition_and_runs_pair_by_their_data_split(tm
     assert paired.n == 1 and paired.mean == pytest.approx((0.91 + 0.84) / 2 - 0.80)
 
 
-def test_a_run_tested_on_another_fold_than_it_validated_on_is_another_split(tmp_path):
-    """``data.test_fold``: a run validated on fold 1 and tested on fold 0 is not a repeat of the
-    usual fold-1 run (validated and tested on fold 1), and pairs only with a run of its split."""
-    runs = {  # name: (tasks, test_fold, smile accuracy), all validated on fold 1
-        "st": (["smile"], None, 0.90), "st_t0": (["smile"], 0, 0.80),
-        "mt_t0": (["smile", "gender"], 0, 0.85),
-    }  # fmt: skip
-    for name, (tasks, test_fold, value) in runs.items():
-        local_run(tmp_path / name, tasks, 1, {SMILE: value})
-        record = json.loads((tmp_path / name / "run.json").read_text())
-        record["identity"]["test_fold"] = test_fold
-        (tmp_path / name / "run.json").write_text(json.dumps(record))
-    notes: list[str] = []
-    single, multi = experiments(find_runs([str(tmp_path)]), notes=notes)
-    smile = Column("smile", "genki4k", "acc")
-    assert sorted(single.values[smile]) == [0.80, 0.90] and not notes
-    paired = paired_deltas(multi, [single, multi])[smile]
-    assert paired.n == 1 and paired.mean == pytest.approx(0.85 - 0.80)
-
-
-def test_a_run_s_identity_names_its_test_fold_where_one_was_held_out(tmp_path):
-    """A multi-source run's ``test_fold`` (given to every child) and a single source's other
-    than its default are recorded and tagged; Adience's default fold 4 is its usual split, so
-    it is not, and a run on Adience pairs with a multi-source run that includes it."""
-    from types import SimpleNamespace
-
-    from mtl.data.datamodules import AdienceDataModule
-    from mtl.training.identity import RunIdentity
-
-    model = SimpleNamespace(task_names=["gender"], hparams={})
-    children = [SimpleNamespace(val_fold=1, test_fold=None), SimpleNamespace(val_fold=1)]
-    multi = SimpleNamespace(datamodules=children, val_fold=None, test_fold=0)
-    identity = RunIdentity.of(model, multi)
-    assert (identity.fold, identity.test_fold) == (1, 0) and "test_fold:0" in identity.tags
-    usual = RunIdentity.of(model, AdienceDataModule(cache_path=tmp_path, val_fold=1))
-    assert (usual.fold, usual.test_fold) == (1, None)
-    assert not any(tag.startswith("test_fold") for tag in usual.tags)
-    other = AdienceDataModule(cache_path=tmp_path, val_fold=1, test_fold=3)
-    assert RunIdentity.of(model, other).test_fold == 3
-    adience = AdienceDataModule(cache_path=tmp_path, val_fold=1)
-    with_adience = SimpleNamespace(datamodules=[adience, children[0]], test_fold=None)
-    assert RunIdentity.of(model, with_adience).test_fold is None
-
-
 def test_a_wandb_run_s_seed_everything_makes_a_repetition(tmp_path):
     """A W&B run's config (the resolved one ``mtl fit`` sends) carries ``seed_everything`` too:
     two runs of fold 0 that differ in it both count."""

@@ -8,7 +8,6 @@ dashboards compare single- vs multi-task, backbones and weightings with no hand-
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass
 
 import lightning as L
@@ -36,21 +35,6 @@ def validation_fold(datamodule: object) -> int | None:
     return fold if fold is not None or len(folds) != 1 else folds.pop()
 
 
-def held_out_test_fold(datamodule: object) -> int | None:
-    """The fold the run tests on in place of its data's usual test set: a multi-source run's
-    ``test_fold`` (set on every child), or a single source's where it is not that source's
-    default (Adience tests on its fold 4 by default: that is its usual split, which a
-    multi-source run with Adience shares)."""
-    fold = getattr(datamodule, "test_fold", None)
-    if fold is None or hasattr(datamodule, "datamodules"):
-        return fold
-    try:
-        default = inspect.signature(type(datamodule)).parameters.get("test_fold")
-    except (TypeError, ValueError):  # a class without a readable signature
-        default = None
-    return None if default is not None and default.default == fold else fold
-
-
 DEFAULT_LOSS = "cross_entropy"
 
 
@@ -58,11 +42,7 @@ DEFAULT_LOSS = "cross_entropy"
 class RunIdentity:
     """The experiment a run belongs to (tasks, backbone, weighting, loss) and which repetition
     of it the run is (fold, data seed; ``seed_everything``, which draws the initial weights, is
-    in the run's config).
-
-    ``fold`` is the k-fold the run validates on, which is also its test fold unless
-    ``test_fold`` holds another one out (a run that chooses on one fold and tests on another):
-    the two together name the split, so such a run is never taken for the usual one."""
+    in the run's config)."""
 
     tasks: tuple[str, ...]
     backbone: str
@@ -70,7 +50,6 @@ class RunIdentity:
     fold: int | None = None
     loss: str = DEFAULT_LOSS
     seed: int | None = None
-    test_fold: int | None = None
 
     @classmethod
     def of(cls, model: L.LightningModule, datamodule: L.LightningDataModule | None) -> RunIdentity:
@@ -80,8 +59,7 @@ class RunIdentity:
         weighting = type(getattr(model, "weighting", None)).__name__
         loss = getattr(model, "hparams", {}).get("task_loss", DEFAULT_LOSS)
         seed = getattr(datamodule, "seed", None)
-        fold, test_fold = validation_fold(datamodule), held_out_test_fold(datamodule)
-        return cls(tasks, backbone, weighting, fold, loss, seed, test_fold)
+        return cls(tasks, backbone, weighting, validation_fold(datamodule), loss, seed)
 
     @property
     def task_set(self) -> str:
@@ -105,8 +83,7 @@ class RunIdentity:
     def tags(self) -> list[str]:
         tags = [self.job_type, f"tasks:{self.task_set}", f"backbone:{self.backbone}"]
         tags += [f"weighting:{self.weighting}", f"loss:{self.loss}"]
-        tags += [f"fold:{self.fold}"] if self.fold is not None else []
-        return tags + ([f"test_fold:{self.test_fold}"] if self.test_fold is not None else [])
+        return tags + ([f"fold:{self.fold}"] if self.fold is not None else [])
 
     def as_config(self) -> dict:
         return asdict(self) | {"task_set": self.task_set, "job_type": self.job_type}

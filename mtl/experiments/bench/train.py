@@ -34,7 +34,7 @@ from jsonargparse import Namespace
 
 from mtl.data.datamodules import DATAMODULES, CachedDataModule, MultiSourceDataModule
 from mtl.data.device import channels_first, face_arrays
-from mtl.data.preprocessing import Preprocessing
+from mtl.data.preprocessing import Preprocessing, describe_input
 from mtl.errors import UserError
 from mtl.experiments.bench.common import autocast, measured_on, synchronize, timed
 from mtl.experiments.bench.result import BenchResult, Column, Table, verdict
@@ -98,14 +98,23 @@ class StepTimer(L.Callback):
             self.seconds = time.perf_counter() - self.start
 
 
-def make_module(dm: MultiSourceDataModule, speedups: Speedups, seed: int) -> MultiTaskModule:
-    """Multi-task BKNet built for the faces ``dm`` holds (``--caches`` may have been prepared
-    at another size or in colour: bench takes no backbone options, so it adapts to them)."""
+def input_shape(dm: MultiSourceDataModule) -> tuple[int, int, int]:
+    """C x H x W of the faces ``dm`` holds (``--caches`` may have been prepared at another size
+    or in colour), the papers' 1 x 48 x 48 where its data does not say."""
     face = dm.face_settings()
-    backbone = None  # the module's default: BKNet for the papers' 48 x 48 grey faces
-    if face is not None:
-        c, size, _ = Preprocessing(face).input_shape
+    return Preprocessing(face).input_shape if face else (1, 48, 48)
+
+
+def make_module(dm: MultiSourceDataModule, speedups: Speedups, seed: int) -> MultiTaskModule:
+    """Multi-task BKNet built for the faces ``dm`` holds: bench takes no backbone options, so
+    its network follows the faces it is given."""
+    c, size, _ = shape = input_shape(dm)
+    try:
         backbone = BKNet(in_chans=c, input_size=size)
+    except ValueError as e:  # a side BKNet's pooling cannot halve four times
+        raise UserError(
+            f"--caches: faces of {describe_input(shape)}, which BKNet cannot take: {e}"
+        ) from e
     torch.manual_seed(seed)
     return MultiTaskModule(
         dm.task_names,
@@ -314,8 +323,9 @@ def bench_train(
     path = dm.training_data_path()
     data = "in memory" if path.in_memory else f"{workers} workers"
     where = measured_on(device)
+    faces = describe_input(input_shape(dm))
     title = (
-        f"mtl bench train: Multi-task BKNet, batch {batch_size}, {steps} timed "
+        f"mtl bench train: Multi-task BKNet on {faces} faces, batch {batch_size}, {steps} timed "
         f"steps per side (median of {rounds}), {where}; framework data: {sources} ({data})"
     )
     columns = [
@@ -328,6 +338,7 @@ def bench_train(
     ]
     record = {
         "device": where,
+        "input": faces,
         "batch_size": batch_size,
         "steps": steps,
         "device_data": path.in_memory,

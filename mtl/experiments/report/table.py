@@ -243,14 +243,11 @@ def repetition(run: Run) -> Repetition:
     folds, data order, augmentation) and its ``seed_everything`` (initial weights, dropout), so
     that repeating a fold under either seed adds a run. A run saved without a config has no
     ``seed_everything`` (None); an unseeded run (``seed_everything: false``) is a repetition of
-    its own, not seed 0's (``False == 0`` in Python). A run that held out another test fold
-    than its validation fold (``data.test_fold``) is of another split: its fold is the pair."""
+    its own, not seed 0's (``False == 0`` in Python)."""
     seed = run.config.get("seed_everything")
     if isinstance(seed, bool):
         seed = f"unseeded: {run.origin}"
-    fold, test_fold = run.identity.get("fold"), run.identity.get("test_fold")
-    split = fold if test_fold is None else (fold, test_fold)
-    return split, run.identity.get("seed"), seed
+    return run.identity.get("fold"), run.identity.get("seed"), seed
 
 
 def run_how(run: Run) -> dict:
