@@ -49,7 +49,10 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
         tested = (
             f"model.test_time_flip={flip} · trainer.max_epochs=250 · trainer.precision=bf16-mixed"
         )
-        assert "(8) |" in rows[f"{protocol} · {tested}"]  # four folds, two seeds
+        assert "(12) |" in rows[f"{protocol} · {tested}"]  # four folds, three seeds
+        assert "(12) |" in rows[f"{protocol} · {tested} · + ensemble of 5"]
+        assert "(4) |" in rows[f"{protocol} · {tested} · + ensemble of 10"]  # the third seed's
+    assert "left out" not in table  # a checkpoint re-tested with 5 members counts once
     multi = "multi-task smile+emotion+gender+age · model.test_time_flip={}"
     assert "(12) |" in rows[multi.format("False")]  # four folds, three seeds; paired with them
     assert "(8) |" in rows[multi.format("True")]  # seeds 1 and 2's models, tested with flip
