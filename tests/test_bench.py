@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from mtl.cli import main
 from mtl.data import Genki4kDataModule, UTKFaceDataModule
+from mtl.data.faces import FaceSettings
 from tests import raw_fixtures as F
 
 
@@ -75,19 +77,17 @@ def test_bench_train_compares_the_framework_with_a_bare_loop(tmp_path, capsys):
         Genki4kDataModule(cache_path=cache).prepare_data()
 
 
+def utkface_cache(tmp_path: Path, face: FaceSettings) -> Path:
+    """A prepared UTKFace cache of the fixture's faces cropped as ``face`` says."""
+    F.write_utkface(tmp_path / "utk")
+    UTKFaceDataModule(root=tmp_path / "utk", cache_dir=tmp_path / "cache", face=face).prepare_data()
+    return next((tmp_path / "cache" / "utkface").iterdir())
+
+
 def test_bench_train_builds_its_network_for_the_caches_faces(tmp_path):
     """A cache prepared at another size or in colour is benchmarked, not refused: ``bench``
     takes no backbone options, so its Multi-task BKNet is built for the faces it is given."""
-    from mtl.data.faces import FaceSettings
-
-    F.write_utkface(tmp_path / "utk")
-    dm = UTKFaceDataModule(
-        root=tmp_path / "utk",
-        cache_dir=tmp_path / "cache",
-        face=FaceSettings(size=32, grayscale=False),
-    )
-    dm.prepare_data()
-    cache = next((tmp_path / "cache" / "utkface").iterdir())
+    cache = utkface_cache(tmp_path, FaceSettings(size=32, grayscale=False))
     out = tmp_path / "train.json"
     args = ["--data_root", str(tmp_path / "none"), "--caches", f"{{utkface: {cache}}}"]
     args += ["--batch_size", "4", "--steps", "1", "--warmup", "1", "--workers", "0"]
@@ -99,14 +99,7 @@ def test_bench_train_builds_its_network_for_the_caches_faces(tmp_path):
 
 
 def test_bench_train_refuses_faces_bknet_cannot_take_naming_them(tmp_path, capsys):
-    from mtl.data.faces import FaceSettings
-
-    F.write_utkface(tmp_path / "utk")
-    dm = UTKFaceDataModule(
-        root=tmp_path / "utk", cache_dir=tmp_path / "cache", face=FaceSettings(size=40)
-    )
-    dm.prepare_data()
-    cache = next((tmp_path / "cache" / "utkface").iterdir())
+    cache = utkface_cache(tmp_path, FaceSettings(size=40))
     args = ["--data_root", str(tmp_path / "none"), "--caches", f"{{utkface: {cache}}}"]
     with pytest.raises(SystemExit):
         main(["bench", "train", *args, "--steps", "1", "--warmup", "1", "--workers", "0"])

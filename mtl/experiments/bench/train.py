@@ -100,9 +100,9 @@ class StepTimer(L.Callback):
 
 def input_shape(dm: MultiSourceDataModule) -> tuple[int, int, int]:
     """C x H x W of the faces ``dm`` holds (``--caches`` may have been prepared at another size
-    or in colour), the papers' 1 x 48 x 48 where its data does not say."""
+    or in colour), the default faces' (the papers' 1 x 48 x 48) where its data does not say."""
     face = dm.face_settings()
-    return Preprocessing(face).input_shape if face else (1, 48, 48)
+    return (Preprocessing(face) if face else Preprocessing()).input_shape
 
 
 def make_module(dm: MultiSourceDataModule, speedups: Speedups, seed: int) -> MultiTaskModule:
