@@ -22,6 +22,7 @@ from mtl.experiments.report.table import (
     deltas,
     experiments,
     format_paired,
+    loose_keys,
     paired_deltas,
 )
 from mtl.experiments.report.wandb_file import (
@@ -175,6 +176,7 @@ def test_report_command_writes_markdown_csv_and_plots(runs_dir, tmp_path, capsys
     mt_smile = next(r for r in rows if r["experiment"] == "multi-task smile+emotion"
                     and r["task"] == "smile")  # fmt: skip
     assert float(mt_smile["paired_delta"]) == pytest.approx(0.04) and mt_smile["pairs"] == "2"
+    assert mt_smile["single_task_row"] == "single-task smile"
     assert "multi-task smile+emotion" in capsys.readouterr().out
 
 
@@ -585,6 +587,58 @@ def test_a_key_a_run_lacks_is_its_default_none_and_a_class_shows_its_arguments(t
     assert len(found[0].values[Column("smile", "genki4k", "acc")]) == 2  # old0 (no compile_mode)
     paired = paired_deltas(found[2], found)
     assert paired[Column("smile", "genki4k", "acc")].n == 2  # against the cosine row
+
+
+def test_a_row_whose_schedule_was_chosen_for_its_task_set_pairs_where_asked_and_says_so(
+    tmp_path, capsys
+):
+    """Multi-task trained 60 epochs, single-task 30 (each length chosen on validation): no
+    single-task row shares every key, so by default there is no Δ; with ``--baseline_ignoring``
+    the multi-task row pairs with the 30-epoch row that shares every other key (batch 64; not
+    the 250-epoch row of batch 128), the other task keeps its exact match, and the pairing is
+    listed."""
+
+    def scheduler(t_max: int) -> dict:
+        return {"class_path": "torch.optim.lr_scheduler.CosineAnnealingLR",
+                "init_args": {"T_max": t_max, "eta_min": 0.0}}  # fmt: skip
+
+    runs = {  # name: (tasks, fold, values, epochs, batch size)
+        "st30_0": (["smile"], 0, {SMILE: 0.90}, 30, 64),
+        "st30_1": (["smile"], 1, {SMILE: 0.92}, 30, 64),
+        "st250_b128": (["smile"], 0, {SMILE: 0.50}, 250, 128),
+        "em30": (["emotion"], 0, {PUBLIC: 0.60}, 30, 64),
+        "em60": (["emotion"], 0, {PUBLIC: 0.66}, 60, 64),
+        "mt60_0": (["smile", "emotion"], 0, {SMILE: 0.95, PUBLIC: 0.58}, 60, 64),
+        "mt60_1": (["smile", "emotion"], 1, {SMILE: 0.93, PUBLIC: 0.57}, 60, 64),
+    }
+    for name, (tasks, fold, values, epochs, batch) in runs.items():
+        local_run(tmp_path / name, tasks, fold, values)
+        config = {"model": {"lr_scheduler": scheduler(epochs)},
+                  "trainer": {"max_epochs": epochs}, "data": {"batch_size": batch}}  # fmt: skip
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    smile, public = Column("smile", "genki4k", "acc"), Column("emotion", "fer2013_public", "acc")
+    found = experiments(find_runs([str(tmp_path)]))
+    multi = found[-1]
+    assert deltas(multi, found) == {public: pytest.approx(0.575 - 0.66)}  # smile: none shares 60
+
+    ignoring = ["trainer.max_epochs", "model.lr_scheduler"]
+    found = experiments(find_runs([str(tmp_path)]), baseline_ignoring=ignoring)
+    multi = found[-1]
+    paired = paired_deltas(multi, found)[smile]
+    assert (paired.n, paired.mean) == (2, pytest.approx((0.05 + 0.01) / 2))  # the batch-64 row
+    assert deltas(multi, found)[public] == pytest.approx(0.575 - 0.66)  # still the 60-epoch row
+    assert loose_keys(multi, "smile", found) == ["model.lr_scheduler.T_max", "trainer.max_epochs"]
+    assert loose_keys(multi, "emotion", found) == []
+
+    out = tmp_path / "report"
+    main(["report", str(tmp_path), "--out", str(out),
+          "--baseline_ignoring", "[trainer.max_epochs, model.lr_scheduler]"])  # fmt: skip
+    text = (out / "report.md").read_text()
+    assert "Δ against a single-task row that differs in config keys" in text
+    assert ("smile paired with single-task smile · data.batch_size=64 · "
+            "model.lr_scheduler.T_max=30 · trainer.max_epochs=30 (model.lr_scheduler.T_max=60 "
+            "against 30, trainer.max_epochs=60 against 30)") in text  # fmt: skip
+    assert "emotion paired with" not in text
 
 
 def test_how_often_runs_validated_splits_them_only_where_it_changes_what_they_report(tmp_path):

@@ -48,6 +48,14 @@ def build_parser() -> ArgumentParser:
         "--reference_file", type=Path | None, default=None, help="other reference figures (YAML)"
     )
     parser.add_argument(
+        "--baseline_ignoring",
+        type=list[str],
+        default=[],
+        help="config keys (with their arguments) in which a multi-task row's single-task row "
+        "may differ where none matches on every key, e.g. '[trainer.max_epochs, "
+        "model.lr_scheduler]' for schedules chosen per task set; each such pairing is listed",
+    )
+    parser.add_argument(
         "--into",
         type=Path | None,
         default=None,
@@ -67,5 +75,6 @@ def main(argv: list[str]) -> int:
         args.references,
         args.reference_file,
         args.into,
+        args.baseline_ignoring,
     )
     return 0

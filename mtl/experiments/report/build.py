@@ -26,9 +26,12 @@ def build_report(
     references: bool = False,
     reference_file: Path | None = None,
     into: Path | None = None,
+    baseline_ignoring: Sequence[str] = (),
 ) -> str:
     """Build the report of ``runs`` into ``out``; returns its Markdown. With ``into``, the same
-    tables and the plots (linked relative to it) replace the marked block of that file."""
+    tables and the plots (linked relative to it) replace the marked block of that file.
+    ``baseline_ignoring``: config keys a multi-task row's single-task row may differ in where
+    none matches on every key (:func:`~mtl.experiments.report.table.baseline`)."""
     if into is not None:  # before any work: a wrong document is the user's to fix first
         if not into.is_file():
             raise UserError(f"--into: no such file {into}")
@@ -36,7 +39,7 @@ def build_report(
     console = Console(width=None if sys.stdout.isatty() else 200)
     notes: list[str] = []
     found_runs = find_runs(runs, notes)
-    found = experiments(found_runs, stage, metrics, notes)
+    found = experiments(found_runs, stage, metrics, notes, baseline_ignoring)
     for line in notes:
         console.print(f"[yellow]{line}")
     if not found:
@@ -57,6 +60,12 @@ def build_report(
         "relative multi-task gain (per task, then over the tasks that have a "
         "single-task row)."
     )
+    loose = render.loose_pairs(found)
+    if loose:
+        note += (
+            "\n\nΔ against a single-task row that differs in config keys (--baseline_ignoring):\n\n"
+        )
+        note += "\n".join(f"- {line}" for line in loose)
     if notes:
         note += "\n\n" + "\n".join(f"- {line}" for line in notes)
     if shown:

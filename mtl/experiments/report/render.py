@@ -22,12 +22,15 @@ from mtl.experiments.report.table import (
     Experiment,
     PairedDelta,
     Stats,
+    baseline,
     delta_m,
     deltas,
     format_cell,
     format_delta,
     format_paired,
+    loose_keys,
     paired_deltas,
+    value_of,
 )
 from mtl.tasks import metric_of
 
@@ -96,6 +99,23 @@ def table_rows(
             cells.append("–" if s is None else f"{100 * s.mean:.2f}{std}")
         rows.append((f"paper: {r.label}", cells, ""))
     return rows
+
+
+def loose_pairs(found: list[Experiment]) -> list[str]:
+    """One line per multi-task row and task whose single-task row was matched ignoring config
+    keys (``--baseline_ignoring``): which row, and the keys in which the two differ, so a
+    reader sees what the difference compares."""
+    lines = []
+    for e in found:
+        for task in e.tasks if not e.single_task else ():
+            keys = loose_keys(e, task, found)
+            if keys:
+                base = baseline(e, task, found)
+                assert base is not None  # loose keys come from a baseline
+                differ = ", ".join(f"{k}={value_of(e.config, k, base.variant)} against "
+                                   f"{base.variant[k]}" for k in keys)  # fmt: skip
+                lines.append(f"{e.label}: {task} paired with {base.label} ({differ})")
+    return lines
 
 
 def delta_cell(diff: float | None, paired: PairedDelta | None, metric: str) -> str:
@@ -169,12 +189,14 @@ def markdown(rows: list[tuple[str, list[str], str]], columns: list[Column], note
 
 
 def write_csv(path: Path, found: list[Experiment]) -> None:
-    """One row per experiment and column: mean, std, n, and the difference to single-task."""
+    """One row per experiment and column: mean, std, n, and the difference to single-task
+    (``single_task_row``: the row it is taken against)."""
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["experiment", "key", "task", "source", "metric", "mean", "std", "n",
                          "delta_vs_single", "delta_m_percent", "paired_delta",
-                         "paired_ci_low", "paired_ci_high", "pairs"])  # fmt: skip
+                         "paired_ci_low", "paired_ci_high", "pairs",
+                         "single_task_row"])  # fmt: skip
         for e in found:
             diff, dm, paired = deltas(e, found), delta_m(e, found), paired_deltas(e, found)
             key = "|".join(e.fields.values())
@@ -183,7 +205,8 @@ def write_csv(path: Path, found: list[Experiment]) -> None:
                 row += [diff.get(c, ""), "" if dm is None else dm]
                 p = paired.get(c)
                 row += ["", "", "", 0] if p is None else [p.mean, p.low, p.high, p.n]
-                writer.writerow(row)
+                base = baseline(e, c.task, found) if c in diff else None
+                writer.writerow([*row, "" if base is None else base.label])
 
 
 def bar_chart(

@@ -85,6 +85,7 @@ class Experiment:
     config: dict[str, str] = field(default_factory=dict)  # its first run's config items
     subgroups: list[list[dict]] = field(default_factory=list)  # per run: accuracy per subgroup
     label: str = ""
+    baseline_ignoring: tuple[str, ...] = ()  # keys its single-task row may differ in: baseline()
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -164,13 +165,16 @@ def experiments(
     stage: str = "test",
     metrics: Sequence[str] = ("acc",),
     notes: list[str] | None = None,
+    baseline_ignoring: Sequence[str] = (),
 ) -> list[Experiment]:
     """The runs grouped into experiments, each with its values per column, named by what
     differs between the experiments. Runs of one identity (task set, backbone, weighting, loss)
     whose configs differ (epochs, learning rate, batch norm …) are separate experiments named
     by those keys; a second run of the same experiment, fold and seeds is left out (a note),
     silently where its values are the kept run's (the same checkpoint re-tested, say with
-    another ensemble size: its final model is the same result, counted once)."""
+    another ensemble size: its final model is the same result, counted once).
+    ``baseline_ignoring``: config keys a multi-task row's single-task baseline may differ in
+    where none matches on every key (:func:`baseline`)."""
     notes = [] if notes is None else notes
     prefixes = dict(MODELS) if stage == "test" else {"val": "final"}
     runs = sorted(runs, key=lambda r: r.origin)
@@ -195,8 +199,10 @@ def experiments(
                 continue
             seen[which] = run.origin, columns
             experiment = found.setdefault(
-                key, Experiment(fields, variant=variants[id(run)], config=run_items(run))
-            )
+                key,
+                Experiment(fields, variant=variants[id(run)], config=run_items(run),
+                           baseline_ignoring=tuple(baseline_ignoring)),
+            )  # fmt: skip
             experiment.how.append(run_how(run))
             for column, value in columns.items():
                 experiment.values.setdefault(column, []).append(value)
@@ -375,8 +381,12 @@ def name_experiments(found: Sequence[Experiment]) -> None:
 def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> Experiment | None:
     """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model).
     Where several single-task experiments of ``task`` differ in config keys (precision, epochs
-    …), the one whose values of those keys ``experiment`` shares; None when there is no such
-    experiment, or still several (no single baseline to compare)."""
+    …), the one whose values of those keys ``experiment`` shares; where none shares them all,
+    the one that shares all but the experiment's ``baseline_ignoring`` keys (and their
+    arguments: ``model.lr_scheduler`` covers ``model.lr_scheduler.T_max``), so a row whose
+    schedule was chosen for its task set pairs with the single-task row chosen for its own
+    (:func:`loose_keys` says in what they differ). None when there is no such experiment, or
+    still several (no single baseline to compare)."""
     same = ("backbone", "loss", "model")
     matches = [
         other
@@ -384,14 +394,38 @@ def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> 
         if other.tasks == (task,) and all(other.fields[f] == experiment.fields[f] for f in same)
     ]
     if len(matches) > 1:
-        matches = [
-            other
-            for other in matches
-            if all(
-                value_of(experiment.config, k, other.variant) == v for k, v in other.variant.items()
-            )
-        ]
+        strict = [other for other in matches if not _differing(experiment, other)]
+        ignoring = experiment.baseline_ignoring
+        if not strict and ignoring:
+            strict = [
+                other
+                for other in matches
+                if all(_ignored(k, ignoring) for k in _differing(experiment, other))
+            ]
+        matches = strict
     return matches[0] if len(matches) == 1 else None
+
+
+def _differing(experiment: Experiment, other: Experiment) -> list[str]:
+    """The config keys that set ``other`` apart from its kind whose values ``experiment`` does
+    not share."""
+    return [
+        k for k, v in other.variant.items() if value_of(experiment.config, k, other.variant) != v
+    ]
+
+
+def _ignored(key: str, ignoring: Iterable[str]) -> bool:
+    return any(key == i or key.startswith(f"{i}.") for i in ignoring)
+
+
+def loose_keys(experiment: Experiment, task: str, found: Sequence[Experiment]) -> list[str]:
+    """The config keys in which ``experiment``'s single-task baseline of ``task`` differs from
+    it, where it was matched ignoring them (``baseline_ignoring``); empty otherwise."""
+    base = baseline(experiment, task, found)
+    if base is None or experiment.single_task:
+        return []
+    keys = [k for k in _differing(experiment, base) if k in base.variant]
+    return sorted({k for k in keys if not any(k.startswith(f"{o}.") for o in keys)})
 
 
 def deltas(experiment: Experiment, found: Sequence[Experiment]) -> dict[Column, float]:
