@@ -109,6 +109,8 @@ def test_publish_writes_the_folder_and_a_card_from_run_json(run, tmp_path):
     record = json.loads((run / "run.json").read_text())
     acc = record["test"]["test/s_smile/smile/acc"]
     assert f"| s_smile | smile | acc | {acc:.4f} |" in card.text
+    assert record["tested_on"]["s_smile"] == "its test split"  # the card says on which faces
+    assert "each dataset's test faces (s_emotion: its test split; s_gender_age: " in card.text
     for section in ("## Training data and terms", "## Test metrics", "## Intended use",
                     "## Known limits", "## How to use"):  # fmt: skip
         assert section in card.text

@@ -246,11 +246,15 @@ def test_a_mix_can_test_on_one_fold_and_validate_on_another(tmp_path):
     source, the official test split of FER-2013 included."""
     F.write_genki(tmp_path / "genki")
     F.write_fer_folders(tmp_path / "fer")
-    children = [
-        Genki4kDataModule(root=tmp_path / "genki", cache_dir=tmp_path / "cache",
-                          face=FaceSettings(detector="none"), prepare_workers=0),
-        Fer2013DataModule(root=tmp_path / "fer", cache_dir=tmp_path / "cache"),
-    ]  # fmt: skip
+
+    def sources() -> list:
+        return [
+            Genki4kDataModule(root=tmp_path / "genki", cache_dir=tmp_path / "cache",
+                              face=FaceSettings(detector="none"), prepare_workers=0),
+            Fer2013DataModule(root=tmp_path / "fer", cache_dir=tmp_path / "cache"),
+        ]  # fmt: skip
+
+    children = sources()
     dm = MultiSourceDataModule(datamodules=children, k_folds=4, val_fold=1, test_fold=0)
     assert [c.test_fold for c in dm.datamodules] == [0, 0]
     dm.prepare_data()
@@ -260,6 +264,12 @@ def test_a_mix_can_test_on_one_fold_and_validate_on_another(tmp_path):
         masks = child.select(plan)
         assert set(plan.fold[masks["test"]]) == {0} and set(plan.fold[masks["val"]]) == {1}
         assert set(plan.fold[masks["train"]]) == {2, 3}
+    dm.setup("test")  # run.json and the model card say which faces each test held
+    assert dm.tested_on() == {"genki4k": "fold 0 of 4", "fer2013": "fold 0 of 4"}
+    cv = MultiSourceDataModule(datamodules=sources(), k_folds=4, val_fold=1)
+    cv.setup("test")  # mtl cv's folds: GENKI-4K tests on the held-out fold, FER-2013 officially
+    assert cv.tested_on() == {"genki4k": "fold 1 of 4, held out",
+                              "fer2013": "its official test split (public, private)"}  # fmt: skip
     # a mix that sets no test_fold leaves each child's own (Adience tests on its fold 4)
     adience = AdienceDataModule(root=tmp_path / "adience")
     MultiSourceDataModule(datamodules=[adience], val_fold=1)

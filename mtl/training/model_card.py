@@ -133,16 +133,27 @@ def _metrics(rows: list[dict], run: dict, config: dict) -> str:
     for r in sorted(rows, key=lambda r: (r["source"] == "all", r["source"], r["task"])):
         value = f"{r['value']:.4f}" if r["metric"] != "mae" else f"{r['value']:.2f}"
         lines.append(f"| {r['source']} | {r['task']} | {r['metric']} | {value} |")
-    fold = run.get("identity", {}).get("fold")
-    held_out = f" (where split into folds: held-out fold {fold})" if fold is not None else ""
-    note = f"The final weights on each dataset's test split{held_out}; `all`: every test face"
-    lines += ["", note + " of the datasets labelling the task."]
+    lines += ["", _tested_on(run) + "; `all`: every test face of the datasets labelling the task."]
     if config.get("torch_dtype", "float32") != "float32":
         lines += ["", f"Measured with the run's float32 weights; these are stored in "
                   f"{config['torch_dtype']} (class probabilities within about 1e-3)."]  # fmt: skip
     groups = run.get("subgroups")
     lines += ["", _subgroups(groups) if groups else "Per-subgroup metrics: not computed."]
     return "\n".join(lines) + "\n"
+
+
+def _tested_on(run: dict) -> str:
+    """Which faces the metrics were measured on: per dataset as the run recorded it
+    (``tested_on``: a fold, the official test split), else, for runs written before it was
+    recorded, the held-out fold of a cross-validation."""
+    tested_on = run.get("tested_on")
+    if tested_on:
+        names = [f"{(DATASETS.get(dataset_of(s)) or (s,))[0]}: {words}"
+                 for s, words in sorted(tested_on.items())]  # fmt: skip
+        return f"The final weights on each dataset's test faces ({'; '.join(names)})"
+    fold = run.get("identity", {}).get("fold")
+    held_out = f" (where split into folds: held-out fold {fold})" if fold is not None else ""
+    return f"The final weights on each dataset's test split{held_out}"
 
 
 def _subgroups(subgroups: dict) -> str:

@@ -225,6 +225,9 @@ class RunSummary(L.Callback):
             return
         subgroups = next((c for c in trainer.callbacks if isinstance(c, SubgroupMetrics)), None)
         fields: dict[str, object] = {"test": metrics}
+        tested_on = getattr(trainer.datamodule, "tested_on", None)
+        if callable(tested_on):  # which faces each source's test held, for the model card
+            fields["tested_on"] = tested_on()
         ensemble = next((c for c in trainer.callbacks if isinstance(c, CheckpointEnsemble)), None)
         if ensemble is not None and ensemble.members:  # what test_ens averaged, for mtl report
             fields["ensemble_members"] = ensemble.members

@@ -38,7 +38,8 @@ class SourceData:
     The datasets yield the batch contract of :mod:`mtl.data.datasets` with the columns of the
     DataModule's :attr:`~FaceDataModule.tasks` and ``source`` set to this source's index.
     ``test_parts`` names official test sets a test reports separately (FER-2013's ``public``
-    and ``private``), each as an evaluation source ``<name>_<part>`` of its own.
+    and ``private``), each as an evaluation source ``<name>_<part>`` of its own; ``tested_on``
+    says which faces the test holds (a fold, the official test split), for the model card.
     """
 
     name: str
@@ -47,6 +48,7 @@ class SourceData:
     val: Dataset
     test: Dataset
     test_parts: dict[str, Dataset] = field(default_factory=dict)
+    tested_on: str = "its test split"
 
     def evaluation(self, split: str) -> dict[str, Dataset]:
         """The evaluation sources this source gives a split, by name."""
@@ -143,6 +145,12 @@ class FaceDataModule(L.LightningDataModule):
         """The sources a validation or test reports on, in ``batch["source"]`` order, with the
         tasks each labels: every source, or for ``test`` a source's named parts."""
         return {name: list(s.tasks) for s in self.sources for name in s.evaluation(split)}
+
+    def tested_on(self) -> dict[str, str]:
+        """Which faces each source's test holds (``fold 1 of 4``, ``its official test split``),
+        by source name (known after :meth:`setup`): a run's ``run.json`` records it, so its
+        model card names the faces its metrics were measured on."""
+        return {s.name: s.tested_on for s in self.sources}
 
     def face_settings(self) -> FaceSettings | None:
         """How this data's faces were cropped (checkpoints record it, so ``mtl analyze`` crops

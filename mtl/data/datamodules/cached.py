@@ -178,7 +178,19 @@ class CachedDataModule(FaceDataModule):
             parts = {p: dataset((plan.split == s) & labelled) for p, s in self.test_parts.items()}
         counts = ", ".join(f"{k} {int(m.sum())}" for k, m in masks.items())
         rank_zero_info(f"{self.dataset_name}: {counts} faces")
-        return [SourceData(self.dataset_name, self.task_names, **splits, test_parts=parts)]
+        return [SourceData(self.dataset_name, self.task_names, **splits, test_parts=parts,
+                           tested_on=self.tested_on_words(plan))]  # fmt: skip
+
+    def tested_on_words(self, plan: S.SplitPlan) -> str:
+        """Which faces the test holds under the fold options, in words (:meth:`select`)."""
+        if self.test_fold is not None:
+            return f"fold {self.test_fold} of {self.k_folds}"
+        if self.val_fold is not None and not plan.official:
+            return f"fold {self.val_fold} of {self.k_folds}, held out"
+        if plan.official:
+            return "its official test split" + (f" ({', '.join(self.test_parts)})"
+                                                if self.test_parts else "")  # fmt: skip
+        return f"a seeded test split (data.seed {self.seed})"
 
     def select(self, plan: S.SplitPlan) -> dict[str, np.ndarray]:
         """Boolean masks of the train / val / test items under the fold options."""

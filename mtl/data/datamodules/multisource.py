@@ -132,5 +132,6 @@ class MultiSourceDataModule(FaceDataModule):
             columns = [run.index(t) for t in child.task_names]
             views = (TaskView(getattr(source, s), columns, len(run), i) for s in SPLIT_NAMES)
             parts = {p: TaskView(d, columns, len(run), i) for p, d in source.test_parts.items()}
-            sources.append(SourceData(name, list(source.tasks), *views, test_parts=parts))
+            sources.append(SourceData(name, list(source.tasks), *views, test_parts=parts,
+                                      tested_on=source.tested_on))  # fmt: skip
         return sources
