@@ -53,9 +53,17 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
         assert "(12) |" in rows[f"{protocol} · {tested} · + ensemble of 5"]
         assert "(4) |" in rows[f"{protocol} · {tested} · + ensemble of 10"]  # the third seed's
     assert "left out" not in table  # a checkpoint re-tested with 5 members counts once
-    multi = "multi-task smile+emotion+gender+age · model.test_time_flip={}"
-    assert "(12) |" in rows[multi.format("False")]  # four folds, three seeds; paired with them
-    assert "(8) |" in rows[multi.format("True")]  # seeds 1 and 2's models, tested with flip
+    multi = (
+        "multi-task smile+emotion+gender+age · model.lr_scheduler.T_max={0} · "
+        "model.test_time_flip={1} · trainer.max_epochs={0}"
+    )
+    assert "(12) |" in rows[multi.format(30, "False")]  # four folds, three seeds; paired with them
+    assert "(8) |" in rows[multi.format(30, "True")]  # seeds 1 and 2's models, tested with flip
+    for flip in ("False", "True"):  # the length chosen on validation: four folds, one seed
+        assert "(4) |" in rows[multi.format(60, flip)]
+        assert "(4) |" in rows[multi.format(60, flip) + " · + ensemble of 5"]
+    # its smile pairs with the 30-epoch single-task row (--baseline_ignoring), and says so
+    assert f"{multi.format(60, 'False')}: smile paired with {single} · {plain} (" in table
     emotion = "single-task emotion · model.lr_scheduler.T_max={} · model.test_time_flip={} · "
     for length, flip in (("30", "False"), ("60", "False"), ("60", "True")):  # official split
         assert "(1) |" in rows[emotion.format(length, flip) + f"trainer.max_epochs={length}"]
