@@ -97,6 +97,12 @@ def test_fold_options_select_val_and_test(tmp_path):
     assert list(np.flatnonzero(masks["test"])) == [2]
     assert list(np.flatnonzero(masks["val"])) == [1]
     assert list(np.flatnonzero(masks["train"])) == [0, 3, 4]
+    assert dm.tested_on_words(plan) == "fold 2 of 5"  # the plan's folds, not k_folds (4)
+    assert AdienceDataModule(root=tmp_path).tested_on_words(plan) == "fold 4 of 5"  # its own
+    seeded = SplitPlan(np.array(["train", "val", "test"], dtype=object), np.array([0, 1, -1]))
+    assert Genki4kDataModule(root=tmp_path, seed=3).tested_on_words(seeded) == (
+        "a seeded test split (data.seed 3)"
+    )
 
 
 def test_age_years_map_to_configured_groups():

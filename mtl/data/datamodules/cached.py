@@ -182,11 +182,13 @@ class CachedDataModule(FaceDataModule):
                            tested_on=self.tested_on_words(plan))]  # fmt: skip
 
     def tested_on_words(self, plan: S.SplitPlan) -> str:
-        """Which faces the test holds under the fold options, in words (:meth:`select`)."""
+        """Which faces the test holds under the fold options, in words (:meth:`select`); the
+        number of folds is the plan's (Adience's own 5, whatever ``k_folds`` says)."""
+        folds = len(np.unique(plan.fold[plan.fold >= 0]))
         if self.test_fold is not None:
-            return f"fold {self.test_fold} of {self.k_folds}"
+            return f"fold {self.test_fold} of {folds}"
         if self.val_fold is not None and not plan.official:
-            return f"fold {self.val_fold} of {self.k_folds}, held out"
+            return f"fold {self.val_fold} of {folds}, held out"
         if plan.official:
             return "its official test split" + (f" ({', '.join(self.test_parts)})"
                                                 if self.test_parts else "")  # fmt: skip

@@ -63,7 +63,8 @@ def build_report(
     loose = render.loose_pairs(found)
     if loose:
         note += (
-            "\n\nΔ against a single-task row that differs in config keys (--baseline_ignoring):\n\n"
+            f"\n\n{render.LOOSE} Δ taken against a single-task row that differs in config keys "
+            "(--baseline_ignoring):\n\n"
         )
         note += "\n".join(f"- {line}" for line in loose)
     if notes:

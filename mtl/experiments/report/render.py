@@ -35,6 +35,8 @@ from mtl.experiments.report.table import (
 from mtl.tasks import metric_of
 
 DELTA_ROW = "  Δ vs single-task [95 % CI] (pairs)"
+LOOSE = "‡"
+"""Marks a Δ taken against a single-task row that differs in ``--baseline_ignoring`` keys."""
 
 
 @dataclass
@@ -90,6 +92,8 @@ def table_rows(
         diff, paired = deltas(e, found), paired_deltas(e, found)
         if diff:
             shown = [delta_cell(diff.get(c), paired.get(c), c.metric) for c in columns]
+            shown = [f"{cell} {LOOSE}" if cell and loose_keys(e, c.task, found) else cell
+                     for cell, c in zip(shown, columns, strict=True)]  # fmt: skip
             rows.append((DELTA_ROW, shown, ""))
     for r in references:
         cells = []
@@ -112,9 +116,9 @@ def loose_pairs(found: list[Experiment]) -> list[str]:
             if keys:
                 base = baseline(e, task, found)
                 assert base is not None  # loose keys come from a baseline
-                differ = ", ".join(f"{k}={value_of(e.config, k, base.variant)} against "
-                                   f"{base.variant[k]}" for k in keys)  # fmt: skip
-                lines.append(f"{e.label}: {task} paired with {base.label} ({differ})")
+                differ = "; ".join(f"{k}: multi-task {value_of(e.config, k, base.variant)}, "
+                                   f"single-task {base.variant[k]}" for k in keys)  # fmt: skip
+                lines.append(f"{e.label}: {task} Δ taken against {base.label} ({differ})")
     return lines
 
 

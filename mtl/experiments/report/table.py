@@ -380,8 +380,8 @@ def name_experiments(found: Sequence[Experiment]) -> None:
 
 def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> Experiment | None:
     """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model).
-    Where several single-task experiments of ``task`` differ in config keys (precision, epochs
-    …), the one whose values of those keys ``experiment`` shares; where none shares them all,
+    Where single-task experiments of ``task`` differ in config keys (precision, epochs …),
+    the one whose values of those keys ``experiment`` shares; where none shares them all,
     the one that shares all but the experiment's ``baseline_ignoring`` keys (and their
     arguments: ``model.lr_scheduler`` covers ``model.lr_scheduler.T_max``), so a row whose
     schedule was chosen for its task set pairs with the single-task row chosen for its own
@@ -393,17 +393,15 @@ def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> 
         for other in found
         if other.tasks == (task,) and all(other.fields[f] == experiment.fields[f] for f in same)
     ]
-    if len(matches) > 1:
-        strict = [other for other in matches if not _differing(experiment, other)]
-        ignoring = experiment.baseline_ignoring
-        if not strict and ignoring:
-            strict = [
-                other
-                for other in matches
-                if all(_ignored(k, ignoring) for k in _differing(experiment, other))
-            ]
-        matches = strict
-    return matches[0] if len(matches) == 1 else None
+    strict = [other for other in matches if not _differing(experiment, other)]
+    ignoring = experiment.baseline_ignoring
+    if not strict and ignoring:
+        strict = [
+            other
+            for other in matches
+            if all(_ignored(k, ignoring) for k in _differing(experiment, other))
+        ]
+    return strict[0] if len(strict) == 1 else None
 
 
 def _differing(experiment: Experiment, other: Experiment) -> list[str]:
@@ -415,6 +413,8 @@ def _differing(experiment: Experiment, other: Experiment) -> list[str]:
 
 
 def _ignored(key: str, ignoring: Iterable[str]) -> bool:
+    """Whether ``key`` is one of ``ignoring`` or an argument of one (``model.lr_scheduler``
+    covers ``model.lr_scheduler.T_max``)."""
     return any(key == i or key.startswith(f"{i}.") for i in ignoring)
 
 
@@ -424,7 +424,7 @@ def loose_keys(experiment: Experiment, task: str, found: Sequence[Experiment]) -
     base = baseline(experiment, task, found)
     if base is None or experiment.single_task:
         return []
-    keys = [k for k in _differing(experiment, base) if k in base.variant]
+    keys = _differing(experiment, base)
     return sorted({k for k in keys if not any(k.startswith(f"{o}.") for o in keys)})
 
 
