@@ -63,7 +63,7 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
         assert "(4) |" in rows[multi.format(60, flip)]
         assert "(4) |" in rows[multi.format(60, flip) + " · + ensemble of 5"]
     # its smile pairs with the 30-epoch single-task row (--baseline_ignoring), and says so
-    assert f"{multi.format(60, 'False')}: smile paired with {single} · {plain} (" in table
+    assert f"{multi.format(60, 'False')}: smile Δ taken against {single} · {plain} (" in table
     emotion = "single-task emotion · model.lr_scheduler.T_max={} · model.test_time_flip={} · "
     for length, flip in (("30", "False"), ("60", "False"), ("60", "True")):  # official split
         assert "(1) |" in rows[emotion.format(length, flip) + f"trainer.max_epochs={length}"]
