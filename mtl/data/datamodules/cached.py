@@ -187,11 +187,11 @@ class CachedDataModule(FaceDataModule):
         folds = len(np.unique(plan.fold[plan.fold >= 0]))
         if self.test_fold is not None:
             return f"fold {self.test_fold} of {folds}"
-        if self.val_fold is not None and not plan.official:
-            return f"fold {self.val_fold} of {folds}, held out"
         if plan.official:
-            return "its official test split" + (f" ({', '.join(self.test_parts)})"
-                                                if self.test_parts else "")  # fmt: skip
+            parts = f" ({', '.join(self.test_parts)})" if self.test_parts else ""
+            return f"its official test split{parts}"
+        if self.val_fold is not None:
+            return f"fold {self.val_fold} of {folds}, held out"
         return f"a seeded test split (data.seed {self.seed})"
 
     def select(self, plan: S.SplitPlan) -> dict[str, np.ndarray]:

@@ -91,9 +91,9 @@ def table_rows(
         rows.append((e.label, cells, "" if dm is None else f"{dm:+.2f} %"))
         diff, paired = deltas(e, found), paired_deltas(e, found)
         if diff:
-            shown = [delta_cell(diff.get(c), paired.get(c), c.metric) for c in columns]
-            shown = [f"{cell} {LOOSE}" if cell and loose_keys(e, c.task, found) else cell
-                     for cell, c in zip(shown, columns, strict=True)]  # fmt: skip
+            shown = [delta_cell(diff.get(c), paired.get(c), c.metric)
+                     + (f" {LOOSE}" if c in diff and loose_keys(e, c.task, found) else "")
+                     for c in columns]  # fmt: skip
             rows.append((DELTA_ROW, shown, ""))
     for r in references:
         cells = []

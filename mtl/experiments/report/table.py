@@ -421,8 +421,8 @@ def _ignored(key: str, ignoring: Iterable[str]) -> bool:
 def loose_keys(experiment: Experiment, task: str, found: Sequence[Experiment]) -> list[str]:
     """The config keys in which ``experiment``'s single-task baseline of ``task`` differs from
     it, where it was matched ignoring them (``baseline_ignoring``); empty otherwise."""
-    base = baseline(experiment, task, found)
-    if base is None or experiment.single_task:
+    base = None if experiment.single_task else baseline(experiment, task, found)
+    if base is None:
         return []
     keys = _differing(experiment, base)
     return sorted({k for k in keys if not any(k.startswith(f"{o}.") for o in keys)})
