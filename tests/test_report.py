@@ -13,18 +13,11 @@ import pytest
 import yaml
 
 from mtl.cli import main
+from mtl.experiments.report.comparison import delta_m, deltas, loose_keys, paired_deltas
 from mtl.experiments.report.figures import legend_label
+from mtl.experiments.report.render import format_paired
 from mtl.experiments.report.runs import find_runs
-from mtl.experiments.report.table import (
-    Column,
-    Experiment,
-    delta_m,
-    deltas,
-    experiments,
-    format_paired,
-    loose_keys,
-    paired_deltas,
-)
+from mtl.experiments.report.table import Column, Experiment, experiments
 from mtl.experiments.report.wandb_file import (
     BLOCK,
     CHUNK,

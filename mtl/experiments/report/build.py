@@ -31,7 +31,7 @@ def build_report(
     """Build the report of ``runs`` into ``out``; returns its Markdown. With ``into``, the same
     tables and the plots (linked relative to it) replace the marked block of that file.
     ``baseline_ignoring``: config keys a multi-task row's single-task row may differ in where
-    none matches on every key (:func:`~mtl.experiments.report.table.baseline`)."""
+    none matches on every key (:func:`~mtl.experiments.report.comparison.baseline`)."""
     if into is not None:  # before any work: a wrong document is the user's to fix first
         if not into.is_file():
             raise UserError(f"--into: no such file {into}")

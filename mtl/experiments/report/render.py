@@ -2,7 +2,7 @@
 
 Rows are experiments (and, with references, the papers' rows), columns task · source; each
 multi-task row is followed by its difference to single-task, paired by fold and data seed with a
-95 % confidence interval, and carries Δm (:mod:`mtl.experiments.report.table`).
+95 % confidence interval, and carries Δm (:mod:`mtl.experiments.report.comparison`).
 """
 
 from __future__ import annotations
@@ -16,27 +16,51 @@ import yaml
 from rich.table import Table
 
 from mtl.errors import UserError
-from mtl.experiments.report.figures import colour, legend_label, pyplot, save
-from mtl.experiments.report.table import (
-    Column,
-    Experiment,
+from mtl.experiments.report.comparison import (
     PairedDelta,
-    Stats,
     baseline,
     delta_m,
     deltas,
-    format_cell,
-    format_delta,
-    format_paired,
     loose_keys,
     paired_deltas,
-    value_of,
 )
+from mtl.experiments.report.figures import colour, legend_label, pyplot, save
+from mtl.experiments.report.table import Column, Experiment, Stats, value_of
 from mtl.tasks import metric_of
 
 DELTA_ROW = "  Δ vs single-task [95 % CI] (pairs)"
 LOOSE = "‡"
 """Marks a Δ taken against a single-task row that differs in ``--baseline_ignoring`` keys."""
+
+
+def format_cell(stats: Stats | None, metric: str) -> str:
+    """``mean ± std (n)`` (per cent for accuracy and F1); one run has no std."""
+    if stats is None:
+        return "–"
+    scale, digits = metric_of(metric).scale, metric_of(metric).digits
+    if stats.n < 2:
+        return f"{stats.mean * scale:.{digits}f} ({stats.n})"
+    return f"{stats.mean * scale:.{digits}f} ± {stats.std * scale:.{digits}f} ({stats.n})"
+
+
+def format_delta(diff: float | None, metric: str) -> str:
+    if diff is None:
+        return ""
+    scale, digits = metric_of(metric).scale, metric_of(metric).digits
+    return f"{diff * scale:+.{digits}f}"
+
+
+def format_paired(paired: PairedDelta | None, metric: str) -> str:
+    """``+1.23 [-0.40, +2.86] (4 pairs), spans 0`` in the metric's display units."""
+    if paired is None:
+        return ""
+    scale, digits = metric_of(metric).scale, metric_of(metric).digits
+    text = f"{paired.mean * scale:+.{digits}f}"
+    if not paired.has_interval:
+        why = "no interval" if paired.n < 2 else "no spread, no interval"
+        return f"{text} ({paired.n} pair{'s' * (paired.n != 1)}, {why})"
+    text += f" [{paired.low * scale:+.{digits}f}, {paired.high * scale:+.{digits}f}] ({paired.n})"
+    return text + (", spans 0" if paired.spans_zero else "")
 
 
 @dataclass
