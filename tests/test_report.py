@@ -636,6 +636,49 @@ def test_a_row_whose_schedule_was_chosen_for_its_task_set_pairs_where_asked_and_
     assert "(2), spans 0 ‡ |" in text or "(2) ‡ |" in text  # the smile cell says it, not emotion's
 
 
+def test_a_single_task_row_of_one_length_pairs_only_with_the_multi_task_row_of_that_length(
+    tmp_path, capsys
+):
+    """A single-task row run at 30 epochs only varies no key of its kind; the multi-task rows
+    of 30 and 60 epochs do. The 30-epoch one pairs with it exactly, the 60-epoch one not at all
+    by default, and with ``--baseline_ignoring`` loosely, marked and listed as such."""
+    gender = "utkface/gender"
+    runs = {  # name: (tasks, fold, values, epochs)
+        "st30_0": (["gender"], 0, {gender: 0.88}, 30),
+        "st30_1": (["gender"], 1, {gender: 0.90}, 30),
+        "mt30_0": (["smile", "gender"], 0, {SMILE: 0.9, gender: 0.89}, 30),
+        "mt30_1": (["smile", "gender"], 1, {SMILE: 0.9, gender: 0.92}, 30),
+        "mt60_0": (["smile", "gender"], 0, {SMILE: 0.9, gender: 0.90}, 60),
+        "mt60_1": (["smile", "gender"], 1, {SMILE: 0.9, gender: 0.93}, 60),
+    }
+    for name, (tasks, fold, values, epochs) in runs.items():
+        local_run(tmp_path / name, tasks, fold, values)
+        config = {"trainer": {"max_epochs": epochs}}
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    column = Column("gender", "utkface", "acc")
+    found = experiments(find_runs([str(tmp_path)]))
+    labels = [e.label for e in found]
+    assert labels == ["single-task gender", "multi-task smile+gender · trainer.max_epochs=30",
+                      "multi-task smile+gender · trainer.max_epochs=60"]  # fmt: skip
+    mt30, mt60 = found[1], found[2]
+    assert paired_deltas(mt30, found)[column].mean == pytest.approx(0.015)
+    assert deltas(mt60, found) == {}  # not silently against the 30-epoch row
+    found = experiments(find_runs([str(tmp_path)]), baseline_ignoring=["trainer.max_epochs"])
+    mt30, mt60 = found[1], found[2]
+    assert loose_keys(mt30, "gender", found) == []
+    assert loose_keys(mt60, "gender", found) == ["trainer.max_epochs"]
+    assert paired_deltas(mt60, found)[column].mean == pytest.approx(0.025)
+
+    out = tmp_path / "report"
+    main(
+        ["report", str(tmp_path), "--out", str(out), "--baseline_ignoring", "[trainer.max_epochs]"]
+    )
+    text = (out / "report.md").read_text()
+    assert ("multi-task smile+gender · trainer.max_epochs=60: gender Δ taken against single-task "
+            "gender (trainer.max_epochs: multi-task 60, single-task 30)") in text  # fmt: skip
+    assert "trainer.max_epochs=30: gender Δ taken against" not in text
+
+
 def test_how_often_runs_validated_splits_them_only_where_it_changes_what_they_report(tmp_path):
     cases = {  # name: (precise_bn, max_epochs, check_val_every_n_epoch)
         "a": (0, 30, 1), "b": (0, 30, 5),  # neutral: one experiment

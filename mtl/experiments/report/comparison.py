@@ -59,11 +59,19 @@ def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> 
 
 
 def _differing(experiment: Experiment, other: Experiment) -> list[str]:
-    """The config keys that set ``other`` apart from its kind whose values ``experiment`` does
-    not share."""
-    return [
-        k for k, v in other.variant.items() if value_of(experiment.config, k, other.variant) != v
-    ]
+    """The config keys that set either row apart from its kind (``other``'s first) in which
+    the two rows' values differ: a single-task row run at one length only does not vary its
+    epochs, but a multi-task row of another length still differs from it there."""
+    keys = dict.fromkeys([*other.variant, *experiment.variant])
+    return [k for k in keys if len(set(values_of(k, experiment, other))) > 1]
+
+
+def values_of(key: str, experiment: Experiment, other: Experiment) -> tuple[str, str]:
+    """Both rows' values of ``key``, as the row whose kind varies it shows it (its variant's
+    value; the other row's read from its config alike)."""
+    if key in other.variant:
+        return value_of(experiment.config, key, other.variant), other.variant[key]
+    return experiment.variant[key], value_of(other.config, key, experiment.variant)
 
 
 def _ignored(key: str, ignoring: Iterable[str]) -> bool:

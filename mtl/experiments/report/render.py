@@ -23,9 +23,10 @@ from mtl.experiments.report.comparison import (
     deltas,
     loose_keys,
     paired_deltas,
+    values_of,
 )
 from mtl.experiments.report.figures import colour, legend_label, pyplot, save
-from mtl.experiments.report.table import Column, Experiment, Stats, value_of
+from mtl.experiments.report.table import Column, Experiment, Stats
 from mtl.tasks import metric_of
 
 DELTA_ROW = "  Δ vs single-task [95 % CI] (pairs)"
@@ -140,8 +141,9 @@ def loose_pairs(found: list[Experiment]) -> list[str]:
             if keys:
                 base = baseline(e, task, found)
                 assert base is not None  # loose keys come from a baseline
-                differ = "; ".join(f"{k}: multi-task {value_of(e.config, k, base.variant)}, "
-                                   f"single-task {base.variant[k]}" for k in keys)  # fmt: skip
+                values = {k: values_of(k, e, base) for k in keys}
+                differ = "; ".join(f"{k}: multi-task {mine}, single-task {theirs}"
+                                   for k, (mine, theirs) in values.items())  # fmt: skip
                 lines.append(f"{e.label}: {task} Δ taken against {base.label} ({differ})")
     return lines
 
