@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from mtl.cli import main
+from mtl.experiments.report.cells import format_paired
 from mtl.experiments.report.comparison import delta_m, deltas, loose_keys, paired_deltas
 from mtl.experiments.report.figures import legend_label
-from mtl.experiments.report.render import format_paired
 from mtl.experiments.report.runs import find_runs
 from mtl.experiments.report.table import Column, Experiment, experiments
 from mtl.experiments.report.wandb_file import (
@@ -677,6 +677,39 @@ def test_a_single_task_row_of_one_length_pairs_only_with_the_multi_task_row_of_t
     assert ("multi-task smile+gender · trainer.max_epochs=60: gender Δ taken against single-task "
             "gender (trainer.max_epochs: multi-task 60, single-task 30)") in text  # fmt: skip
     assert "trainer.max_epochs=30: gender Δ taken against" not in text
+
+
+def test_what_only_a_multi_task_row_can_vary_does_not_refuse_its_baseline(tmp_path):
+    """Multi-task rows that differ in their weighting's arguments or in the sources' shares
+    pair exactly with a single-task row (one task, one source: nothing to weight or share),
+    also one saved without a config (nothing to compare)."""
+    gender = "utkface/gender"
+    runs = {  # name: (tasks, values, config or None)
+        "st": (["gender"], {gender: 0.88}, None),
+        "mt_a": (["smile", "gender"], {SMILE: 0.9, gender: 0.89},
+                 {"model": {"weighting": {"class_path": "mtl.losses.KangWeighting",
+                                          "init_args": {"form": "log"}}},
+                  "data": {"balance": "equal"}}),
+        "mt_b": (["smile", "gender"], {SMILE: 0.9, gender: 0.90},
+                 {"model": {"weighting": {"class_path": "mtl.losses.KangWeighting",
+                                          "init_args": {"form": "softmax"}}},
+                  "data": {"balance": "weights", "weights": [1, 2]}}),
+    }  # fmt: skip
+    for name, (tasks, values, config) in runs.items():
+        local_run(tmp_path / name, tasks, 0, values)
+        if config is not None:
+            (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+    column = Column("gender", "utkface", "acc")
+    found = experiments(find_runs([str(tmp_path)]))
+    labels = [e.label for e in found]
+    assert "data.balance=equal" in labels[1] and "model.weighting.form=log" in labels[1]
+    assert "data.balance=weights" in labels[2] and "model.weighting.form=softmax" in labels[2]
+    for multi, diff in zip(found[1:], (0.01, 0.02), strict=True):
+        assert deltas(multi, found) == {column: pytest.approx(diff)}
+        assert loose_keys(multi, "gender", found) == []
+    (tmp_path / "st" / "config.yaml").write_text(yaml.safe_dump({"data": {"balance": "equal"}}))
+    found = experiments(find_runs([str(tmp_path)]))  # a single-source run's own balance: moot
+    assert deltas(found[2], found) == {column: pytest.approx(0.02)}
 
 
 def test_how_often_runs_validated_splits_them_only_where_it_changes_what_they_report(tmp_path):

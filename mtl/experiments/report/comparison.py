@@ -31,12 +31,18 @@ from scipy import stats as scipy_stats
 from mtl.experiments.report.table import Column, Experiment, Stats, value_of
 from mtl.tasks import metric_of
 
+SINGLE_TASK_MOOT = ("model.weighting", "data.balance", "data.weights")
+"""Keys a multi-task row may vary that say nothing about a single-task row: how the task
+losses are weighted and how the sources share an epoch (one task, one source there)."""
+
 
 def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> Experiment | None:
-    """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model).
-    Where single-task experiments of ``task`` differ in config keys (precision, epochs …),
-    the one whose values of those keys ``experiment`` shares; where none shares them all,
-    the one that shares all but the experiment's ``baseline_ignoring`` keys (and their
+    """The single-task experiment of ``task`` matching ``experiment`` (backbone, loss, model)
+    and sharing its values of every config key that sets either row apart from its kind
+    (:func:`differing`): where single-task rows differ in precision, the one of the multi-task
+    row's precision; where multi-task rows differ in epochs, a single-task row run at one
+    length only is the baseline of the multi-task row of that length alone. Where none shares
+    them all, the one that shares all but the experiment's ``baseline_ignoring`` keys (and their
     arguments: ``model.lr_scheduler`` covers ``model.lr_scheduler.T_max``), so a row whose
     schedule was chosen for its task set pairs with the single-task row chosen for its own
     (:func:`loose_keys` says in what they differ). None when there is no such experiment, or
@@ -47,31 +53,34 @@ def baseline(experiment: Experiment, task: str, found: Sequence[Experiment]) -> 
         for other in found
         if other.tasks == (task,) and all(other.fields[f] == experiment.fields[f] for f in same)
     ]
-    strict = [other for other in matches if not _differing(experiment, other)]
+    strict = [other for other in matches if not differing(experiment, other)]
     ignoring = experiment.baseline_ignoring
     if not strict and ignoring:
         strict = [
             other
             for other in matches
-            if all(_ignored(k, ignoring) for k in _differing(experiment, other))
+            if all(_ignored(k, ignoring) for k in differing(experiment, other))
         ]
     return strict[0] if len(strict) == 1 else None
 
 
-def _differing(experiment: Experiment, other: Experiment) -> list[str]:
-    """The config keys that set either row apart from its kind (``other``'s first) in which
-    the two rows' values differ: a single-task row run at one length only does not vary its
-    epochs, but a multi-task row of another length still differs from it there."""
-    keys = dict.fromkeys([*other.variant, *experiment.variant])
-    return [k for k in keys if len(set(values_of(k, experiment, other))) > 1]
+def differing(multi: Experiment, single: Experiment) -> list[str]:
+    """The config keys in which the two rows differ, of those that set either apart from its
+    kind (``single``'s first). A key only the multi-task rows vary counts where ``single``'s
+    config has it (a run saved without a config, or a weighting's argument, cannot be compared)
+    and it is not :data:`SINGLE_TASK_MOOT`."""
+    mine = [k for k in multi.variant if k in single.config and not _ignored(k, SINGLE_TASK_MOOT)]
+    keys = dict.fromkeys([*single.variant, *mine])
+    return [k for k in keys if len(set(values_of(k, multi, single))) > 1]
 
 
-def values_of(key: str, experiment: Experiment, other: Experiment) -> tuple[str, str]:
-    """Both rows' values of ``key``, as the row whose kind varies it shows it (its variant's
-    value; the other row's read from its config alike)."""
-    if key in other.variant:
-        return value_of(experiment.config, key, other.variant), other.variant[key]
-    return experiment.variant[key], value_of(other.config, key, experiment.variant)
+def values_of(key: str, multi: Experiment, single: Experiment) -> tuple[str, str]:
+    """The multi-task row's value of ``key``, then the single-task row's, each as the kind that
+    varies the key shows it (its variant's value; the other row's read from its config alike).
+    ``key`` must be in one of the two rows' variants."""
+    if key in single.variant:
+        return value_of(multi.config, key, single.variant), single.variant[key]
+    return multi.variant[key], value_of(single.config, key, multi.variant)
 
 
 def _ignored(key: str, ignoring: Iterable[str]) -> bool:
@@ -86,7 +95,7 @@ def loose_keys(experiment: Experiment, task: str, found: Sequence[Experiment]) -
     base = None if experiment.single_task else baseline(experiment, task, found)
     if base is None:
         return []
-    keys = _differing(experiment, base)
+    keys = differing(experiment, base)
     return sorted({k for k in keys if not any(k.startswith(f"{o}.") for o in keys)})
 
 

@@ -51,7 +51,7 @@ class Stats:
 
 Repetition = tuple[object, object, object]
 """(fold, data seed, ``seed_everything``): which repetition of its experiment a run is; the
-first two are its data split (:func:`per_split`)."""
+first two are its data split (:func:`~mtl.experiments.report.comparison.per_split`)."""
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Experiment:
     config: dict[str, str] = field(default_factory=dict)  # its first run's config items
     subgroups: list[list[dict]] = field(default_factory=list)  # per run: accuracy per subgroup
     label: str = ""
-    baseline_ignoring: tuple[str, ...] = ()  # keys its single-task row may differ in: baseline()
+    baseline_ignoring: tuple[str, ...] = ()  # keys its single-task row may differ in
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -156,7 +156,7 @@ def experiments(
     silently where its values are the kept run's (the same checkpoint re-tested, say with
     another ensemble size: its final model is the same result, counted once).
     ``baseline_ignoring``: config keys a multi-task row's single-task baseline may differ in
-    where none matches on every key (:func:`baseline`)."""
+    where none matches on every key (:func:`~mtl.experiments.report.comparison.baseline`)."""
     notes = [] if notes is None else notes
     prefixes = dict(MODELS) if stage == "test" else {"val": "final"}
     runs = sorted(runs, key=lambda r: r.origin)
