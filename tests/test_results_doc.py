@@ -64,6 +64,14 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
         assert "(4) |" in rows[multi.format(60, flip) + " · + ensemble of 5"]
     # its smile pairs with the 30-epoch single-task row (--baseline_ignoring), and says so
     assert f"{multi.format(60, 'False')}: smile Δ taken against {single} · {plain} (" in table
+    for task in ("gender", "age"):  # UTKFace's baselines: four folds, one seed, both ways
+        for flip in ("False", "True"):
+            assert "(4) |" in rows[f"single-task {task} · model.test_time_flip={flip}"]
+        # the 30-epoch multi-task row pairs with them exactly, the 60-epoch one loosely (‡)
+        assert f"{multi.format(30, 'False')}: {task} Δ taken against" not in table
+        against = (f"single-task {task} · model.test_time_flip=False (model.lr_scheduler.T_max: "
+                   "multi-task 60, single-task 30; trainer.max_epochs: multi-task 60")  # fmt: skip
+        assert f"{multi.format(60, 'False')}: {task} Δ taken against {against}" in table
     emotion = "single-task emotion · model.lr_scheduler.T_max={} · model.test_time_flip={} · "
     for length, flip in (("30", "False"), ("60", "False"), ("60", "True")):  # official split
         assert "(1) |" in rows[emotion.format(length, flip) + f"trainer.max_epochs={length}"]
