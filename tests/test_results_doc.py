@@ -72,6 +72,8 @@ def test_results_md_is_regenerated_from_the_committed_runs(tmp_path, monkeypatch
         against = (f"single-task {task} · model.test_time_flip=False (model.lr_scheduler.T_max: "
                    "multi-task 60, single-task 30; trainer.max_epochs: multi-task 60")  # fmt: skip
         assert f"{multi.format(60, 'False')}: {task} Δ taken against {against}" in table
+    delta = rows["Δ vs single-task [95 % CI] (pairs)"].split(" | ")  # the 30-epoch row's
+    assert "(4)" in delta[1] and "(4)" in delta[4]  # age, gender: paired over the four folds
     emotion = "single-task emotion · model.lr_scheduler.T_max={} · model.test_time_flip={} · "
     for length, flip in (("30", "False"), ("60", "False"), ("60", "True")):  # official split
         assert "(1) |" in rows[emotion.format(length, flip) + f"trainer.max_epochs={length}"]
