@@ -78,6 +78,27 @@ def fit_tiny(module: object, steps: int, **trainer_options: object) -> None:
     L.Trainer(**options).fit(module, train_dataloaders=Cycle(tiny_batches(module.tasks, 4), steps))
 
 
+def wandb_run_file(folder: Path, timeout: float = 60.0) -> Path:
+    """The one ``run-*.wandb`` file under ``folder``, once it holds the run's exit record.
+
+    W&B's service writes the file through a LevelDB-style record writer that holds the last
+    block in memory until it closes the run's stream, which can happen after ``wandb.finish()``
+    has returned (seen once in CI: the file read right after it had no exit record, and the run
+    was skipped). A test that reads the file waits for it, and names the file if it never
+    completes."""
+    import time
+
+    from mtl.experiments.report.wandb_file import read_wandb_file
+
+    (path,) = folder.rglob("run-*.wandb")
+    deadline = time.monotonic() + timeout
+    while not read_wandb_file(path).finished:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} has no exit record {timeout:.0f} s after wandb.finish()")
+        time.sleep(0.05)
+    return path
+
+
 @pytest.fixture
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in tmp_path so that ``runs/`` (logs, checkpoints) lands there, not in the repo."""

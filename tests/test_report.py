@@ -31,6 +31,8 @@ from mtl.experiments.report.wandb_file import (
     records,
 )
 
+from .conftest import wandb_run_file
+
 SMILE, PUBLIC, PRIVATE = "genki4k/smile", "fer2013_public/emotion", "fer2013_private/emotion"
 
 
@@ -75,6 +77,7 @@ def wandb_offline_run(
         run.log({f"val/{tasks[0]}/acc": value, "epoch": epoch})
     run.log(metrics("test", test))
     run.finish()
+    wandb_run_file(folder)  # written to its end
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +334,7 @@ def test_a_wandb_run_s_seed_everything_makes_a_repetition(tmp_path):
         folder = tmp_path / f"seed{seed}"
         wandb_offline_run(folder, ["smile"], 0, {SMILE: value}, f"s{seed}", seed_everything=seed)
     notes: list[str] = []
-    (single,) = experiments(find_runs([str(tmp_path)]), notes=notes)
+    (single,) = experiments(find_runs([str(tmp_path)], notes), notes=notes)
     assert sorted(single.values[Column("smile", "genki4k", "acc")]) == [0.80, 0.90] and not notes
 
 

@@ -15,7 +15,7 @@ import wandb
 
 from mtl.cli import run_cli
 
-from .conftest import CONF_DIR, tiny_fit_args
+from .conftest import CONF_DIR, tiny_fit_args, wandb_run_file
 
 WANDB = ["--config", str(CONF_DIR / "wandb.yaml")]  # offline: WANDB_MODE (tests/conftest.py)
 
@@ -115,8 +115,7 @@ def test_a_wandb_run_records_how_it_ran_for_mtl_report(in_tmp):
     cli = run_cli([*args, "--test_after_fit=true"])
     wandb_dir = Path(cli.trainer.loggers[1].experiment.dir).parent
     wandb.finish()
-    (path,) = wandb_dir.glob("run-*.wandb")
-    (run,) = find_runs([str(path)])
+    (run,) = find_runs([str(wandb_run_file(wandb_dir))])
     assert run.how["epochs"] == 3 and run.how["ensemble_members"] == 2
     assert run.how["fit_seconds"] > 0 and run.how["ran"]["precision"] == str(cli.trainer.precision)
     assert not {"epochs", "fit_seconds", "ensemble_members", "ran"} & run.config.keys()
