@@ -51,6 +51,7 @@ def test_workspace_has_the_comparison_sections_in_order(workspace):
     assert list(sections(workspace)) == [
         "Validation accuracy",
         "Test accuracy",
+        "By task set",
         "By backbone",
         "By weighting",
         "Validation accuracy per source",
@@ -63,8 +64,8 @@ def test_workspace_has_the_comparison_sections_in_order(workspace):
 
 @pytest.mark.parametrize(
     ("name", "key"),
-    [("Validation accuracy", "mtl.task_set"), ("By backbone", "mtl.backbone"),
-     ("By weighting", "mtl.weighting")],
+    [("Validation accuracy", "mtl.group"), ("By task set", "mtl.task_set"),
+     ("By backbone", "mtl.backbone"), ("By weighting", "mtl.weighting")],
 )  # fmt: skip
 def test_validation_curves_per_task_grouped_by_the_compared_key(workspace, name, key):
     panels = sections(workspace)[name]
@@ -79,7 +80,7 @@ def test_test_accuracy_is_a_bar_plot_per_task_beside_the_ensemble(workspace):
     panels = sections(workspace)["Test accuracy"]
     assert all(isinstance(p, wr.BarPlot) for p in panels)
     assert [p.metrics for p in panels] == [[f"test/{t}/acc", f"test_ens/{t}/acc"] for t in TASKS]
-    assert {p.groupby for p in panels} == {wr.Config("mtl.task_set")}
+    assert {p.groupby for p in panels} == {wr.Config("mtl.group")}  # one experiment, one bar
 
 
 def test_loss_weights_learning_rate_and_losses(workspace):
@@ -137,7 +138,7 @@ def test_workspace_converts_to_the_view_that_save_uploads(workspace):
     # the library reads its own output back: the spec is a valid view
     again = ws.Workspace._from_model(workspace_internal.View.model_validate(spec))
     assert [s.name for s in again.sections] == [s.name for s in workspace.sections]
-    assert again.sections[3].panels[0].groupby == wr.Config("mtl.weighting")
+    assert again.sections[4].panels[0].groupby == wr.Config("mtl.weighting")
 
 
 # --- the report model ---------------------------------------------------------------------
@@ -148,13 +149,14 @@ def test_report_compares_test_accuracy_by_each_key_then_validation_curves(no_net
     assert (report.entity, report.project, report.title) == ("me", "mtl", "t")
     headings = [b.text for b in report.blocks if isinstance(b, wr.H2)]
     assert headings == [
+        "Test accuracy by experiment",
         "Test accuracy by task set",
         "Test accuracy by backbone",
         "Test accuracy by weighting",
-        "Validation curves by task set",
+        "Validation curves by experiment",
     ]
     grids = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
-    keys = ["mtl.task_set", "mtl.backbone", "mtl.weighting", "mtl.task_set"]
+    keys = ["mtl.group", "mtl.task_set", "mtl.backbone", "mtl.weighting", "mtl.group"]
     for grid, key in zip(grids, keys, strict=True):
         (runset,) = grid.runsets
         assert (runset.entity, runset.project, runset.groupby) == ("me", "mtl", [f"config.{key}"])
@@ -162,7 +164,7 @@ def test_report_compares_test_accuracy_by_each_key_then_validation_curves(no_net
     assert [p.metrics for p in grids[1].panels] == [
         [f"test/{t}/acc", f"test_ens/{t}/acc"] for t in TASKS
     ]
-    assert [p.y for p in grids[3].panels] == [[f"val/{t}/acc"] for t in TASKS]
+    assert [p.y for p in grids[4].panels] == [[f"val/{t}/acc"] for t in TASKS]
 
 
 def test_report_converts_to_the_spec_that_save_uploads(no_network, monkeypatch):
@@ -178,16 +180,16 @@ def test_report_converts_to_the_spec_that_save_uploads(no_network, monkeypatch):
     monkeypatch.setattr(report_interface, "_get_api", lambda: None)
     model = dashboard.build_report("me", "mtl")._to_model()
     spec = json.loads(model.spec.model_dump_json(by_alias=True, exclude_none=True))
-    assert asked == [("me", "mtl")] * 4
+    assert asked == [("me", "mtl")] * 5
     grids = [b for b in spec["blocks"] if b["type"] == "panel-grid"]
-    assert len(grids) == 4
+    assert len(grids) == 5
     groupings = [g["metadata"]["runSets"][0]["grouping"][0]["name"] for g in grids]
-    assert groupings == ["mtl.value.task_set", "mtl.value.backbone", "mtl.value.weighting",
-                         "mtl.value.task_set"]  # fmt: skip
+    assert groupings == ["mtl.value.group", "mtl.value.task_set", "mtl.value.backbone",
+                         "mtl.value.weighting", "mtl.value.group"]  # fmt: skip
     bars = grids[0]["metadata"]["panelBankSectionConfig"]["panels"]
     assert [p["viewType"] for p in bars] == ["Bar Chart"] * len(TASKS)
     assert bars[0]["config"]["metrics"] == ["test/smile/acc", "test_ens/smile/acc"]
-    assert bars[0]["config"]["groupBy"] == "mtl.value.task_set"
+    assert bars[0]["config"]["groupBy"] == "mtl.value.group"
 
 
 # --- the command --------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def test_dry_run_prints_the_spec_and_touches_no_network(no_network, capsys):
     sections_ = printed["workspace"]["spec"]["section"]["panelBankConfig"]["sections"]
     assert sections_[0]["name"] == "Validation accuracy"
     blocks = printed["report"]["blocks"]
-    assert [b["type"] for b in blocks].count("PanelGrid") == 4
+    assert [b["type"] for b in blocks].count("PanelGrid") == 5
     assert blocks[2]["panels"][0]["type"] == "BarPlot"
 
 

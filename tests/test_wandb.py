@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import wandb
+import yaml
 
 from mtl.cli import run_cli
+from mtl.training.settings import settings_digest
 
 from .conftest import CONF_DIR, tiny_fit_args, wandb_run_file
 
@@ -33,7 +35,10 @@ def test_a_run_logs_its_config_identity_and_evaluation_to_wandb(in_tmp):
         ran = config["ran"]  # how it trains, once the data path is chosen (as in run.json)
         assert ran["precision"] == str(cli.trainer.precision)
         assert ran["data_path"] == cli.datamodule.data_path.name
-        assert run.group == "smile+emotion+gender+age|BKNet|UncertaintyWeighting"
+        # the experiment and the digest of the settings its folder's config.yaml saves
+        saved = yaml.safe_load((Path(csv_logger.log_dir) / "config.yaml").read_text())
+        experiment = "smile+emotion+gender+age|BKNet|UncertaintyWeighting"
+        assert run.group == f"{experiment}|{settings_digest(saved)}" == config["mtl"]["group"]
         assert run.job_type == "multi-task"
         assert {"multi-task", "backbone:BKNet", "weighting:UncertaintyWeighting"} <= set(run.tags)
         summary = dict(run.summary)
@@ -42,6 +47,8 @@ def test_a_run_logs_its_config_identity_and_evaluation_to_wandb(in_tmp):
         assert "lr-MomentumSGD/pg1" in summary  # learning rate (weights; no-decay group: pg2)
     finally:
         wandb.finish()
+    identity = json.loads((Path(csv_logger.log_dir) / "run.json").read_text())["identity"]
+    assert identity["group"] == run.group  # run.json names the same experiment
     matrix = Path(csv_logger.log_dir) / "confusion" / "val-smile-confusion.csv"
     with matrix.open(newline="") as f:
         rows = list(csv.reader(f))

@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+import yaml
 from jsonargparse import Namespace
 from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -43,6 +44,8 @@ from mtl.training.identity import RunIdentity
 from mtl.training.loggers import finish_wandb
 from mtl.training.module import MultiTaskModule
 from mtl.training.resume import resolve_last_checkpoint, trained_precision
+from mtl.training.settings import settings_digest
+from mtl.training.summary import RunSummary
 
 RUNS_DIR = "runs"
 TRAINER_COMMANDS = tuple(LightningCLI.subcommands())  # fit, validate, test, predict
@@ -141,12 +144,20 @@ class MTLCLI(LightningCLI):
             trainer.precision = trained or default_precision(trainer.get("accelerator"))
 
     def after_instantiate_classes(self) -> None:
-        """Loggers that name runs (W&B: group, job type, tags) learn what this run is."""
-        identity = RunIdentity.of(self.model, self.datamodule)
+        """Loggers that name runs (W&B: group, job type, tags) and ``run.json`` learn what this
+        run is, its settings' digest included (from the config its folder saves)."""
+        settings, sub = None, self.subcommand
+        if sub is not None:
+            saved = self._parser(sub).dump(self.config[sub], skip_none=False)
+            settings = settings_digest(yaml.safe_load(saved))
+        identity = RunIdentity.of(self.model, self.datamodule, settings)
         for logger in self.trainer.loggers:
             describe = getattr(logger, "describe", None)
             if callable(describe):
                 describe(identity, self.subcommand or "fit")
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RunSummary):
+                callback.settings = settings
 
     def instantiate_classes(self) -> None:
         """Build data, model and trainer; a value a class refuses is the user's to fix."""

@@ -5,10 +5,13 @@ The functions here only *build* ``wandb-workspaces`` models; saving them needs a
 and the network, and is :mod:`mtl.cli.commands.dashboard`'s job, so the layout can be checked (and
 printed by ``mtl dashboard --dry_run``) offline.
 
-Runs are told apart by ``wandb.config["mtl"]`` (:mod:`mtl.training.identity`): ``mtl.task_set``,
-``mtl.backbone``, ``mtl.weighting``. Panels group runs by one of those keys and draw a group as
-its mean with a standard-deviation band, so the folds and seeds of one experiment make one line
-or bar.
+Runs are told apart by ``wandb.config["mtl"]`` (:mod:`mtl.training.identity`): ``mtl.group``
+(the experiment: task set, backbone, weighting, loss and the digest of its other settings),
+``mtl.task_set``, ``mtl.backbone``, ``mtl.weighting``. Panels group runs by one of those keys and
+draw a group as its mean with a standard-deviation band. Grouped by ``mtl.group``, the folds and
+seeds of one experiment make one line or bar, and runs of other lengths, learning rates or
+ensemble sizes are not averaged into it; grouped by a backbone or weighting, a panel compares
+that choice over everything else the runs vary.
 """
 
 from __future__ import annotations
@@ -23,10 +26,16 @@ from wandb_workspaces.reports.v2.interface import Panel
 
 from mtl.tasks import DEFAULT_TASK_NAMES, metric_key, task_kind
 
+EXPERIMENT = "mtl.group"
 TASK_SET = "mtl.task_set"
 BACKBONE = "mtl.backbone"
 WEIGHTING = "mtl.weighting"
-GROUPINGS: dict[str, str] = {"task set": TASK_SET, "backbone": BACKBONE, "weighting": WEIGHTING}
+GROUPINGS: dict[str, str] = {
+    "experiment": EXPERIMENT,
+    "task set": TASK_SET,
+    "backbone": BACKBONE,
+    "weighting": WEIGHTING,
+}
 """What the dashboard compares: a reader's name -> the ``wandb.config`` key that holds it."""
 
 EPOCH = "epoch"
@@ -57,7 +66,7 @@ def grouping(by: str | None) -> dict:
     return {"groupby": wr.Config(by), "groupby_aggfunc": "mean", "groupby_rangefunc": "stddev"}
 
 
-def val_curve(task: str, by: str | None = TASK_SET) -> wr.LinePlot:
+def val_curve(task: str, by: str | None = EXPERIMENT) -> wr.LinePlot:
     """Validation accuracy (MAE) of ``task`` per epoch, one line per value of ``by``."""
     q = quality(task)
     title = f"{task}: validation {quality_label(task)}"
@@ -76,7 +85,7 @@ def source_curve(task: str) -> wr.LinePlot:
     )
 
 
-def accuracy_bars(task: str, by: str | None = TASK_SET) -> wr.BarPlot:
+def accuracy_bars(task: str, by: str | None = EXPERIMENT) -> wr.BarPlot:
     """Test accuracy (MAE) of ``task``: the run's checkpoint beside the checkpoint ensemble
     (``test_ens``, when the run made one), one bar per value of ``by``."""
     q = quality(task)
@@ -101,7 +110,7 @@ def weight_curve(task: str) -> wr.LinePlot:
 def loss_curve(task: str) -> wr.LinePlot:
     """Training and validation loss of ``task`` (over- or underfitting, per task)."""
     keys = [metric_key("train", task, "loss"), metric_key("val", task, "loss")]
-    return wr.LinePlot(title=f"{task}: loss", x=STEP, y=keys, **grouping(TASK_SET))
+    return wr.LinePlot(title=f"{task}: loss", x=STEP, y=keys, **grouping(EXPERIMENT))
 
 
 def lr_and_total_loss() -> list[wr.LinePlot]:
@@ -109,7 +118,9 @@ def lr_and_total_loss() -> list[wr.LinePlot]:
     expression since the optimizer is the run's choice) and the total losses."""
     return [
         wr.LinePlot(title="learning rate", x=STEP, metric_regex=r"^lr-.*"),
-        wr.LinePlot(title="total loss", x=STEP, y=["train/loss", "val/loss"], **grouping(TASK_SET)),
+        wr.LinePlot(
+            title="total loss", x=STEP, y=["train/loss", "val/loss"], **grouping(EXPERIMENT)
+        ),
     ]
 
 
@@ -121,12 +132,14 @@ def section(name: str, panels: Sequence[Panel], is_open: bool = False) -> ws.Sec
 def build_sections(tasks: Sequence[str]) -> list[ws.Section]:
     """The workspace's sections, top to bottom.
 
-    "By backbone" and "By weighting" repeat the validation panels with a per-panel grouping (a
-    line or bar plot's own ``groupby``, the panel's Grouping tab in the app) instead of the runs
-    table's grouping by task set; a panel groups by one key, hence a section per comparison."""
+    Every panel has its own grouping (a line or bar plot's ``groupby``, the panel's Grouping tab
+    in the app): the open sections draw an experiment (``mtl.group``) as one line or bar; "By
+    task set", "By backbone" and "By weighting" repeat the validation panels grouped by that
+    choice alone. A panel groups by one key, hence a section per comparison."""
     return [
         section("Validation accuracy", [val_curve(t) for t in tasks], is_open=True),
         section("Test accuracy", [accuracy_bars(t) for t in tasks], is_open=True),
+        section("By task set", [val_curve(t, TASK_SET) for t in tasks]),
         section("By backbone", [val_curve(t, BACKBONE) for t in tasks]),
         section("By weighting", [val_curve(t, WEIGHTING) for t in tasks]),
         section("Validation accuracy per source", [source_curve(t) for t in tasks]),
@@ -143,8 +156,8 @@ def build_workspace(
 ) -> ws.Workspace:
     """A saved-workspace model comparing the project's runs (call ``.save()`` to create it).
 
-    The runs table groups runs by task set (single- vs multi-task at a glance); panels of the
-    other comparisons group by their own key. Only these panels are shown: W&B's automatic
+    The runs table groups runs by task set (single- vs multi-task at a glance); the panels
+    group by their own key. Only these panels are shown: W&B's automatic
     panel per logged key is off, since a multi-source run logs hundreds of keys."""
     return ws.Workspace(
         entity=entity,
@@ -171,20 +184,24 @@ def build_report(
     title: str = DEFAULT_TITLE,
 ) -> wr.Report:
     """A report model (call ``.save()`` to create it): test accuracy per task as bars, grouped
-    by task set, then by backbone, then by weighting, and the validation curves by task set."""
+    by experiment, then by task set, backbone and weighting, and the validation curves by
+    experiment."""
     blocks: list = [
         wr.P(
             "Each bar is the mean over the runs (folds, seeds) that share the value; the band is "
-            "their standard deviation. test_ens is the checkpoint ensemble, where a run made one."
+            "their standard deviation. An experiment (mtl.group) is a task set, backbone, "
+            "weighting and loss with the digest of its other settings (epochs, learning rate, "
+            "ensemble size ...): the runs one row of mtl report holds. test_ens is the "
+            "checkpoint ensemble, where a run made one."
         )
     ]
     for label, key in GROUPINGS.items():
         bars = [accuracy_bars(t, key) for t in tasks]
         blocks += [wr.H2(f"Test accuracy by {label}"), panel_grid(entity, project, key, bars)]
-    curves = [val_curve(t, TASK_SET) for t in tasks]
+    curves = [val_curve(t, EXPERIMENT) for t in tasks]
     blocks += [
-        wr.H2("Validation curves by task set"),
-        panel_grid(entity, project, TASK_SET, curves),
+        wr.H2("Validation curves by experiment"),
+        panel_grid(entity, project, EXPERIMENT, curves),
     ]
     return wr.Report(entity=entity, project=project, title=title, blocks=blocks)
 

@@ -1,9 +1,11 @@
 """What a run is, in the words a dashboard groups by: task set, backbone, weighting, loss, fold.
 
-W&B runs get their ``group`` (the experiment: task set, backbone, weighting and a non-default
-loss, so the folds and seeds of one experiment share a group), ``job_type`` (single- or
-multi-task) and ``tags`` from here, and ``wandb.config["mtl"]`` holds the same fields, so
-dashboards compare single- vs multi-task, backbones and weightings with no hand-made names.
+W&B runs get their ``group`` (the experiment: task set, backbone, weighting, a non-default loss
+and the digest of the settings that set it apart, :mod:`mtl.training.settings`, so the folds and
+seeds of one experiment share a group and runs of other lengths or learning rates do not),
+``job_type`` (single- or multi-task) and ``tags`` from here, and ``wandb.config["mtl"]`` holds
+the same fields, so dashboards compare single- vs multi-task, backbones and weightings with no
+hand-made names.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ DEFAULT_LOSS = "cross_entropy"
 
 @dataclass(frozen=True)
 class RunIdentity:
-    """The experiment a run belongs to (tasks, backbone, weighting, loss) and which repetition
-    of it the run is (fold, data seed; ``seed_everything``, which draws the initial weights, is
-    in the run's config)."""
+    """The experiment a run belongs to (tasks, backbone, weighting, loss, and the digest of its
+    other settings where the run's config is known) and which repetition of it the run is (fold,
+    data seed; ``seed_everything``, which draws the initial weights, is in the run's config)."""
 
     tasks: tuple[str, ...]
     backbone: str
@@ -50,16 +52,22 @@ class RunIdentity:
     fold: int | None = None
     loss: str = DEFAULT_LOSS
     seed: int | None = None
+    settings: str | None = None  # mtl.training.settings.settings_digest of the run's config
 
     @classmethod
-    def of(cls, model: L.LightningModule, datamodule: L.LightningDataModule | None) -> RunIdentity:
+    def of(
+        cls,
+        model: L.LightningModule,
+        datamodule: L.LightningDataModule | None,
+        settings: str | None = None,
+    ) -> RunIdentity:
         tasks = tuple(getattr(model, "task_names", ()))
         net = getattr(model, "net", None)
         backbone = backbone_label(getattr(net, "backbone", None)) if net is not None else "?"
         weighting = type(getattr(model, "weighting", None)).__name__
         loss = getattr(model, "hparams", {}).get("task_loss", DEFAULT_LOSS)
         seed = getattr(datamodule, "seed", None)
-        return cls(tasks, backbone, weighting, validation_fold(datamodule), loss, seed)
+        return cls(tasks, backbone, weighting, validation_fold(datamodule), loss, seed, settings)
 
     @property
     def task_set(self) -> str:
@@ -77,7 +85,8 @@ class RunIdentity:
 
     @property
     def group(self) -> str:
-        return self.experiment
+        """The experiment with its settings' digest: the runs one row of ``mtl report`` holds."""
+        return self.experiment + ("" if self.settings is None else f"|{self.settings}")
 
     @property
     def tags(self) -> list[str]:
@@ -86,4 +95,5 @@ class RunIdentity:
         return tags + ([f"fold:{self.fold}"] if self.fold is not None else [])
 
     def as_config(self) -> dict:
-        return asdict(self) | {"task_set": self.task_set, "job_type": self.job_type}
+        derived = {"task_set": self.task_set, "job_type": self.job_type, "group": self.group}
+        return asdict(self) | derived

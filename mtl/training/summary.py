@@ -130,6 +130,7 @@ class RunSummary(L.Callback):
         self.earlier_seconds = 0.0  # fitting before the checkpoint this fit resumed from
         self.trained_epochs: int | None = None  # of the checkpoint a test or resume loaded
         self.fit_ran: dict[str, Any] | None = None  # this fit's, or a loaded checkpoint's fit's
+        self.settings: str | None = None  # the run's settings digest (RunIdentity), from the CLI
 
     def fit_seconds(self) -> float:
         started = self.fit_started
@@ -188,7 +189,7 @@ class RunSummary(L.Callback):
         a report of W&B runs names an ensemble by the members it really averaged."""
         path = folder / RUN_FILE
         record = json.loads(path.read_text()) if path.is_file() else {}
-        identity = RunIdentity.of(pl_module, trainer.datamodule)
+        identity = RunIdentity.of(pl_module, trainer.datamodule, self.settings)
         record |= {"identity": identity.as_config()}
         if trainer.state.fn == "fit":
             record["epochs"] = trainer.current_epoch

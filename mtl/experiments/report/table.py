@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from mtl.experiments.report.runs import Run
 from mtl.tasks import parse_metric_key
 from mtl.training.run_file import MODELS
+from mtl.training.settings import ANY, settings_items
 
 EXPERIMENT_FIELDS = ("task_set", "backbone", "weighting", "loss", "model")
 
@@ -97,49 +98,6 @@ def run_columns(run: Run, prefix: str, metrics: Iterable[str]) -> dict[Column, f
         for c, v in columns.items()
         if c.source != "all" or (c.task, c.metric) not in per_source
     }
-
-
-IGNORED_KEYS = {
-    "seed_everything", "seed", "val_fold", "root", "cache_dir", "default_root_dir", "logger",
-    "callbacks", "ckpt_path", "num_workers", "prepare_workers", "prepare_device", "tasks",
-    "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "test_after_fit",
-    "ensemble", "config", "profiler", "device_data", "foreach", "fused", "channels_last",
-    "verbose",
-}  # fmt: skip
-"""Config keys that tell repetitions or machines apart, or how a run was watched or fed, not
-experiments (``device_data``: where the same augmentation is computed; runs before it became
-``null`` by default saved ``false``; ``foreach`` and ``fused``: how the optimiser's update is
-computed, one call per operation or one kernel, the same update up to rounding, bitwise with
-``foreach`` for ``MomentumSGD``, tested; ``channels_last``: the memory layout of the same
-convolutions, saved ``null`` by a fit and resolved by a test from its checkpoint). Like
-``fused``, a layout changes a seeded run's rounding and so its trajectory, not the experiment:
-two runs that differ only there are one experiment's repetitions. How often a run validated is
-left out where it changes nothing reported (:func:`validation_leaves_training_alone`)."""
-
-ADDED_OPTIONS = {"model.test_time_flip": "False"}
-"""Options added after runs were saved, with the value those runs ran with (the option's
-default): a run whose config lacks one is read with it, so it is not told apart from a new run
-that kept the default."""
-
-
-def config_items(config: object, prefix: str = "") -> dict[str, str]:
-    """A resolved config as ``dotted.key -> value`` (``init_args`` dropped, a class path
-    shortened to the class name, lists indexed), without :data:`IGNORED_KEYS`."""
-    if isinstance(config, list):
-        config = {str(i): value for i, value in enumerate(config)}
-    if not isinstance(config, dict):
-        return {prefix: str(config)}
-    items: dict[str, str] = {}
-    for key, value in config.items():
-        if key in IGNORED_KEYS:
-            continue
-        if key == "class_path":
-            items[prefix] = str(value).rsplit(".", 1)[-1]
-        elif key == "init_args":
-            items |= config_items(value, prefix)
-        else:
-            items |= config_items(value, f"{prefix}.{key}" if prefix else str(key))
-    return items
 
 
 def experiments(
@@ -264,53 +222,25 @@ ABSENT = "-"
 """The value of a config key a run's config lacks because it names another class (a scheduler's
 ``T_max`` in a run with another scheduler): shown with that class, not on its own."""
 
-VALIDATION_KEY = "trainer.check_val_every_n_epoch"
-
 
 def _parent(key: str) -> str:
     return key.rsplit(".", 1)[0]
 
 
 def value_of(items: dict[str, str], key: str, varying: Iterable[str]) -> str:
-    """A run's value of a config key (``items``: its :func:`config_items`). A key it lacks is
-    ``None`` (an option added after the run was made, if its default is ``None``: one added
-    with another default still tells old runs from new ones), or :data:`ABSENT` where the key
-    is an argument of a class key that differs between the runs (``varying``)."""
+    """A run's value of a config key (``items``: its
+    :func:`~mtl.training.settings.settings_items`). A key it lacks is ``None`` (an option added
+    after the run was made, if its default is ``None``: one added with another default still
+    tells old runs from new ones), or :data:`ABSENT` where the key is an argument of a class
+    key that differs between the runs (``varying``)."""
     if key in items:
         return items[key]
     return ABSENT if _parent(key) in varying else "None"
 
 
-def validation_leaves_training_alone(items: dict[str, str], raw: dict) -> bool:
-    """Whether how often a run validated changes nothing it reports: validation draws no random
-    numbers (every loader has its own generator), but ``model.precise_bn`` rewrites batch-norm
-    statistics at each validation, a plateau scheduler or early stopping act on validations,
-    and an unvalidated last epoch leaves other statistics to the test."""
-    every = items.get(VALIDATION_KEY, "1")
-    epochs = items.get("trainer.max_epochs", "None")
-    callbacks = str((raw.get("trainer") or {}).get("callbacks") or "")
-    return (
-        items.get("model.precise_bn", "0") in ("0", "None")
-        and items.get("model.lr_scheduler") != "ReduceLROnPlateau"
-        and "EarlyStopping" not in callbacks
-        and every.isdigit()
-        and epochs.isdigit()
-        and int(epochs) % int(every) == 0
-    )
-
-
-ANY = "any"
-"""How often a run validated, where that changes nothing it reports: the same for every such run,
-and left out of labels."""
-
-
 def run_items(run: Run) -> dict[str, str]:
-    """A run's config as :func:`config_items`, how often it validated read as :data:`ANY` where
-    that changes nothing it reports (:func:`validation_leaves_training_alone`)."""
-    items = ADDED_OPTIONS | config_items(run.config)
-    if validation_leaves_training_alone(items, run.config):
-        items[VALIDATION_KEY] = ANY
-    return items
+    """A run's config as :func:`~mtl.training.settings.settings_items`: what sets it apart."""
+    return settings_items(run.config)
 
 
 def config_variants(runs: Sequence[Run], bases: dict[int, dict]) -> dict[int, dict[str, str]]:
