@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import warnings
 from pathlib import Path
 
@@ -86,17 +87,21 @@ def wandb_run_file(folder: Path, timeout: float = 60.0) -> Path:
     has returned (seen once in CI: the file read right after it had no exit record, and the run
     was skipped). A test that reads the file waits for it, and names the file if it never
     completes."""
-    import time
-
+    from mtl.errors import UserError
     from mtl.experiments.report.wandb_file import read_wandb_file
 
     (path,) = folder.rglob("run-*.wandb")
     deadline = time.monotonic() + timeout
-    while not read_wandb_file(path).finished:
+    while True:
+        try:
+            if read_wandb_file(path).finished:
+                return path
+            problem = "no exit record"
+        except UserError as err:  # not even its header yet
+            problem = str(err)
         if time.monotonic() > deadline:
-            raise AssertionError(f"{path} has no exit record {timeout:.0f} s after wandb.finish()")
+            raise AssertionError(f"{path}: {problem} {timeout:.0f} s after wandb.finish()")
         time.sleep(0.05)
-    return path
 
 
 @pytest.fixture

@@ -339,8 +339,9 @@ def test_a_wandb_run_s_seed_everything_makes_a_repetition(tmp_path):
 
 
 def test_a_run_saved_before_an_option_existed_reads_as_its_default(tmp_path):
-    """``model.test_time_flip`` (ADDED_OPTIONS): a config without it groups with ``false`` and
-    apart from ``true``; the layout a test resolves (``channels_last``) splits nothing."""
+    """``model.test_time_flip`` (``mtl.training.settings.ADDED_OPTIONS``): a config without it
+    groups with ``false`` and apart from ``true``; the layout a test resolves
+    (``channels_last``) splits nothing."""
     flips = {"old": None, "new": False, "flipped": True}
     for fold, (name, flip) in enumerate(flips.items()):
         local_run(tmp_path / name, ["smile"], fold, {SMILE: 0.9})

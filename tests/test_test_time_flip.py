@@ -175,6 +175,24 @@ def test_a_test_of_a_checkpoint_in_a_folder_of_its_own_records_the_fit_it_tests(
     assert record["ran"] == fitted["ran"] and record["ran"]["hardware"]  # the fit's, kept in it
 
 
+def test_a_test_of_a_checkpoint_joins_the_group_of_the_fit_it_tests(
+    checkpoint, tmp_path, monkeypatch
+):
+    """Its settings' digest is the fit's (the checkpoint's config), whatever the test command's
+    own trainer says, with the ensemble and the run settings the test asks for."""
+    fitted = json.loads((checkpoint.parents[1] / "run.json").read_text())["identity"]["group"]
+    groups = {}
+    for name, extra in {"same": [], "no flip": ["--model.test_time_flip=false"]}.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        run_cli([*retest_args(checkpoint), "--ensemble=1", "--trainer.max_epochs=7", *extra])
+        record = json.loads(Path("runs/mtl/version_0/run.json").read_text())
+        groups[name] = record["identity"]["group"]
+    assert groups["same"] == fitted != groups["no flip"]
+    assert groups["no flip"].rsplit("|", 1)[0] == fitted.rsplit("|", 1)[0]  # one experiment
+
+
 BESIDE = {  # a checkpoint's state and the run.json of its folder -> the ran a re-test records
     "carried, moved alone": (True, None, "fit"),
     "older, its run folder kept": (False, "fit", "fit"),

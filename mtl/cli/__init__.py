@@ -24,7 +24,7 @@ from jsonargparse.typing import NonNegativeInt
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.trainer.states import TrainerStatus
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from mtl import __version__
 from mtl.cli.commands import COMMANDS
@@ -43,7 +43,7 @@ from mtl.training.defaults import default_callbacks
 from mtl.training.identity import RunIdentity
 from mtl.training.loggers import finish_wandb
 from mtl.training.module import MultiTaskModule
-from mtl.training.resume import resolve_last_checkpoint, trained_precision
+from mtl.training.resume import resolve_last_checkpoint, trained_config, trained_precision
 from mtl.training.settings import settings_digest
 from mtl.training.summary import RunSummary
 
@@ -145,11 +145,8 @@ class MTLCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         """Loggers that name runs (W&B: group, job type, tags) and ``run.json`` learn what this
-        run is, its settings' digest included (from the config its folder saves)."""
-        settings, sub = None, self.subcommand
-        if sub is not None:
-            saved = self._parser(sub).dump(self.config[sub], skip_none=False)
-            settings = settings_digest(yaml.safe_load(saved))
+        run is, its settings' digest included (:meth:`settings_digest`)."""
+        settings = self.settings_digest()
         identity = RunIdentity.of(self.model, self.datamodule, settings)
         for logger in self.trainer.loggers:
             describe = getattr(logger, "describe", None)
@@ -158,6 +155,27 @@ class MTLCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, RunSummary):
                 callback.settings = settings
+
+    def settings_digest(self) -> str | None:
+        """The digest of this run's settings (:func:`~mtl.training.settings.settings_digest`) of
+        the config its folder saves. A test (validate, predict) of a checkpoint is digested as
+        the fit it evaluates (the checkpoint's config) with the run settings and the ensemble it
+        asks for, so ``mtl test --ckpt_path X`` without the fit's config joins the fit's group.
+        None, with a warning, where the config cannot be dumped: a group is a label, never a
+        reason to fail a run."""
+        sub = self.subcommand
+        if sub is None:
+            return None
+        try:
+            config = yaml.safe_load(self._parser(sub).dump(self.config[sub], skip_none=False))
+            fit = trained_config(config.get("ckpt_path")) if sub != "fit" else None
+            if fit is not None:
+                model = (fit.get("model") or {}) | self._run_settings
+                config = fit | {"model": model, "ensemble": config.get("ensemble", 0)}
+            return settings_digest(config)
+        except Exception as err:  # any failure: the run goes on, unlabelled
+            rank_zero_warn(f"mtl: the run's W&B group has no settings digest ({err})")
+            return None
 
     def instantiate_classes(self) -> None:
         """Build data, model and trainer; a value a class refuses is the user's to fix."""
