@@ -90,17 +90,17 @@ def wandb_run_file(folder: Path, timeout: float = 60.0) -> Path:
     from mtl.errors import UserError
     from mtl.experiments.report.wandb_file import read_wandb_file
 
-    (path,) = folder.rglob("run-*.wandb")
     deadline = time.monotonic() + timeout
     while True:
+        paths = list(folder.rglob("run-*.wandb"))
         try:
-            if read_wandb_file(path).finished:
-                return path
-            problem = "no exit record"
+            if len(paths) == 1 and read_wandb_file(paths[0]).finished:
+                return paths[0]
+            problem = f"{len(paths)} run files" if len(paths) != 1 else "no exit record"
         except UserError as err:  # not even its header yet
             problem = str(err)
         if time.monotonic() > deadline:
-            raise AssertionError(f"{path}: {problem} {timeout:.0f} s after wandb.finish()")
+            raise AssertionError(f"{folder}: {problem} {timeout:.0f} s after wandb.finish()")
         time.sleep(0.05)
 
 

@@ -106,3 +106,4 @@ def test_the_committed_runs_group_as_the_report_rows_them():
     assert digests["single_smile_250_seed2"] != digests["single_smile_250"]  # 10 members
     assert digests["single_smile_flip"] != digests["single_smile"]
     assert digests["multi_task_60"] != digests["multi_task"]
+    assert digests["single_age_60"] != digests["single_age"]

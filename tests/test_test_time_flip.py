@@ -175,22 +175,47 @@ def test_a_test_of_a_checkpoint_in_a_folder_of_its_own_records_the_fit_it_tests(
     assert record["ran"] == fitted["ran"] and record["ran"]["hardware"]  # the fit's, kept in it
 
 
-def test_a_test_of_a_checkpoint_joins_the_group_of_the_fit_it_tests(
+def test_a_test_of_a_checkpoint_with_the_fit_s_config_joins_the_fit_s_group(
     checkpoint, tmp_path, monkeypatch
 ):
-    """Its settings' digest is the fit's (the checkpoint's config), whatever the test command's
-    own trainer says, with the ensemble and the run settings the test asks for."""
-    fitted = json.loads((checkpoint.parents[1] / "run.json").read_text())["identity"]["group"]
+    """A run's group digests the config its folder saves, as ``mtl report`` rows it: a re-test
+    with the fit's config.yaml is the fit's experiment; the flip or another ensemble is not."""
+    fit_folder = checkpoint.parents[1]
+    fitted = json.loads((fit_folder / "run.json").read_text())["identity"]["group"]
+    base = ["test", "--config", str(fit_folder / "config.yaml"), f"--ckpt_path={checkpoint}"]
+    cases = {
+        "same": [],
+        "no flip": ["--model.test_time_flip=false"],
+        "no ensemble": ["--ensemble=0"],
+    }
     groups = {}
-    for name, extra in {"same": [], "no flip": ["--model.test_time_flip=false"]}.items():
+    for name, extra in cases.items():
         folder = tmp_path / name
         folder.mkdir()
         monkeypatch.chdir(folder)
-        run_cli([*retest_args(checkpoint), "--ensemble=1", "--trainer.max_epochs=7", *extra])
-        record = json.loads(Path("runs/mtl/version_0/run.json").read_text())
+        run_cli([*base, *extra])
+        (record,) = [json.loads(p.read_text()) for p in folder.rglob("run.json")]
         groups[name] = record["identity"]["group"]
-    assert groups["same"] == fitted != groups["no flip"]
-    assert groups["no flip"].rsplit("|", 1)[0] == fitted.rsplit("|", 1)[0]  # one experiment
+    assert groups["same"] == fitted
+    for other in ("no flip", "no ensemble"):
+        assert groups[other] != fitted
+        assert groups[other].rsplit("|", 1)[0] == fitted.rsplit("|", 1)[0]  # one experiment
+
+
+def test_a_config_that_cannot_be_digested_leaves_the_run_unlabelled_not_failed(
+    checkpoint, tmp_path, monkeypatch
+):
+    import mtl.cli
+
+    def broken(config: dict) -> str:
+        raise TypeError("unhashable")
+
+    monkeypatch.setattr(mtl.cli, "settings_digest", broken)
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="no settings digest .TypeError: unhashable"):
+        run_cli(retest_args(checkpoint))
+    record = json.loads((tmp_path / "runs/mtl/version_0/run.json").read_text())
+    assert record["identity"]["settings"] is None and "test" in record
 
 
 BESIDE = {  # a checkpoint's state and the run.json of its folder -> the ran a re-test records

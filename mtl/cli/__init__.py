@@ -43,7 +43,7 @@ from mtl.training.defaults import default_callbacks
 from mtl.training.identity import RunIdentity
 from mtl.training.loggers import finish_wandb
 from mtl.training.module import MultiTaskModule
-from mtl.training.resume import resolve_last_checkpoint, trained_config, trained_precision
+from mtl.training.resume import resolve_last_checkpoint, trained_precision
 from mtl.training.settings import settings_digest
 from mtl.training.summary import RunSummary
 
@@ -145,8 +145,8 @@ class MTLCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         """Loggers that name runs (W&B: group, job type, tags) and ``run.json`` learn what this
-        run is, its settings' digest included (:meth:`settings_digest`)."""
-        settings = self.settings_digest()
+        run is, its settings' digest included (:meth:`_settings_digest`)."""
+        settings = self._settings_digest()
         identity = RunIdentity.of(self.model, self.datamodule, settings)
         for logger in self.trainer.loggers:
             describe = getattr(logger, "describe", None)
@@ -156,25 +156,21 @@ class MTLCLI(LightningCLI):
             if isinstance(callback, RunSummary):
                 callback.settings = settings
 
-    def settings_digest(self) -> str | None:
-        """The digest of this run's settings (:func:`~mtl.training.settings.settings_digest`) of
-        the config its folder saves. A test (validate, predict) of a checkpoint is digested as
-        the fit it evaluates (the checkpoint's config) with the run settings and the ensemble it
-        asks for, so ``mtl test --ckpt_path X`` without the fit's config joins the fit's group.
-        None, with a warning, where the config cannot be dumped: a group is a label, never a
-        reason to fail a run."""
+    def _settings_digest(self) -> str | None:
+        """The digest of this run's settings (:func:`~mtl.training.settings.settings_digest`)
+        of the config its folder saves, as ``mtl report`` reads it: a test of a checkpoint run
+        with the fit's ``config.yaml`` joins the fit's group and row. None, with a warning,
+        where the config cannot be dumped: a group is a label, never a reason to fail a run."""
         sub = self.subcommand
         if sub is None:
             return None
         try:
             config = yaml.safe_load(self._parser(sub).dump(self.config[sub], skip_none=False))
-            fit = trained_config(config.get("ckpt_path")) if sub != "fit" else None
-            if fit is not None:
-                model = (fit.get("model") or {}) | self._run_settings
-                config = fit | {"model": model, "ensemble": config.get("ensemble", 0)}
             return settings_digest(config)
         except Exception as err:  # any failure: the run goes on, unlabelled
-            rank_zero_warn(f"mtl: the run's W&B group has no settings digest ({err})")
+            rank_zero_warn(
+                f"mtl: the run's group has no settings digest ({type(err).__name__}: {err})"
+            )
             return None
 
     def instantiate_classes(self) -> None:

@@ -79,24 +79,16 @@ def continue_runs(loggers: list[Namespace], checkpoint: Path) -> None:
                 logger.init_args.version = version
 
 
-def trained_config(checkpoint: str | Path | None) -> dict | None:
-    """The resolved config a checkpoint was trained with (embedded by ``mtl fit``); None when
-    the path is not a file (``best``, nothing) or the checkpoint holds none."""
+def trained_precision(checkpoint: str | Path | None) -> str | None:
+    """The ``trainer.precision`` a checkpoint was trained in (its embedded config), so a resumed
+    fit or a test of it keeps the precision instead of choosing anew; None when the path is not
+    a file (``best``, nothing) or the checkpoint does not say."""
     if checkpoint is None or not Path(checkpoint).is_file():
         return None
     saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
     try:
-        config = yaml.safe_load(saved.get("mtl_config") or "")
+        config = yaml.safe_load(saved.get("mtl_config") or "") or {}
+        value = (config.get("trainer") or {}).get("precision")
     except (yaml.YAMLError, AttributeError):
         return None
-    return config if isinstance(config, dict) else None
-
-
-def trained_precision(checkpoint: str | Path | None) -> str | None:
-    """The ``trainer.precision`` a checkpoint was trained in (its embedded config), so a resumed
-    fit or a test of it keeps the precision instead of choosing anew; None when the checkpoint
-    does not say."""
-    config = trained_config(checkpoint) or {}
-    trainer = config.get("trainer")
-    value = trainer.get("precision") if isinstance(trainer, dict) else None
     return None if value is None else str(value)
