@@ -140,7 +140,7 @@ def experiments(
             seen[which] = run.origin, columns
             experiment = found.setdefault(
                 key,
-                Experiment(fields, variant=variants[id(run)], config=run_items(run),
+                Experiment(fields, variant=variants[id(run)], config=settings_items(run.config),
                            baseline_ignoring=tuple(baseline_ignoring)),
             )  # fmt: skip
             experiment.how.append(run_how(run))
@@ -238,11 +238,6 @@ def value_of(items: dict[str, str], key: str, varying: Iterable[str]) -> str:
     return ABSENT if _parent(key) in varying else "None"
 
 
-def run_items(run: Run) -> dict[str, str]:
-    """A run's config as :func:`~mtl.training.settings.settings_items`: what sets it apart."""
-    return settings_items(run.config)
-
-
 def config_variants(runs: Sequence[Run], bases: dict[int, dict]) -> dict[int, dict[str, str]]:
     """For each run, the config keys (and its values, :func:`value_of`) that differ between
     runs of its identity; a key absent from some runs' configs and ``None`` in the others'
@@ -252,7 +247,7 @@ def config_variants(runs: Sequence[Run], bases: dict[int, dict]) -> dict[int, di
         groups.setdefault(tuple(bases[id(run)].values()), []).append(run)
     variants = {}
     for group in groups.values():
-        items = {id(run): run_items(run) for run in group}
+        items = {id(run): settings_items(run.config) for run in group}
         keys = set().union(*items.values())
         varying = sorted(k for k in keys if len({items[id(r)].get(k, "None") for r in group}) > 1)
         for run in group:
